@@ -1,0 +1,136 @@
+"""The `CourtCase` aggregate: one per case number; knows its POAs and when it concluded.
+
+Issuing a POA appends `PowerOfAttorneyAttached` to the case in the same save as the POA, so
+the case's version serialises issuing against concluding: no POA slips through a conclusion.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import CaseConcludedError, InvalidInputError
+
+CASE_NUMBER = re.compile(r"[0-9A-Za-z/_.\-]{1,64}")
+CASE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:epoa:court-case")
+
+JUDGMENT_IN_FORCE = "kz.court.case.judgment-entered-into-force"
+EXECUTION_DOCUMENTS_ISSUED = "kz.court.case.execution-documents-issued"
+CASE_EVENT_TYPES = (JUDGMENT_IN_FORCE, EXECUTION_DOCUMENTS_ISSUED)
+
+
+def parse_case_number(value: object) -> str:
+    if not isinstance(value, str) or not CASE_NUMBER.fullmatch(value):
+        raise InvalidInputError("case_number: 1 to 64 characters from [0-9A-Za-z/_.-] are required")
+    return value
+
+
+class CourtCase(Aggregate):
+    class Opened(Aggregate.Created):
+        case_number: str
+
+    class PowerOfAttorneyAttached(Aggregate.Event):
+        poa_id: UUID
+        at: datetime
+
+    class JudgmentEnteredIntoForce(Aggregate.Event):
+        source: str
+        event_id: str
+        data: dict[str, Any]
+        at: datetime
+        evidence: dict[str, str]
+
+    class ExecutionDocumentsIssued(Aggregate.Event):
+        source: str
+        event_id: str
+        data: dict[str, Any]
+        at: datetime
+        evidence: dict[str, str]
+
+    class Concluded(Aggregate.Event):
+        at: datetime
+
+    @staticmethod
+    def create_id(case_number: str) -> UUID:
+        return uuid5(CASE_NAMESPACE, case_number)
+
+    @event(Opened)
+    def __init__(self, case_number: str) -> None:
+        self.case_number = case_number
+        self.poa_ids: list[UUID] = []
+        self.judgment: dict[str, Any] | None = None
+        self.execution_documents: dict[str, Any] | None = None
+        self.concluded_at: datetime | None = None
+        self.seen: set[tuple[str, str]] = set()
+
+    @property
+    def concluded(self) -> bool:
+        return self.concluded_at is not None
+
+    def attach(self, poa_id: UUID, at: datetime) -> None:
+        if self.concluded:
+            raise CaseConcludedError(
+                f"case {self.case_number} concluded at {self.concluded_at}: "
+                "no new power of attorney can be issued in it"
+            )
+        self._attach(poa_id=poa_id, at=at)
+
+    def record(
+        self,
+        kind: str,
+        source: str,
+        event_id: str,
+        data: dict[str, Any],
+        at: datetime,
+        evidence: dict[str, str],
+    ) -> bool:
+        """Record a court's case event; return False if (source, id) was seen already."""
+        if (source, event_id) in self.seen:
+            return False
+        if kind == JUDGMENT_IN_FORCE:
+            self._judgment(source=source, event_id=event_id, data=data, at=at, evidence=evidence)
+        elif kind == EXECUTION_DOCUMENTS_ISSUED:
+            self._execution(source=source, event_id=event_id, data=data, at=at, evidence=evidence)
+        else:
+            raise InvalidInputError(f"unknown case event type {kind!r}")
+        if self.judgment and self.execution_documents and not self.concluded:
+            self._conclude(at=at)
+        return True
+
+    @event(PowerOfAttorneyAttached)
+    def _attach(self, poa_id: UUID, at: datetime) -> None:
+        self.poa_ids.append(poa_id)
+
+    @event(JudgmentEnteredIntoForce)
+    def _judgment(
+        self,
+        source: str,
+        event_id: str,
+        data: dict[str, Any],
+        at: datetime,
+        evidence: dict[str, str],
+    ) -> None:
+        self.seen.add((source, event_id))
+        if self.judgment is None:
+            self.judgment = {"at": at, **data}
+
+    @event(ExecutionDocumentsIssued)
+    def _execution(
+        self,
+        source: str,
+        event_id: str,
+        data: dict[str, Any],
+        at: datetime,
+        evidence: dict[str, str],
+    ) -> None:
+        self.seen.add((source, event_id))
+        if self.execution_documents is None:
+            self.execution_documents = {"at": at, **data}
+
+    @event(Concluded)
+    def _conclude(self, at: datetime) -> None:
+        self.concluded_at = at

@@ -1,0 +1,136 @@
+"""The person documents of the contract (section 3), checked field by field.
+
+A document that fails here is refused with `validation` before anything is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from domain.court_case import parse_case_number
+from domain.errors import InvalidInputError
+from domain.iin import is_valid_iin_bin
+from domain.rights import parse_rights
+
+MAX_TERM_DAYS = 3 * 365 + 1
+"""Civil Code art. 168: a POA's term is at most three years."""
+
+_COMMON = {"type", "document_id", "signed_at"}
+FIELDS = {
+    "epoa.issue": _COMMON | {"case_number", "principal", "attorneys", "rights", "valid_until"},
+    "epoa.add-attorney": _COMMON | {"poa_id", "attorney"},
+    "epoa.revoke": _COMMON | {"poa_id", "reason"},
+    "epoa.renounce": _COMMON | {"poa_id", "attorney_iin"},
+}
+REQUIRED = {
+    "epoa.issue": _COMMON | {"case_number", "principal", "attorneys", "rights"},
+    "epoa.add-attorney": _COMMON | {"poa_id", "attorney"},
+    "epoa.revoke": _COMMON | {"poa_id"},
+    "epoa.renounce": _COMMON | {"poa_id", "attorney_iin"},
+}
+
+
+def parse_iin(value: object, field: str) -> str:
+    if not isinstance(value, str) or not is_valid_iin_bin(value):
+        raise InvalidInputError(f"{field}: a valid 12-digit IIN is required, got {value!r}")
+    return value
+
+
+def parse_person(value: object, field: str) -> str:
+    if not isinstance(value, dict) or set(value) - {"iin", "name"}:
+        raise InvalidInputError(f'{field}: an object {{"iin": ...}} is required')
+    return parse_iin(value.get("iin"), f"{field}.iin")
+
+
+def parse_uuid(value: object, field: str) -> UUID:
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise InvalidInputError(f"{field}: a UUID is required, got {value!r}") from None
+
+
+def parse_signed_at(value: object) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInputError(f"signed_at: an RFC 3339 time is required, got {value!r}") from None
+    if moment.tzinfo is None:
+        raise InvalidInputError("signed_at: the time zone is required")
+    return moment
+
+
+def check_shape(document: dict[str, Any], expected_type: str) -> None:
+    kind = document.get("type")
+    if kind != expected_type:
+        raise InvalidInputError(f"type: {expected_type!r} expected here, got {kind!r}")
+    missing = REQUIRED[expected_type] - set(document)
+    unknown = set(document) - FIELDS[expected_type]
+    if missing:
+        raise InvalidInputError(f"missing field(s): {sorted(missing)}")
+    if unknown:
+        raise InvalidInputError(f"unknown field(s): {sorted(unknown)}")
+    parse_uuid(document["document_id"], "document_id")
+    parse_signed_at(document["signed_at"])
+
+
+@dataclass(frozen=True)
+class IssueRequest:
+    case_number: str
+    principal_iin: str
+    attorney_iins: list[str]
+    rights: list[str]
+    valid_until: date | None
+
+    @classmethod
+    def parse(cls, document: dict[str, Any]) -> IssueRequest:
+        check_shape(document, "epoa.issue")
+        principal = parse_person(document["principal"], "principal")
+        attorneys = document["attorneys"]
+        if not isinstance(attorneys, list) or not attorneys:
+            raise InvalidInputError("attorneys: at least one attorney is required")
+        iins = [parse_person(a, f"attorneys[{i}]") for i, a in enumerate(attorneys)]
+        if len(set(iins)) != len(iins):
+            raise InvalidInputError("attorneys: an attorney is named twice")
+        if principal in iins:
+            raise InvalidInputError("attorneys: the principal cannot be their own attorney")
+        return cls(
+            case_number=parse_case_number(document["case_number"]),
+            principal_iin=principal,
+            attorney_iins=iins,
+            rights=parse_rights(document["rights"]),
+            valid_until=_valid_until(document.get("valid_until"), document["signed_at"]),
+        )
+
+
+def _valid_until(value: object, signed_at: object) -> date | None:
+    if value is None:
+        return None
+    try:
+        until = date.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidInputError(
+            f"valid_until: a date YYYY-MM-DD is required, got {value!r}"
+        ) from None
+    issued_on = parse_signed_at(signed_at).date()
+    if until < issued_on:
+        raise InvalidInputError("valid_until: the date is before the date of issue")
+    if (until - issued_on).days > MAX_TERM_DAYS:
+        raise InvalidInputError("valid_until: a POA's term is at most three years")
+    return until
+
+
+def parse_poa_id(document: dict[str, Any], expected_type: str, poa_id: UUID) -> None:
+    """The document binds the POA it acts on: it cannot be replayed onto another one."""
+    check_shape(document, expected_type)
+    if parse_uuid(document["poa_id"], "poa_id") != poa_id:
+        raise InvalidInputError(f"poa_id: the document names {document['poa_id']}, not {poa_id}")
+
+
+def parse_reason(document: dict[str, Any]) -> str | None:
+    reason = document.get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
+        raise InvalidInputError("reason: a string of at most 1000 characters is expected")
+    return reason

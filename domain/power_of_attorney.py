@@ -1,0 +1,190 @@
+"""The `PowerOfAttorney` aggregate: one POA, in one court case, for one or more attorneys.
+
+Public commands check the rules (and that the signer is the actor); the private `@event`
+methods only record, so replaying history never re-checks or re-verifies anything.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import ConflictError, PoaNotActiveError, SignerMismatchError
+from domain.evidence import SignedDocument
+
+ACTIVE, REVOKED, TERMINATED, EXPIRED = "active", "revoked", "terminated", "expired"
+RENOUNCED = "renounced"
+
+KZ_TIME = timezone(timedelta(hours=5), "Asia/Almaty")
+"""`valid_until` is a calendar date in Kazakhstan: the POA is valid through its last second."""
+
+
+def expires_at(valid_until: date) -> datetime:
+    return datetime.combine(valid_until + timedelta(days=1), time(0), KZ_TIME)
+
+
+class PowerOfAttorney(Aggregate):
+    class Issued(Aggregate.Created):
+        case_number: str
+        principal: dict[str, Any]
+        attorneys: list[dict[str, Any]]
+        rights: list[str]
+        valid_until: str | None
+        at: datetime
+        evidence: dict[str, str]
+
+    class AttorneyAdded(Aggregate.Event):
+        attorney: dict[str, Any]
+        at: datetime
+        evidence: dict[str, str]
+
+    class AttorneyRenounced(Aggregate.Event):
+        attorney_iin: str
+        at: datetime
+        evidence: dict[str, str]
+
+    class Revoked(Aggregate.Event):
+        reason: str | None
+        at: datetime
+        evidence: dict[str, str]
+
+    class Terminated(Aggregate.Event):
+        reason: str
+        at: datetime
+        source: str
+
+    @event(Issued)
+    def __init__(
+        self,
+        case_number: str,
+        principal: dict[str, Any],
+        attorneys: list[dict[str, Any]],
+        rights: list[str],
+        valid_until: str | None,
+        at: datetime,
+        evidence: dict[str, str],
+    ) -> None:
+        self.case_number = case_number
+        self.principal = dict(principal)
+        self.attorneys = [
+            {"iin": a["iin"], "name": a.get("name"), "status": ACTIVE, "since": at, "until": None}
+            for a in attorneys
+        ]
+        self.rights = list(rights)
+        self.valid_until = date.fromisoformat(valid_until) if valid_until else None
+        self.issued_at = at
+        self.status = ACTIVE
+        self.termination: dict[str, Any] | None = None
+        self.documents = {evidence_document_id(evidence)}
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def status_at(self, moment: datetime) -> str:
+        """The status at `moment`, given the events applied so far (expiry is exact)."""
+        if self.status == ACTIVE and self.valid_until and moment >= expires_at(self.valid_until):
+            return EXPIRED
+        return self.status
+
+    def is_active_at(self, moment: datetime) -> bool:
+        return self.status_at(moment) == ACTIVE
+
+    def active_attorneys(self) -> list[str]:
+        return [a["iin"] for a in self.attorneys if a["status"] == ACTIVE]
+
+    def has_applied(self, evidence: SignedDocument) -> bool:
+        return str(evidence.document_id) in self.documents
+
+    # -- commands --------------------------------------------------------------------------
+
+    def add_attorney(
+        self, attorney: dict[str, Any], evidence: SignedDocument, at: datetime
+    ) -> None:
+        self._require_active(at)
+        self._require_signer(evidence, self.principal["iin"], "the principal")
+        if attorney["iin"] == self.principal["iin"]:
+            raise ConflictError("the principal cannot be their own attorney")
+        if any(a["iin"] == attorney["iin"] for a in self.attorneys):
+            raise ConflictError(f"attorney {attorney['iin']} is already named in this POA")
+        self._add_attorney(attorney=attorney, at=at, evidence=evidence.as_record())
+
+    def revoke(self, reason: str | None, evidence: SignedDocument, at: datetime) -> None:
+        self._require_active(at)
+        self._require_signer(evidence, self.principal["iin"], "the principal")
+        self._revoke(reason=reason, at=at, evidence=evidence.as_record())
+
+    def renounce(self, attorney_iin: str, evidence: SignedDocument, at: datetime) -> None:
+        self._require_active(at)
+        self._require_signer(evidence, attorney_iin, "the renouncing attorney")
+        if attorney_iin not in self.active_attorneys():
+            raise ConflictError(f"{attorney_iin} is not an active attorney of this POA")
+        self._renounce(attorney_iin=attorney_iin, at=at, evidence=evidence.as_record())
+        if not self.active_attorneys():
+            self._terminate(reason="renounced_by_all_attorneys", at=at, source="attorneys")
+
+    def end_with_case(self, at: datetime, source: str) -> bool:
+        """Terminate because the case concluded; return whether anything was recorded."""
+        if self.status != ACTIVE:
+            return False
+        expired = self.valid_until is not None and at >= expires_at(self.valid_until)
+        self._terminate(reason="expired" if expired else "case_concluded", at=at, source=source)
+        return True
+
+    def _require_active(self, at: datetime) -> None:
+        status = self.status_at(at)
+        if status != ACTIVE:
+            raise PoaNotActiveError(f"power of attorney {self.id} is {status}")
+
+    @staticmethod
+    def _require_signer(evidence: SignedDocument, iin: str, who: str) -> None:
+        if evidence.signer_kind != "person" or evidence.signer_id != iin:
+            raise SignerMismatchError(
+                f"the document must be signed by {who} ({iin}); "
+                f"it is signed by {evidence.signer_kind} {evidence.signer_id}"
+            )
+
+    # -- events ----------------------------------------------------------------------------
+
+    @event(AttorneyAdded)
+    def _add_attorney(
+        self, attorney: dict[str, Any], at: datetime, evidence: dict[str, str]
+    ) -> None:
+        self.attorneys.append(
+            {
+                "iin": attorney["iin"],
+                "name": attorney.get("name"),
+                "status": ACTIVE,
+                "since": at,
+                "until": None,
+            }
+        )
+        self.documents.add(evidence_document_id(evidence))
+
+    @event(AttorneyRenounced)
+    def _renounce(self, attorney_iin: str, at: datetime, evidence: dict[str, str]) -> None:
+        for attorney in self.attorneys:
+            if attorney["iin"] == attorney_iin:
+                attorney["status"] = RENOUNCED
+                attorney["until"] = at
+        self.documents.add(evidence_document_id(evidence))
+
+    @event(Revoked)
+    def _revoke(self, reason: str | None, at: datetime, evidence: dict[str, str]) -> None:
+        self.status = REVOKED
+        self.termination = {
+            "reason": "revoked_by_principal",
+            "at": at,
+            "source": "principal",
+            "detail": reason,
+        }
+        self.documents.add(evidence_document_id(evidence))
+
+    @event(Terminated)
+    def _terminate(self, reason: str, at: datetime, source: str) -> None:
+        self.status = TERMINATED
+        self.termination = {"reason": reason, "at": at, "source": source, "detail": None}
+
+
+def evidence_document_id(evidence: dict[str, str]) -> str:
+    return str(SignedDocument.from_record(evidence).document_id)

@@ -1,0 +1,315 @@
+"""The `Registry` application: the commands of the e-POA registry.
+
+Every command is one atomic save of every aggregate it touches plus the `AcceptedDocument`
+of its signed document; a version conflict (a concurrent command on the same case or POA)
+reloads and retries, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import (
+    EventStore,
+    IntegrityError,
+    InterfaceError,
+    Mapper,
+    OperationalError,
+)
+
+from domain.accepted_document import AcceptedDocument, digest_of
+from domain.court_case import CourtCase
+from domain.documents import IssueRequest, parse_iin, parse_person, parse_poa_id, parse_reason
+from domain.errors import (
+    ConflictError,
+    DuplicateDocumentError,
+    NotFoundError,
+    SignerMismatchError,
+    StoreUnavailableError,
+)
+from domain.evidence import SignedDocument
+from domain.power_of_attorney import PowerOfAttorney
+from domain.seal import SealKey, public_keys_of
+from domain.sealed_store import SealedEventStore, SealedMapper
+
+MAX_ATTEMPTS = 20
+T = TypeVar("T")
+NameLookup = Callable[[str], str | None]
+
+
+@dataclass
+class Outcome:
+    """What a command did: the POA after it, and whether this call recorded anything."""
+
+    poa: PowerOfAttorney
+    created: bool
+    positions: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CaseEvent:
+    """A court's case event whose signature was verified (see `domain.case_events`)."""
+
+    source: str
+    event_id: str
+    type: str
+    case_number: str
+    data: dict[str, Any]
+    evidence: SignedDocument
+
+
+@dataclass
+class CaseEventOutcome:
+    case: CourtCase
+    applied: bool
+    terminated: list[UUID] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+
+
+def no_names(_: str) -> str | None:
+    return None
+
+
+class Registry(Application[UUID]):
+    name = "epoa"
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        seal_key: SealKey,
+        retired_keys: tuple[Ed25519PublicKey, ...] = (),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        names: NameLookup = no_names,
+    ) -> None:
+        self.seal_key = seal_key
+        self.retired_keys = retired_keys
+        self.clock = clock
+        self.names = names
+        super().__init__(dict(env))
+
+    # -- wiring of the sealed store ------------------------------------------------------
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return SealedMapper(
+            self.construct_transcoder(), self.seal_key, public_keys_of(*self.retired_keys)
+        )
+
+    def construct_event_store(self) -> EventStore[UUID]:
+        assert isinstance(self.mapper, SealedMapper)
+        return SealedEventStore(self.mapper, self.recorder)
+
+    # -- commands --------------------------------------------------------------------------
+
+    def issue(self, evidence: SignedDocument) -> Outcome:
+        request = IssueRequest.parse(evidence.document)
+        if evidence.signer_kind != "person" or evidence.signer_id != request.principal_iin:
+            raise SignerMismatchError(
+                f"an issue must be signed by the principal {request.principal_iin}; "
+                f"it is signed by {evidence.signer_kind} {evidence.signer_id}"
+            )
+
+        def attempt() -> Outcome:
+            at = self.clock()
+            case = self._case_or_new(request.case_number)
+            poa = PowerOfAttorney(
+                case_number=request.case_number,
+                principal=self._person(request.principal_iin),
+                attorneys=[self._person(iin) for iin in request.attorney_iins],
+                rights=request.rights,
+                valid_until=request.valid_until.isoformat() if request.valid_until else None,
+                at=at,
+                evidence=evidence.as_record(),
+            )
+            case.attach(poa.id, at)
+            return self._save_with(evidence, poa, case)
+
+        return self._once(evidence, attempt)
+
+    def add_attorney(self, poa_id: UUID, evidence: SignedDocument) -> Outcome:
+        parse_poa_id(evidence.document, "epoa.add-attorney", poa_id)
+        attorney = parse_person(evidence.document["attorney"], "attorney")
+
+        def attempt() -> Outcome:
+            poa = self.get_poa(poa_id)
+            poa.add_attorney(self._person(attorney), evidence, self.clock())
+            return self._save_with(evidence, poa)
+
+        return self._once(evidence, attempt)
+
+    def revoke(self, poa_id: UUID, evidence: SignedDocument) -> Outcome:
+        parse_poa_id(evidence.document, "epoa.revoke", poa_id)
+        reason = parse_reason(evidence.document)
+
+        def attempt() -> Outcome:
+            poa = self.get_poa(poa_id)
+            poa.revoke(reason, evidence, self.clock())
+            return self._save_with(evidence, poa)
+
+        return self._once(evidence, attempt)
+
+    def renounce(self, poa_id: UUID, evidence: SignedDocument) -> Outcome:
+        parse_poa_id(evidence.document, "epoa.renounce", poa_id)
+        attorney_iin = parse_iin(evidence.document["attorney_iin"], "attorney_iin")
+
+        def attempt() -> Outcome:
+            poa = self.get_poa(poa_id)
+            poa.renounce(attorney_iin, evidence, self.clock())
+            return self._save_with(evidence, poa)
+
+        return self._once(evidence, attempt)
+
+    def record_case_event(self, case_event: CaseEvent) -> CaseEventOutcome:
+        """Apply a court's case event; concluding ends every active POA of the case."""
+        if case_event.evidence.signer_kind != "organisation":
+            raise SignerMismatchError("case events must be signed by a court system (BIN)")
+
+        def attempt() -> CaseEventOutcome:
+            at = self.clock()
+            case = self._case_or_new(case_event.case_number)
+            was_concluded = case.concluded
+            applied = case.record(
+                case_event.type,
+                case_event.source,
+                case_event.event_id,
+                case_event.data,
+                at,
+                case_event.evidence.as_record(),
+            )
+            if not applied:
+                return CaseEventOutcome(case, applied=False)
+            ended: list[PowerOfAttorney] = []
+            if case.concluded and not was_concluded:
+                source = f"case-event:{case_event.source}#{case_event.event_id}"
+                for poa_id in case.poa_ids:
+                    poa = self.get_poa(poa_id)
+                    if poa.end_with_case(at, source):
+                        ended.append(poa)
+            recordings = self.save(case, *ended)
+            return CaseEventOutcome(
+                case, True, [p.id for p in ended], [r.notification.id for r in recordings]
+            )
+
+        return self._retrying(attempt)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def get_poa(self, poa_id: UUID, version: int | None = None) -> PowerOfAttorney:
+        with self._store():
+            try:
+                poa: object = self.repository.get(poa_id, version=version)
+            except AggregateNotFoundError:
+                raise NotFoundError(f"power of attorney {poa_id} not found") from None
+        if not isinstance(poa, PowerOfAttorney):
+            raise NotFoundError(f"power of attorney {poa_id} not found")
+        return poa
+
+    def get_poa_at(self, poa_id: UUID, moment: datetime) -> PowerOfAttorney:
+        """The POA as it stood at `moment`, replayed from its events."""
+        with self._store():
+            events = list(self.events.get(poa_id))
+        version = sum(1 for e in events if getattr(e, "at", moment) <= moment)
+        if not events or version == 0:
+            raise NotFoundError(f"power of attorney {poa_id} did not exist at {moment}")
+        return self.get_poa(poa_id, version=version)
+
+    def get_case(self, case_number: str) -> CourtCase:
+        with self._store():
+            try:
+                case: object = self.repository.get(CourtCase.create_id(case_number))
+            except AggregateNotFoundError:
+                raise NotFoundError(f"case {case_number} not found") from None
+        assert isinstance(case, CourtCase)
+        return case
+
+    def authority(
+        self, case_number: str, attorney_iin: str, right: str, moment: datetime
+    ) -> list[UUID]:
+        """The POAs by which the attorney may exercise `right` in the case at `moment`."""
+        try:
+            case = self.get_case(case_number)
+        except NotFoundError:
+            return []
+        found = []
+        for poa_id in case.poa_ids:
+            try:
+                poa = self.get_poa_at(poa_id, moment)
+            except NotFoundError:
+                continue
+            if (
+                right in poa.rights
+                and poa.is_active_at(moment)
+                and (attorney_iin in poa.active_attorneys())
+            ):
+                found.append(poa_id)
+        return found
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _person(self, iin: str) -> dict[str, Any]:
+        return {"iin": iin, "name": self.names(iin)}
+
+    def _case_or_new(self, case_number: str) -> CourtCase:
+        try:
+            return self.get_case(case_number)
+        except NotFoundError:
+            return CourtCase(case_number)
+
+    def _save_with(self, evidence: SignedDocument, poa: PowerOfAttorney, *others: Any) -> Outcome:
+        accepted = AcceptedDocument(
+            document_id=str(evidence.document_id),
+            document_type=evidence.type,
+            digest=digest_of(evidence.canonical),
+            poa_id=poa.id,
+        )
+        recordings = self.save(poa, *others, accepted)
+        return Outcome(poa, True, [r.notification.id for r in recordings])
+
+    def _accepted(self, document_id: UUID) -> AcceptedDocument | None:
+        with self._store():
+            try:
+                found: object = self.repository.get(AcceptedDocument.create_id(str(document_id)))
+            except AggregateNotFoundError:
+                return None
+        assert isinstance(found, AcceptedDocument)
+        return found
+
+    def _once(self, evidence: SignedDocument, attempt: Callable[[], Outcome]) -> Outcome:
+        """Run a command unless its document was accepted before (then answer as before)."""
+
+        def guarded() -> Outcome:
+            accepted = self._accepted(evidence.document_id)
+            if accepted is None:
+                return attempt()
+            if accepted.digest != digest_of(evidence.canonical):
+                raise DuplicateDocumentError(
+                    f"document_id {evidence.document_id} was accepted before with other content"
+                )
+            if accepted.poa_id is None:
+                raise ConflictError(f"document_id {evidence.document_id} belongs to no POA")
+            return Outcome(self.get_poa(accepted.poa_id), created=False)
+
+        return self._retrying(guarded)
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        for number in range(MAX_ATTEMPTS):
+            try:
+                with self._store():
+                    return attempt()
+            except IntegrityError:
+                time.sleep(min(0.001 * 2**number, 0.05))
+        raise ConflictError("too many concurrent changes to the same case or POA; try again")
+
+    @contextmanager
+    def _store(self) -> Iterator[None]:
+        try:
+            yield
+        except (OperationalError, InterfaceError) as error:
+            raise StoreUnavailableError(f"the event store is unavailable: {error}") from error

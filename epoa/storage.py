@@ -1,0 +1,96 @@
+"""`EPOA_DATABASE_URL` to the library's persistence settings, and the append-only guard.
+
+The persistence module is always set explicitly: the library falls back to an in-memory
+store when it is not, which would silently lose every record.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import psycopg
+
+EVENTS_TABLE = "epoa_events"
+
+
+def persistence_env(database_url: str) -> dict[str, str]:
+    parts = urlsplit(database_url)
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+        if not path:
+            raise ValueError("EPOA_DATABASE_URL: sqlite:///relative/path or sqlite:////abs/path")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path,
+            "SQLITE_LOCK_TIMEOUT": "30",
+            "CREATE_TABLE": "y",
+        }
+    if parts.scheme in ("postgresql", "postgres"):
+        query = parse_qs(parts.query)
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
+            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_POOL_SIZE": query.get("pool_size", ["10"])[0],
+            "POSTGRES_MAX_OVERFLOW": "10",
+            "CREATE_TABLE": "y",
+        }
+        if "schema" in query:
+            env["POSTGRES_SCHEMA"] = query["schema"][0]
+        return env
+    raise ValueError(
+        f"EPOA_DATABASE_URL: unsupported scheme {parts.scheme!r} "
+        "(sqlite:///path or postgresql://user@host:port/db?schema=name)"
+    )
+
+
+def psycopg_conninfo(database_url: str) -> str:
+    """A libpq connection string for the same database (without the `schema` parameter)."""
+    parts = urlsplit(database_url)
+    return parts._replace(scheme="postgresql", query="").geturl()
+
+
+def schema_of(database_url: str) -> str:
+    return parse_qs(urlsplit(database_url).query).get("schema", ["public"])[0]
+
+
+APPEND_ONLY_SQL = """
+CREATE OR REPLACE FUNCTION {schema}.epoa_refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'epoa: % of event rows is refused: the event store is append-only', TG_OP
+    USING ERRCODE = 'insufficient_privilege';
+END $$;
+DROP TRIGGER IF EXISTS epoa_append_only_rows ON {schema}.{table};
+CREATE TRIGGER epoa_append_only_rows BEFORE UPDATE OR DELETE ON {schema}.{table}
+  FOR EACH ROW EXECUTE FUNCTION {schema}.epoa_refuse_change();
+DROP TRIGGER IF EXISTS epoa_append_only_truncate ON {schema}.{table};
+CREATE TRIGGER epoa_append_only_truncate BEFORE TRUNCATE ON {schema}.{table}
+  FOR EACH STATEMENT EXECUTE FUNCTION {schema}.epoa_refuse_change();
+"""
+
+
+def guard_append_only(database_url: str) -> None:
+    """Make the database itself refuse UPDATE, DELETE and TRUNCATE of event rows."""
+    if urlsplit(database_url).scheme not in ("postgresql", "postgres"):
+        return
+    schema = schema_of(database_url)
+    sql = APPEND_ONLY_SQL.format(schema=_ident(schema), table=EVENTS_TABLE)
+    with psycopg.connect(psycopg_conninfo(database_url), autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext('epoa-append-only-guard'))")
+        try:
+            conn.execute(sql.encode())
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext('epoa-append-only-guard'))")
+
+
+def _ident(name: str) -> str:
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"unsafe schema name {name!r}")
+    return '"' + name + '"'

@@ -1,0 +1,71 @@
+"""The composition root: builds the registry, keys and trust store from `Settings`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from domain.registry import NameLookup, Registry, no_names
+from domain.seal import SealKey
+from epoa.settings import Settings
+from epoa.storage import guard_append_only, persistence_env
+
+log = logging.getLogger("epoa")
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+def load_seal_key(settings: Settings) -> SealKey:
+    if settings.seal_key is not None:
+        try:
+            return SealKey.from_pem(settings.seal_key.read_bytes())
+        except (OSError, ValueError) as error:
+            raise SettingsError(f"EPOA_SEAL_KEY={settings.seal_key}: {error}") from error
+    if settings.env == "production":
+        raise SettingsError("EPOA_SEAL_KEY is required in production (an Ed25519 PEM key)")
+    path = settings.var_dir / "seal-key.pem"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(SealKey.generate().to_pem())
+        path.chmod(0o600)
+        log.warning("created a development seal key at %s", path)
+    return SealKey.from_pem(path.read_bytes())
+
+
+def load_retired_keys(settings: Settings) -> tuple[Ed25519PublicKey, ...]:
+    keys = []
+    for path in settings.retired_seal_keys:
+        key = serialization.load_pem_public_key(path.read_bytes())
+        if not isinstance(key, Ed25519PublicKey):
+            raise SettingsError(f"EPOA_RETIRED_SEAL_KEYS: {path} is not an Ed25519 public key")
+        keys.append(key)
+    return tuple(keys)
+
+
+def build_registry(
+    settings: Settings,
+    names: NameLookup = no_names,
+    clock: Callable[[], datetime] | None = None,
+) -> Registry:
+    try:
+        env = persistence_env(settings.database_url)
+    except ValueError as error:
+        raise SettingsError(str(error)) from error
+    extra = {"clock": clock} if clock is not None else {}
+    registry = Registry(
+        env, load_seal_key(settings), load_retired_keys(settings), names=names, **extra
+    )
+    guard_append_only(settings.database_url)
+    return registry
+
+
+def default_var(settings: Settings) -> Path:
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    return settings.var_dir
