@@ -1,0 +1,125 @@
+"""A case concludes when its judgment is in force AND execution documents are issued."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
+from domain.errors import CaseConcludedError, DomainError
+from domain.registry import Registry
+from tests.support.people import CASE, People, case_event
+from tests.test_issue import refused, stored_count
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        (JUDGMENT_IN_FORCE, EXECUTION_DOCUMENTS_ISSUED),
+        (EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE),
+    ],
+)
+def test_both_events_in_either_order_terminate_every_active_poa_of_the_case(
+    registry: Registry, people: People, order: tuple[str, str]
+) -> None:
+    first = registry.issue(people.issue()).poa
+    second = registry.issue(people.issue()).poa
+    elsewhere = registry.issue(people.issue(case_number="OTHER-9")).poa
+    half = registry.record_case_event(case_event(people, order[0]))
+    assert half.applied and not half.case.concluded
+    assert registry.get_poa(first.id).status == "active"
+    done = registry.record_case_event(case_event(people, order[1]))
+    assert done.case.concluded
+    assert sorted(done.terminated) == sorted([first.id, second.id])
+    for poa_id in (first.id, second.id):
+        poa = registry.get_poa(poa_id)
+        assert poa.status == "terminated"
+        assert poa.termination is not None
+        assert poa.termination["reason"] == "case_concluded"
+    assert registry.get_poa(elsewhere.id).status == "active"
+
+
+def test_a_case_event_seen_twice_changes_nothing(registry: Registry, people: People) -> None:
+    registry.issue(people.issue())
+    judgment = case_event(people, JUDGMENT_IN_FORCE, event_id="evt-1")
+    registry.record_case_event(judgment)
+    count = stored_count(registry)
+    again = registry.record_case_event(case_event(people, JUDGMENT_IN_FORCE, event_id="evt-1"))
+    assert not again.applied
+    assert stored_count(registry) == count
+
+
+def test_a_revoked_poa_keeps_its_reason_when_the_case_concludes(
+    registry: Registry, people: People
+) -> None:
+    poa = registry.issue(people.issue()).poa
+    registry.revoke(poa.id, people.act("epoa.revoke", poa.id, people.principal))
+    registry.record_case_event(case_event(people, JUDGMENT_IN_FORCE))
+    done = registry.record_case_event(case_event(people, EXECUTION_DOCUMENTS_ISSUED))
+    assert done.terminated == []
+    termination = registry.get_poa(poa.id).termination
+    assert termination is not None and termination["reason"] == "revoked_by_principal"
+
+
+def test_no_poa_can_be_issued_in_a_concluded_case(registry: Registry, people: People) -> None:
+    registry.record_case_event(case_event(people, JUDGMENT_IN_FORCE))
+    registry.record_case_event(case_event(people, EXECUTION_DOCUMENTS_ISSUED))
+    refused(registry, CaseConcludedError, registry.issue, people.issue())
+
+
+def test_a_person_cannot_sign_a_case_event(registry: Registry, people: People) -> None:
+    from dataclasses import replace
+
+    from domain.errors import SignerMismatchError
+
+    event = case_event(people, JUDGMENT_IN_FORCE)
+    forged = replace(event, evidence=people.sign(event.evidence.document, people.principal))
+    refused(registry, SignerMismatchError, registry.record_case_event, forged)
+
+
+def test_issuing_racing_a_conclusion_never_leaves_an_active_poa_in_a_concluded_case(
+    registry: Registry, people: People
+) -> None:
+    """8 threads issue into one case while another concludes it."""
+    registry.record_case_event(case_event(people, JUDGMENT_IN_FORCE))
+    documents = [people.issue() for _ in range(8 * 5)]
+    conclusion = case_event(people, EXECUTION_DOCUMENTS_ISSUED)
+    errors: list[BaseException] = []
+    start = threading.Barrier(9)
+
+    def worker(job: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            start.wait()
+            try:
+                job()
+            except DomainError as error:
+                if not isinstance(error, CaseConcludedError):
+                    errors.append(error)
+            except BaseException as error:
+                errors.append(error)
+
+        return run
+
+    def issue_batch(batch: list[object]) -> Callable[[], None]:
+        def run() -> None:
+            for evidence in batch:
+                try:
+                    registry.issue(evidence)  # type: ignore[arg-type]
+                except CaseConcludedError:
+                    pass
+
+        return run
+
+    threads = [threading.Thread(target=worker(issue_batch(documents[i::8]))) for i in range(8)]
+    threads.append(threading.Thread(target=worker(lambda: registry.record_case_event(conclusion))))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    case = registry.get_case(CASE)
+    assert case.concluded
+    statuses = [registry.get_poa(poa_id).status for poa_id in case.poa_ids]
+    assert "active" not in statuses

@@ -1,0 +1,163 @@
+"""Issuing a power of attorney, on SQLite and PostgreSQL, with real signatures."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain.errors import (
+    DomainError,
+    DuplicateDocumentError,
+    InvalidInputError,
+    SignerMismatchError,
+)
+from domain.registry import Registry
+from tests.support.people import CASE, People
+
+
+def stored_count(registry: Registry) -> int:
+    return registry.recorder.max_notification_id() or 0
+
+
+def refused(registry: Registry, error: type[DomainError], command: object, *args: object) -> str:
+    """Run a command that must fail; prove the store is exactly as it was."""
+    before = stored_count(registry)
+    with pytest.raises(error) as caught:
+        command(*args)  # type: ignore[operator]
+    assert stored_count(registry) == before
+    return str(caught.value)
+
+
+def test_an_issued_poa_is_active_for_its_attorneys_in_its_case(
+    registry: Registry, people: People
+) -> None:
+    outcome = registry.issue(people.issue())
+    poa = outcome.poa
+    assert outcome.created and poa.status == "active"
+    assert poa.case_number == CASE
+    assert poa.principal["iin"] == people.principal.iin
+    assert poa.active_attorneys() == [people.attorney.iin]
+    assert poa.rights == ["represent_first_instance", "appeal_judicial_acts"]
+    assert registry.get_case(CASE).poa_ids == [poa.id]
+    assert registry.get_poa(poa.id).status == "active"
+
+
+def test_the_signed_document_is_kept_as_evidence_in_the_event(
+    registry: Registry, people: People
+) -> None:
+    evidence = people.issue()
+    poa = registry.issue(evidence).poa
+    issued = next(iter(registry.events.get(poa.id)))
+    assert issued.evidence == evidence.as_record()  # type: ignore[attr-defined]
+    assert people.verifier.verify_record(issued.evidence).signer_id == people.principal.iin  # type: ignore[attr-defined]
+
+
+def test_the_same_document_again_answers_the_same_poa_and_records_nothing(
+    registry: Registry, people: People
+) -> None:
+    document = people.issue_document()
+    first = registry.issue(people.sign(document, people.principal))
+    count = stored_count(registry)
+    again = registry.issue(people.sign(document, people.principal))
+    assert not again.created and again.poa.id == first.poa.id
+    assert stored_count(registry) == count
+
+
+def test_a_document_id_reused_with_other_content_is_refused(
+    registry: Registry, people: People
+) -> None:
+    document = people.issue_document()
+    registry.issue(people.sign(document, people.principal))
+    other = dict(document, rights=["represent_appeal"])
+    refused(registry, DuplicateDocumentError, registry.issue, people.sign(other, people.principal))
+
+
+def test_an_attorney_cannot_sign_an_issue_for_the_principal(
+    registry: Registry, people: People
+) -> None:
+    forged = people.sign(people.issue_document(), people.attorney)
+    refused(registry, SignerMismatchError, registry.issue, forged)
+
+
+def test_an_organisation_cannot_sign_a_persons_document(registry: Registry, people: People) -> None:
+    forged = people.sign(people.issue_document(), people.court)
+    refused(registry, SignerMismatchError, registry.issue, forged)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"attorneys": []}, "at least one attorney"),
+        ({"rights": []}, "at least one right"),
+        ({"rights": ["fly_to_the_moon"]}, "unknown right"),
+        ({"rights": ["represent_appeal", "represent_appeal"]}, "listed twice"),
+        ({"case_number": "7594 26"}, "case_number"),
+        ({"case_number": "x" * 65}, "case_number"),
+        ({"principal": {"iin": "900101300018"}}, "IIN"),
+        ({"attorneys": [{"iin": "12345"}]}, "IIN"),
+        ({"valid_until": "2020-01-01"}, "before the date of issue"),
+        ({"valid_until": "2099-01-01"}, "at most three years"),
+        ({"valid_until": "31.12.2027"}, "YYYY-MM-DD"),
+        ({"colour": "blue"}, "unknown field"),
+    ],
+)
+def test_a_document_breaking_a_rule_is_refused_and_changes_nothing(
+    registry: Registry, people: People, fields: dict[str, object], message: str
+) -> None:
+    document = people.issue_document(**fields)
+    signer = people.principal
+    if "principal" in fields:
+        document["principal"] = fields["principal"]
+    detail = refused(registry, InvalidInputError, registry.issue, people.sign(document, signer))
+    assert message in detail
+
+
+def test_an_attorney_named_twice_is_refused(registry: Registry, people: People) -> None:
+    twice = [{"iin": people.attorney.iin}, {"iin": people.attorney.iin}]
+    evidence = people.issue(attorneys=twice)
+    assert "twice" in refused(registry, InvalidInputError, registry.issue, evidence)
+
+
+def test_the_principal_cannot_be_their_own_attorney(registry: Registry, people: People) -> None:
+    evidence = people.issue(attorneys=[{"iin": people.principal.iin}])
+    assert "own attorney" in refused(registry, InvalidInputError, registry.issue, evidence)
+
+
+def test_a_poa_expires_exactly_at_the_end_of_its_valid_until_day(
+    registry: Registry, people: People
+) -> None:
+    until = (datetime.now(UTC) + timedelta(days=10)).date()
+    poa = registry.issue(people.issue(valid_until=until.isoformat())).poa
+    end = datetime.combine(until + timedelta(days=1), datetime.min.time(), poa_zone())
+    assert poa.status_at(end - timedelta(microseconds=1)) == "active"
+    assert poa.status_at(end) == "expired"
+
+
+def poa_zone() -> object:
+    from domain.power_of_attorney import KZ_TIME
+
+    return KZ_TIME
+
+
+def test_names_of_attorneys_come_from_the_directory_as_they_were(
+    settings: object, people: People
+) -> None:
+    from epoa.wiring import build_registry
+
+    directory = {people.attorney.iin: "Aigerim Nurlanovna"}
+    registry = build_registry(settings, names=directory.get)  # type: ignore[arg-type]
+    try:
+        poa = registry.issue(people.issue()).poa
+        directory[people.attorney.iin] = "Renamed Later"
+        assert registry.get_poa(poa.id).attorneys[0]["name"] == "Aigerim Nurlanovna"
+    finally:
+        registry.close()
+
+
+def test_an_unknown_poa_is_not_found(registry: Registry) -> None:
+    from domain.errors import NotFoundError
+
+    with pytest.raises(NotFoundError):
+        registry.get_poa(uuid.uuid4())
