@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 
@@ -105,10 +106,8 @@ def test_issuing_racing_a_conclusion_never_leaves_an_active_poa_in_a_concluded_c
     def issue_batch(batch: list[object]) -> Callable[[], None]:
         def run() -> None:
             for evidence in batch:
-                try:
+                with contextlib.suppress(CaseConcludedError):
                     registry.issue(evidence)  # type: ignore[arg-type]
-                except CaseConcludedError:
-                    pass
 
         return run
 
