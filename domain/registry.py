@@ -16,13 +16,15 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (
     EventStore,
     IntegrityError,
     InterfaceError,
     Mapper,
     OperationalError,
+    ProcessRecorder,
+    Tracking,
 )
 
 from domain.accepted_document import AcceptedDocument, digest_of
@@ -37,6 +39,7 @@ from domain.errors import (
 )
 from domain.evidence import SignedDocument
 from domain.power_of_attorney import PowerOfAttorney
+from domain.receipt import make_receipt
 from domain.seal import SealKey, public_keys_of
 from domain.sealed_store import SealedEventStore, SealedMapper
 
@@ -52,6 +55,7 @@ class Outcome:
     poa: PowerOfAttorney
     created: bool
     positions: list[int] = field(default_factory=list)
+    receipt: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class CaseEventOutcome:
     applied: bool
     terminated: list[UUID] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
+    receipt: dict[str, Any] | None = None
 
 
 def no_names(_: str) -> str | None:
@@ -101,6 +106,15 @@ class Registry(Application[UUID]):
         return SealedMapper(
             self.construct_transcoder(), self.seal_key, public_keys_of(*self.retired_keys)
         )
+
+    @property
+    def sealed_mapper(self) -> SealedMapper:
+        assert isinstance(self.mapper, SealedMapper)
+        return self.mapper
+
+    def construct_recorder(self) -> ProcessRecorder:
+        """A process recorder: events and a consumer's positions in one transaction."""
+        return self.factory.process_recorder()
 
     def construct_event_store(self) -> EventStore[UUID]:
         assert isinstance(self.mapper, SealedMapper)
@@ -166,13 +180,23 @@ class Registry(Application[UUID]):
 
         return self._once(evidence, attempt)
 
-    def record_case_event(self, case_event: CaseEvent) -> CaseEventOutcome:
-        """Apply a court's case event; concluding ends every active POA of the case."""
+    def record_case_event(
+        self, case_event: CaseEvent, tracking: Tracking | None = None
+    ) -> CaseEventOutcome:
+        """Apply a court's case event; concluding ends every active POA of the case.
+
+        With `tracking` (a Kafka topic-partition and offset), the position is recorded in the
+        same transaction as the events, so a redelivered message changes nothing.
+        """
         if case_event.evidence.signer_kind != "organisation":
             raise SignerMismatchError("case events must be signed by a court system (BIN)")
 
         def attempt() -> CaseEventOutcome:
             at = self.clock()
+            if tracking is not None and self.recorder.has_tracking_id(
+                tracking.application_name, tracking.notification_id
+            ):
+                return CaseEventOutcome(self._case_or_new(case_event.case_number), applied=False)
             case = self._case_or_new(case_event.case_number)
             was_concluded = case.concluded
             applied = case.record(
@@ -184,6 +208,7 @@ class Registry(Application[UUID]):
                 case_event.evidence.as_record(),
             )
             if not applied:
+                self._record_position(tracking)
                 return CaseEventOutcome(case, applied=False)
             ended: list[PowerOfAttorney] = []
             if case.concluded and not was_concluded:
@@ -192,12 +217,23 @@ class Registry(Application[UUID]):
                     poa = self.get_poa(poa_id)
                     if poa.end_with_case(at, source):
                         ended.append(poa)
-            recordings = self.save(case, *ended)
+            processing: ProcessingEvent[UUID] = ProcessingEvent(tracking)
+            processing.collect_events(case, *ended)
+            recordings = self._record(processing)
             return CaseEventOutcome(
-                case, True, [p.id for p in ended], [r.notification.id for r in recordings]
+                case,
+                True,
+                [p.id for p in ended],
+                [r.notification.id for r in recordings],
+                make_receipt(self.seal_key, recordings, at),
             )
 
         return self._retrying(attempt)
+
+    def _record_position(self, tracking: Tracking | None) -> None:
+        """A message that changes nothing still moves its partition's position."""
+        if tracking is not None:
+            self._record(ProcessingEvent(tracking))
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -270,7 +306,8 @@ class Registry(Application[UUID]):
             poa_id=poa.id,
         )
         recordings = self.save(poa, *others, accepted)
-        return Outcome(poa, True, [r.notification.id for r in recordings])
+        receipt = make_receipt(self.seal_key, recordings, self.clock())
+        return Outcome(poa, True, [r.notification.id for r in recordings], receipt)
 
     def _accepted(self, document_id: UUID) -> AcceptedDocument | None:
         with self._store():

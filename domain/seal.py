@@ -171,43 +171,51 @@ class Finding:
         return f"{self.kind}: {where}: {self.detail}"
 
 
+class ChainVerifier:
+    """Checks raw rows one at a time, each aggregate's rows in version order (global order
+    does that); holds one chain head per aggregate."""
+
+    def __init__(self, public_keys: Mapping[bytes, Ed25519PublicKey]) -> None:
+        self.public_keys = public_keys
+        self.heads: dict[str, tuple[int, bytes]] = {}
+
+    def check(self, record: RawRecord) -> list[Finding]:
+        def finding(kind: str, detail: str) -> Finding:
+            return Finding(kind, record.originator_id, record.version, record.position, detail)
+
+        try:
+            opened, digest = verify_state(
+                self.public_keys, record.originator_id, record.version, record.topic, record.state
+            )
+        except SealError as error:
+            kind = "unknown-key" if "unknown key" in str(error) else "bad-seal"
+            self.heads.pop(record.originator_id, None)
+            return [finding(kind, str(error))]
+        found = []
+        previous = self.heads.get(record.originator_id)
+        if previous is None:
+            if record.version != 1:
+                found.append(
+                    finding("missing-predecessor", f"stream starts at version {record.version}")
+                )
+            elif opened.predecessor != GENESIS:
+                found.append(finding("chain-broken", "version 1 does not link to genesis"))
+        else:
+            last_version, last_hash = previous
+            if record.version != last_version + 1:
+                found.append(finding("version-gap", f"follows version {last_version}"))
+            elif opened.predecessor != last_hash:
+                found.append(
+                    finding("chain-broken", "predecessor hash does not match the previous record")
+                )
+        self.heads[record.originator_id] = (record.version, digest)
+        return found
+
+
 def verify_records(
     records: Iterable[RawRecord], public_keys: Mapping[bytes, Ed25519PublicKey]
 ) -> Iterator[Finding]:
-    """Verify seals and per-aggregate chains of raw rows, given in any order per aggregate
-    as long as each aggregate's rows come in version order (global order does that)."""
-    heads: dict[str, tuple[int, bytes]] = {}
+    """Verify seals and per-aggregate chains of raw rows."""
+    chain = ChainVerifier(public_keys)
     for record in records:
-        yield from _verify_one(record, public_keys, heads)
-
-
-def _verify_one(
-    record: RawRecord,
-    public_keys: Mapping[bytes, Ed25519PublicKey],
-    heads: dict[str, tuple[int, bytes]],
-) -> Iterator[Finding]:
-    def finding(kind: str, detail: str) -> Finding:
-        return Finding(kind, record.originator_id, record.version, record.position, detail)
-
-    try:
-        opened, digest = verify_state(
-            public_keys, record.originator_id, record.version, record.topic, record.state
-        )
-    except SealError as error:
-        kind = "unknown-key" if "unknown key" in str(error) else "bad-seal"
-        yield finding(kind, str(error))
-        heads.pop(record.originator_id, None)
-        return
-    previous = heads.get(record.originator_id)
-    if previous is None:
-        if record.version != 1:
-            yield finding("missing-predecessor", f"stream starts at version {record.version}")
-        elif opened.predecessor != GENESIS:
-            yield finding("chain-broken", "version 1 does not link to genesis")
-    else:
-        last_version, last_hash = previous
-        if record.version != last_version + 1:
-            yield finding("version-gap", f"follows version {last_version}")
-        elif opened.predecessor != last_hash:
-            yield finding("chain-broken", "predecessor hash does not match the previous record")
-    heads[record.originator_id] = (record.version, digest)
+        yield from chain.check(record)

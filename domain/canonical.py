@@ -1,0 +1,54 @@
+"""Strict JSON parsing and RFC 8785 (JCS) canonical bytes: what a signature covers.
+
+A signer signs the canonical bytes of a document, so two parsers must never disagree about
+what a document says. Duplicate member names are the classic way to make them disagree
+(one parser keeps the first value, another the last), hence they are refused at any depth.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import rfc8785
+
+from domain.errors import InvalidInputError
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise InvalidInputError(f"duplicate JSON member name: {key!r}")
+        obj[key] = value
+    return obj
+
+
+def _refuse_constant(name: str) -> Any:
+    raise InvalidInputError(f"JSON value not allowed: {name}")
+
+
+def parse_json_object(raw: bytes | str) -> dict[str, Any]:
+    """Parse a JSON object, refusing duplicate names, NaN/Infinity and non-object tops."""
+    try:
+        value = json.loads(
+            raw, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant
+        )
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
+        raise InvalidInputError(f"malformed JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"a JSON object is required, not {type(value).__name__}")
+    return value
+
+
+def canonical_bytes(obj: Any) -> bytes:
+    """RFC 8785 bytes of `obj`; values JCS cannot represent exactly are input errors.
+
+    Refused: NaN and infinities, integers beyond +/-(2**53 - 1) (they would silently lose
+    precision in every other JSON implementation), lone surrogates, non-string keys and
+    anything that is not a JSON type.
+    """
+    try:
+        return rfc8785.dumps(obj)
+    except (TypeError, ValueError, RecursionError) as exc:  # CanonicalizationError is a ValueError
+        raise InvalidInputError(f"not representable in canonical JSON: {exc}") from None

@@ -1,0 +1,102 @@
+"""Court case events (CloudEvents 1.0, structured JSON) turned into verified `CaseEvent`s.
+
+Both entrances, `POST /v1/case-events` and the Kafka consumer, call `parse_case_event`; what
+it refuses can never succeed (a poison message), what it returns is ready for the registry.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Protocol
+
+from domain.canonical import parse_json_object
+from domain.court_case import CASE_EVENT_TYPES, JUDGMENT_IN_FORCE, parse_case_number
+from domain.errors import InvalidInputError, SignerMismatchError
+from domain.evidence import SignedDocument
+from domain.registry import CaseEvent
+
+REQUIRED = ("specversion", "id", "source", "type", "subject", "time", "data", "signature")
+OPTIONAL = ("datacontenttype", "dataschema")
+
+
+class CaseEventVerifier(Protocol):
+    def verify(
+        self, document: dict[str, Any], signature_b64: str, *, signed_at_field: str = ...
+    ) -> SignedDocument: ...
+
+
+def parse_case_event(raw: bytes | str, verifier: CaseEventVerifier) -> CaseEvent:
+    """Parse, validate and verify one message; raise a `DomainError` naming what is wrong."""
+    event = parse_json_object(raw)
+    _check_envelope(event)
+    data = _check_data(event["type"], event["data"], event["subject"])
+    unsigned = {key: value for key, value in event.items() if key != "signature"}
+    evidence = verifier.verify(unsigned, event["signature"], signed_at_field="time")
+    if evidence.signer_kind != "organisation":
+        raise SignerMismatchError(
+            f"case events must be signed by a court system (BIN); signed by {evidence.signer_id}"
+        )
+    return CaseEvent(
+        source=event["source"],
+        event_id=event["id"],
+        type=event["type"],
+        case_number=event["subject"],
+        data=data,
+        evidence=evidence,
+    )
+
+
+def _check_envelope(event: dict[str, Any]) -> None:
+    missing = [name for name in REQUIRED if name not in event]
+    if missing:
+        raise InvalidInputError(f"not a signed CloudEvent: missing {missing}")
+    if event["specversion"] != "1.0":
+        raise InvalidInputError(f"specversion: '1.0' expected, got {event['specversion']!r}")
+    for name in ("id", "source", "type", "subject", "time", "signature"):
+        value = event[name]
+        if not isinstance(value, str) or not value or len(value) > 1024:
+            raise InvalidInputError(f"{name}: a non-empty string is required")
+    if event["type"] not in CASE_EVENT_TYPES:
+        raise InvalidInputError(f"type: unknown case event type {event['type']!r}")
+    content_type = event.get("datacontenttype", "application/json")
+    if content_type != "application/json":
+        raise InvalidInputError("datacontenttype: application/json expected")
+    unknown = [name for name in event if not _known_attribute(name)]
+    if unknown:
+        raise InvalidInputError(f"unknown attribute(s) {unknown}")
+    parse_case_number(event["subject"])
+
+
+def _known_attribute(name: str) -> bool:
+    return name in REQUIRED or name in OPTIONAL
+
+
+def _check_data(kind: str, data: object, subject: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InvalidInputError("data: an object is required")
+    if data.get("case_number") != subject:
+        raise InvalidInputError("data.case_number must equal the event's subject")
+    if kind == JUDGMENT_IN_FORCE:
+        _require_fields(data, ("case_number", "judicial_act_id", "entered_into_force_on"))
+        if not isinstance(data["judicial_act_id"], str) or not data["judicial_act_id"]:
+            raise InvalidInputError("data.judicial_act_id: a non-empty string is required")
+        _date(data["entered_into_force_on"], "data.entered_into_force_on")
+    else:
+        _require_fields(data, ("case_number", "issued_on", "documents"))
+        _date(data["issued_on"], "data.issued_on")
+        if not isinstance(data["documents"], list) or not data["documents"]:
+            raise InvalidInputError("data.documents: a non-empty list is required")
+    return data
+
+
+def _require_fields(data: dict[str, Any], names: tuple[str, ...]) -> None:
+    missing = [name for name in names if name not in data]
+    if missing:
+        raise InvalidInputError(f"data: missing {missing}")
+
+
+def _date(value: object, field: str) -> None:
+    try:
+        date.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidInputError(f"{field}: a date YYYY-MM-DD is required") from None

@@ -1,0 +1,127 @@
+"""What a certificate must say to sign for a person or an organisation in the registry.
+
+Kazakhstan's National Certification Authority (NCA) issues two certificates per key holder:
+an AUTH certificate (keyUsage digitalSignature + keyEncipherment, EKU clientAuth) for
+logging in, and a signing certificate (nonRepudiation + digitalSignature) for documents.
+A power of attorney is a legal act, so it must be signed with the latter; a login key that
+happens to be able to produce a CMS must not be taken for a signature.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import TypeVar
+
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from domain.errors import UntrustedCertificateError
+from domain.evidence import SignerKind
+from domain.iin import is_valid_iin_bin
+
+_IDENTIFIER = re.compile(r"(IIN|BIN)([0-9]{12})")
+_Extension = TypeVar("_Extension", bound=x509.ExtensionType)
+
+
+def require_valid_at(cert: x509.Certificate, when: datetime, role: str) -> None:
+    """The certificate's validity window must contain `when` (both ends inclusive)."""
+    if when < cert.not_valid_before_utc:
+        raise UntrustedCertificateError(
+            f"{role} certificate not yet valid at {when.isoformat()} "
+            f"(valid from {cert.not_valid_before_utc.isoformat()})"
+        )
+    if when > cert.not_valid_after_utc:
+        raise UntrustedCertificateError(
+            f"{role} certificate expired at {when.isoformat()} "
+            f"(valid until {cert.not_valid_after_utc.isoformat()})"
+        )
+
+
+def require_signing_key_usage(cert: x509.Certificate) -> None:
+    """Refuse keys that are not meant for signing documents.
+
+    Rule: keyUsage must be present. nonRepudiation (contentCommitment) is accepted as is.
+    Without it, digitalSignature is accepted unless the extended key usage is clientAuth
+    and nothing else: that is the NCA authentication-only certificate. Anything else
+    (keyAgreement or keyEncipherment alone, for instance) is refused.
+    """
+    usage = _extension(cert, x509.KeyUsage)
+    if usage is None:
+        raise UntrustedCertificateError("signer certificate has no keyUsage")
+    if usage.content_commitment:
+        return
+    if not usage.digital_signature:
+        raise UntrustedCertificateError(
+            "signer certificate keyUsage allows neither nonRepudiation nor digitalSignature"
+        )
+    extended = _extension(cert, x509.ExtendedKeyUsage)
+    if extended is not None and set(extended) == {ExtendedKeyUsageOID.CLIENT_AUTH}:
+        raise UntrustedCertificateError(
+            "signer certificate is for authentication only (EKU clientAuth, no nonRepudiation)"
+        )
+
+
+def require_ca(cert: x509.Certificate, below: int) -> None:
+    """A certificate that issues others must be a CA allowed to sign certificates.
+
+    `below` counts the intermediate CA certificates between it and the signer, to honour
+    the pathLenConstraint.
+    """
+    constraints = _extension(cert, x509.BasicConstraints)
+    if constraints is None or not constraints.ca:
+        raise UntrustedCertificateError(f"{_name(cert)} is not a CA (basicConstraints)")
+    if constraints.path_length is not None and below > constraints.path_length:
+        raise UntrustedCertificateError(f"{_name(cert)} path length constraint exceeded")
+    usage = _extension(cert, x509.KeyUsage)
+    if usage is not None and not usage.key_cert_sign:
+        raise UntrustedCertificateError(f"{_name(cert)} keyUsage lacks keyCertSign")
+
+
+def signer_identity(cert: x509.Certificate) -> tuple[str, SignerKind]:
+    """The IIN (person) or BIN (organisation) the certificate subject names.
+
+    Persons: serialNumber `IIN` + 12 digits. Organisations: `BIN` + 12 digits in
+    organizationalUnitName or serialNumber. NCA certificates of an organisation's employee
+    carry both the employee's IIN and the organisation's BIN: such a signer acts for the
+    organisation, so the result is the BIN. Every identifier found must pass the check
+    digit, and a subject naming two different IINs or BINs is refused as ambiguous.
+    """
+    iins: set[str] = set()
+    bins: set[str] = set()
+    for attribute in cert.subject:
+        if attribute.oid not in (NameOID.SERIAL_NUMBER, NameOID.ORGANIZATIONAL_UNIT_NAME):
+            continue
+        value = attribute.value if isinstance(attribute.value, str) else ""
+        match = _IDENTIFIER.fullmatch(value)
+        if match is None:
+            if value.startswith(("IIN", "BIN")):
+                raise UntrustedCertificateError(f"malformed identifier in certificate: {value!r}")
+            continue
+        prefix, number = match.groups()
+        if not is_valid_iin_bin(number):
+            raise UntrustedCertificateError(f"bad check digit in certificate {prefix} {number}")
+        if prefix == "BIN":
+            bins.add(number)
+        elif attribute.oid == NameOID.SERIAL_NUMBER:
+            iins.add(number)
+    if len(iins) > 1 or len(bins) > 1:
+        raise UntrustedCertificateError("certificate subject names more than one IIN or BIN")
+    if bins:
+        return bins.pop(), "organisation"
+    if iins:
+        return iins.pop(), "person"
+    raise UntrustedCertificateError("certificate subject carries no IIN or BIN")
+
+
+def _extension(cert: x509.Certificate, kind: type[_Extension]) -> _Extension | None:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+    except ValueError as exc:  # duplicate or malformed extensions
+        raise UntrustedCertificateError(f"{_name(cert)} has malformed extensions: {exc}") from None
+
+
+def _name(cert: x509.Certificate) -> str:
+    return cert.subject.rfc4514_string() or "certificate with empty subject"

@@ -1,0 +1,67 @@
+"""Fixtures: real storage (SQLite and PostgreSQL), real keys and real CMS signatures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from domain.registry import Registry
+from epoa.settings import Settings
+from epoa.wiring import build_registry
+from tests.support.kafka_fixtures import fresh_group_id, kafka_broker, kafka_topic  # noqa: F401
+from tests.support.people import People, make_people
+from tests.support.postgres import fresh_schema
+
+
+class Clock:
+    """The registry's clock, moved by the tests."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with fresh_schema() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/epoa.sqlite"
+    else:
+        with fresh_schema() as url:
+            yield url
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, var_dir=tmp_path / "var")
+
+
+@pytest.fixture
+def registry(settings: Settings, clock: Clock) -> Iterator[Registry]:
+    app = build_registry(settings, clock=clock)
+    yield app
+    app.close()
+
+
+@pytest.fixture(scope="session")
+def people() -> People:
+    return make_people()

@@ -1,0 +1,59 @@
+"""A real PostgreSQL for the tests: one database, one fresh schema per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+
+SERVER = os.environ.get("EPOA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+DATABASE = "epoa_test"
+
+
+def require_services() -> bool:
+    return os.environ.get("EPOA_REQUIRE_SERVICES") == "1"
+
+
+def unavailable(reason: str) -> None:
+    """A missing service fails the run in CI and skips (loudly) elsewhere."""
+    if require_services():
+        pytest.fail(f"required service unavailable: {reason}", pytrace=False)
+    pytest.skip(f"service unavailable: {reason}")
+
+
+def ensure_database() -> None:
+    try:
+        with psycopg.connect(f"{SERVER}/postgres", autocommit=True, connect_timeout=3) as conn:
+            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
+            if found.fetchone() is None:
+                conn.execute(f'CREATE DATABASE "{DATABASE}"')
+    except psycopg.OperationalError as error:
+        unavailable(f"PostgreSQL at {SERVER}: {error}")
+
+
+@contextmanager
+def fresh_schema() -> Iterator[str]:
+    """Yield a database URL whose `schema` is new and empty; drop it afterwards."""
+    ensure_database()
+    schema = "t_" + uuid.uuid4().hex[:16]
+    conninfo = f"{SERVER}/{DATABASE}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{conninfo}?schema={schema}"
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def connect(database_url: str) -> psycopg.Connection[tuple[object, ...]]:
+    """A superuser connection to the test database with the URL's schema on the path."""
+    base, _, query = database_url.partition("?")
+    schema = query.removeprefix("schema=")
+    conn = psycopg.connect(base, autocommit=True)
+    conn.execute(f'SET search_path TO "{schema}"')
+    return conn

@@ -1,0 +1,83 @@
+"""Strict JSON parsing and RFC 8785 canonical bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from domain.canonical import canonical_bytes, parse_json_object
+from domain.errors import InvalidInputError
+
+
+def test_the_rfc_8785_example_gives_the_published_bytes() -> None:
+    # RFC 8785, section 3.2.2: the sample input and its canonical form.
+    raw = (
+        '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],'
+        ' "string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/",'
+        ' "literals": [null, true, false]}'
+    )
+    expected = (
+        '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],'
+        '"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
+    ).encode()
+
+    assert canonical_bytes(parse_json_object(raw)) == expected
+
+
+def test_members_are_sorted_by_utf16_code_units() -> None:
+    # RFC 8785, section 3.2.3: "\r" < "1" < "\u0080" < "\u00f6" < "\u20ac" < "\U0001f600" < "\ufb33"
+    obj = {"\ufb33": 7, "\U0001f600": 6, "\u20ac": 5, "\u00f6": 4, "\u0080": 3, "1": 2, "\r": 1}
+
+    assert list(parse_json_object(canonical_bytes(obj)).values()) == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_equal_documents_written_differently_have_the_same_bytes() -> None:
+    one = parse_json_object('{"b": [1, 2.0], "a": {"y": "\\u0436", "x": null}}')
+    other = parse_json_object('{"a":{"x":null,"y":"ж"},"b":[1,2]}')
+
+    assert canonical_bytes(one) == canonical_bytes(other)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"a": 1, "a": 2}',
+        '{"a": {"b": 1, "b": 1}}',
+        '{"list": [{"iin": "1"}, {"iin": "2", "iin": "3"}]}',
+    ],
+)
+def test_duplicate_member_names_are_refused_at_any_depth(raw: str) -> None:
+    with pytest.raises(InvalidInputError, match="duplicate JSON member name"):
+        parse_json_object(raw)
+
+
+@pytest.mark.parametrize("raw", ["[1, 2]", '"text"', "42", "null"])
+def test_a_top_level_other_than_an_object_is_refused(raw: str) -> None:
+    with pytest.raises(InvalidInputError, match="JSON object is required"):
+        parse_json_object(raw)
+
+
+@pytest.mark.parametrize("raw", ["{", b"\xff\xfe{", '{"a": 1} trailing', ""])
+def test_malformed_json_is_refused(raw: str | bytes) -> None:
+    with pytest.raises(InvalidInputError, match="malformed JSON"):
+        parse_json_object(raw)
+
+
+@pytest.mark.parametrize("raw", ['{"a": NaN}', '{"a": Infinity}', '{"a": -Infinity}'])
+def test_non_finite_numbers_are_refused_when_parsing(raw: str) -> None:
+    with pytest.raises(InvalidInputError, match="not allowed"):
+        parse_json_object(raw)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), float("inf"), 1e400, 2**53, -(2**53), "\ud800", {1: "key not a string"}, b"x"],
+)
+def test_values_jcs_cannot_represent_are_refused(value: Any) -> None:
+    with pytest.raises(InvalidInputError, match="canonical JSON"):
+        canonical_bytes({"value": value})
+
+
+def test_the_largest_safe_integer_is_kept_exactly() -> None:
+    assert canonical_bytes({"n": 2**53 - 1}) == b'{"n":9007199254740991}'

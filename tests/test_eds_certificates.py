@@ -1,0 +1,232 @@
+"""Certificates the verifier refuses: trust path, validity, key usage, revocation, identity."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from domain.canonical import canonical_bytes
+from domain.errors import UntrustedCertificateError
+from domain.evidence import SignedDocument
+from tests.support.pki import (
+    AUTH_ONLY,
+    CLIENT_AUTH,
+    Hierarchy,
+    Issued,
+    b64,
+    common_name,
+    complete_id,
+    hierarchy,
+    make_cert,
+    organisation,
+    person,
+    sample_document,
+    sign_cms,
+    trusting,
+)
+
+PRINCIPAL = complete_id("85031240012")
+NOW = datetime.now(UTC)
+
+
+def verify(
+    signer: Issued,
+    chain: list[x509.Certificate] | None = None,
+    crls: list[bytes] | None = None,
+    **document: Any,
+) -> SignedDocument:
+    pki = hierarchy()
+    body = sample_document(PRINCIPAL, **document)
+    signature = sign_cms(canonical_bytes(body), signer, pki.chain if chain is None else chain)
+    return trusting(pki, crls or []).verify(body, b64(signature))
+
+
+def refusal(signer: Issued, **options: Any) -> str:
+    with pytest.raises(UntrustedCertificateError) as refused:
+        verify(signer, **options)
+    return refused.value.detail
+
+
+def crl(issuer: Issued, revoked: dict[int, datetime], signed_by: Issued | None = None) -> bytes:
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.cert.subject)
+        .last_update(NOW - timedelta(days=1))
+        .next_update(NOW + timedelta(days=1))
+    )
+    for serial, when in revoked.items():
+        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
+        builder = builder.add_revoked_certificate(entry.build())
+    signing = signed_by or issuer
+    return builder.sign(signing.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def test_a_signer_from_a_rogue_ca_with_the_trusted_name_is_refused() -> None:
+    pki = hierarchy()
+    rogue = make_cert(pki.root.cert.subject, key_type="ec", ca=True, key_label="rogue")
+    signer = make_cert(person(PRINCIPAL, "Rogue Signer"), issuer=rogue)
+
+    assert "no path to a trusted CA" in refusal(signer, chain=[rogue.cert])
+
+
+def test_a_rogue_intermediate_under_the_trusted_name_is_refused() -> None:
+    pki = hierarchy()
+    rogue = make_cert(pki.intermediate.cert.subject, ca=True, key_label="rogue-intermediate")
+    signer = make_cert(person(PRINCIPAL, "Rogue Signer"), issuer=rogue)
+
+    assert "no path to a trusted CA" in refusal(signer, chain=[rogue.cert])
+
+
+def test_a_missing_intermediate_is_refused() -> None:
+    signer = hierarchy().signer(person(PRINCIPAL))
+
+    assert "no path to a trusted CA" in refusal(signer, chain=[])
+
+
+def test_an_expired_certificate_is_refused() -> None:
+    signer = hierarchy().signer(
+        person(PRINCIPAL, "Expired"),
+        not_before=NOW - timedelta(days=400),
+        not_after=NOW - timedelta(days=1),
+    )
+
+    assert "expired" in refusal(signer)
+
+
+def test_a_certificate_not_yet_valid_is_refused() -> None:
+    signer = hierarchy().signer(person(PRINCIPAL, "Early"), not_before=NOW + timedelta(days=1))
+
+    assert "not yet valid" in refusal(signer)
+
+
+def test_a_signed_at_before_the_certificate_was_issued_is_refused() -> None:
+    signer = hierarchy().signer(person(PRINCIPAL, "Renewed Late"), not_before=NOW - timedelta(1))
+    long_ago = (NOW - timedelta(days=30)).isoformat()
+
+    assert "not yet valid" in refusal(signer, signed_at=long_ago)
+
+
+def test_an_expired_intermediate_is_refused() -> None:
+    pki = hierarchy()
+    old = make_cert(
+        common_name("Old Signing CA"),
+        issuer=pki.root,
+        ca=True,
+        not_before=NOW - timedelta(days=800),
+        not_after=NOW - timedelta(days=2),
+    )
+    signer = make_cert(person(PRINCIPAL, "Under Old CA"), issuer=old)
+
+    assert "CA certificate expired" in refusal(signer, chain=[old.cert])
+
+
+def test_an_intermediate_that_is_not_a_ca_is_refused() -> None:
+    pki = hierarchy()
+    not_ca = make_cert(common_name("Plain Leaf"), issuer=pki.root, key_usage=["key_cert_sign"])
+    signer = make_cert(person(PRINCIPAL, "Under Leaf"), issuer=not_ca)
+
+    assert "is not a CA" in refusal(signer, chain=[not_ca.cert])
+
+
+def test_an_authentication_only_certificate_is_refused() -> None:
+    signer = hierarchy().signer(person(PRINCIPAL, "Auth Key"), key_usage=AUTH_ONLY, eku=CLIENT_AUTH)
+
+    assert "authentication only" in refusal(signer)
+
+
+def test_a_certificate_without_key_usage_is_refused() -> None:
+    signer = hierarchy().signer(person(PRINCIPAL, "No Usage"), key_usage=[])
+
+    assert "no keyUsage" in refusal(signer)
+
+
+def test_a_key_agreement_only_certificate_is_refused() -> None:
+    signer = hierarchy().signer(person(PRINCIPAL, "Agreement"), key_usage=["key_agreement"])
+
+    assert "neither nonRepudiation nor digitalSignature" in refusal(signer)
+
+
+def test_digital_signature_without_a_client_auth_only_eku_is_accepted() -> None:
+    signer = hierarchy().signer(person(PRINCIPAL, "Plain DS"), key_usage=["digital_signature"])
+
+    assert verify(signer).signer_id == PRINCIPAL
+
+
+def test_non_repudiation_with_a_client_auth_eku_is_accepted() -> None:
+    signer = hierarchy().signer(person(PRINCIPAL, "NR"), eku=CLIENT_AUTH)
+
+    assert verify(signer).signer_id == PRINCIPAL
+
+
+def revoked_signer(pki: Hierarchy, name: str) -> Issued:
+    return pki.signer(person(PRINCIPAL, name))
+
+
+def test_a_certificate_revoked_before_signed_at_is_refused() -> None:
+    pki = hierarchy()
+    signer = revoked_signer(pki, "Revoked")
+    revocations = [crl(pki.intermediate, {signer.cert.serial_number: NOW - timedelta(hours=1)})]
+
+    assert "revoked" in refusal(signer, crls=revocations)
+
+
+def test_a_certificate_revoked_after_signed_at_is_accepted_and_says_so() -> None:
+    pki = hierarchy()
+    signer = revoked_signer(pki, "Revoked Later")
+    revocations = [crl(pki.intermediate, {signer.cert.serial_number: NOW + timedelta(hours=1)})]
+
+    assert verify(signer, crls=revocations).revocation == "crl:revoked-after-signing"
+
+
+def test_a_crl_that_does_not_list_the_signer_gives_not_revoked() -> None:
+    pki = hierarchy()
+    signer = revoked_signer(pki, "Fine")
+    revocations = [crl(pki.intermediate, {12345: NOW - timedelta(days=3)})]
+
+    assert verify(signer, crls=revocations).revocation == "crl:not-revoked"
+
+
+def test_a_crl_of_another_issuer_gives_none_for_issuer() -> None:
+    pki = hierarchy()
+    signer = revoked_signer(pki, "Other Issuer")
+    revocations = [crl(pki.root, {signer.cert.serial_number: NOW - timedelta(days=3)})]
+
+    assert verify(signer, crls=revocations).revocation == "crl:none-for-issuer"
+
+
+def test_a_crl_with_a_forged_signature_is_ignored() -> None:
+    pki = hierarchy()
+    signer = revoked_signer(pki, "Forged CRL")
+    forger = make_cert(pki.intermediate.cert.subject, ca=True, key_label="crl-forger")
+    forged = crl(pki.intermediate, {signer.cert.serial_number: NOW - timedelta(1)}, forger)
+
+    assert verify(signer, crls=[forged]).revocation == "crl:none-for-issuer"
+
+
+def test_a_certificate_iin_with_a_bad_check_digit_is_refused() -> None:
+    wrong = PRINCIPAL[:11] + str((int(PRINCIPAL[11]) + 1) % 10)
+    signer = hierarchy().signer(person(wrong, "Bad Digit"))
+
+    assert "bad check digit" in refusal(signer)
+
+
+def test_a_certificate_without_iin_or_bin_is_refused() -> None:
+    signer = hierarchy().signer(common_name("Anonymous"))
+
+    assert "no IIN or BIN" in refusal(signer)
+
+
+def test_a_certificate_naming_two_organisations_is_refused() -> None:
+    subject = x509.Name(
+        [
+            *organisation(complete_id("01034000321")),
+            x509.NameAttribute(x509.NameOID.SERIAL_NUMBER, f"BIN{complete_id('92020530017')}"),
+        ]
+    )
+    signer = hierarchy().signer(subject)
+
+    assert "more than one" in refusal(signer)
