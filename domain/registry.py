@@ -108,6 +108,11 @@ class Registry(Application[UUID]):
         )
 
     @property
+    def process_recorder(self) -> ProcessRecorder:
+        assert isinstance(self.recorder, ProcessRecorder)
+        return self.recorder
+
+    @property
     def sealed_mapper(self) -> SealedMapper:
         assert isinstance(self.mapper, SealedMapper)
         return self.mapper
@@ -193,7 +198,7 @@ class Registry(Application[UUID]):
 
         def attempt() -> CaseEventOutcome:
             at = self.clock()
-            if tracking is not None and self.recorder.has_tracking_id(
+            if tracking is not None and self.process_recorder.has_tracking_id(
                 tracking.application_name, tracking.notification_id
             ):
                 return CaseEventOutcome(self._case_or_new(case_event.case_number), applied=False)

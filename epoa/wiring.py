@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from domain.eds import TrustStore, Verifier
 from domain.registry import NameLookup, Registry, no_names
 from domain.seal import SealKey
+from epoa.read_models import ReadModels
 from epoa.settings import Settings
 from epoa.storage import guard_append_only, persistence_env
 
@@ -69,3 +71,23 @@ def build_registry(
 def default_var(settings: Settings) -> Path:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     return settings.var_dir
+
+
+def build_verifier(settings: Settings) -> Verifier:
+    """The EDS verifier: trusted CAs and CRL files from the settings, no network."""
+    if settings.trusted_ca is None:
+        raise SettingsError("EPOA_TRUSTED_CA is required: a PEM bundle of the trusted CAs")
+    try:
+        trust = TrustStore.from_path(settings.trusted_ca)
+        crls = [path.read_bytes() for path in settings.crl_files]
+    except (OSError, ValueError) as error:
+        raise SettingsError(f"trust store or CRL files: {error}") from error
+    return Verifier(trust, crls, clock_skew=timedelta(seconds=settings.clock_skew_seconds))
+
+
+def build_read_models(settings: Settings) -> ReadModels:
+    try:
+        persistence_env(settings.database_url)
+    except ValueError as error:
+        raise SettingsError(str(error)) from error
+    return ReadModels(settings.database_url)

@@ -1,0 +1,85 @@
+"""Dependencies as `Annotated` aliases: the services, the caller's role, the signed body."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from pydantic import ValidationError
+
+from api.auth import ApiKeys
+from api.metrics import Metrics
+from api.problems import ProblemError
+from api.schemas import SignedRequest
+from domain.canonical import parse_json_object
+from domain.eds import Verifier
+from domain.errors import DomainError
+from domain.evidence import SignedDocument
+from domain.registry import Registry
+from epoa.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    registry: Registry
+    verifier: Verifier
+    api_keys: ApiKeys
+    metrics: Metrics
+    read_models: Any
+    clock: Callable[[], datetime]
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def role(*allowed: str) -> Callable[[Request, Services], str]:
+    """A dependency that admits only API keys of the `allowed` roles."""
+
+    def check(request: Request, services: ServicesDep) -> str:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        found = services.api_keys.role_of(key.strip()) if scheme.lower() == "bearer" else None
+        if found is None:
+            raise ProblemError(
+                "unauthenticated", 401, "an `Authorization: Bearer <key>` is required"
+            )
+        if found not in allowed:
+            raise ProblemError(
+                "forbidden", 403, f"role {found!r} may not call this; allowed: {list(allowed)}"
+            )
+        return found
+
+    return check
+
+
+async def signed_body(request: Request, services: ServicesDep) -> SignedDocument:
+    """Parse the body refusing duplicate member names, then verify the signature."""
+    raw = await request.body()
+    try:
+        data = parse_json_object(raw)
+        body = SignedRequest.model_validate(data)
+    except DomainError as error:
+        raise ProblemError("validation", 400, f"malformed JSON body: {error.detail}") from None
+    except ValidationError as error:
+        raise ProblemError("validation", 422, _pydantic_detail(error)) from None
+    return services.verifier.verify(body.document, body.signature, at=services.clock())
+
+
+def _pydantic_detail(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+
+
+SignedDep = Annotated[SignedDocument, Depends(signed_body)]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

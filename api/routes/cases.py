@@ -1,0 +1,97 @@
+"""`/v1/cases/{case_number}` and `POST /v1/case-events`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from api import commands
+from api.deps import ServicesDep, role
+from api.schemas import CaseEventAccepted, PowerOfAttorneyPublic
+from domain.case_events import parse_case_event
+from domain.court_case import parse_case_number
+from domain.registry import CaseEventOutcome
+
+router = APIRouter(tags=["cases"])
+Court = Annotated[str, Depends(role("court"))]
+Reader = Annotated[str, Depends(role("court", "portal", "auditor"))]
+
+CASE_EVENT_EXAMPLE = {
+    "specversion": "1.0",
+    "id": "b1f2c3d4-0000-4000-8000-000000000001",
+    "source": "urn:kz:court:ecourt",
+    "type": "kz.court.case.judgment-entered-into-force",
+    "subject": "7594-26-00-2/1234",
+    "time": "2026-11-25T10:00:00Z",
+    "datacontenttype": "application/json",
+    "data": {
+        "case_number": "7594-26-00-2/1234",
+        "judicial_act_id": "JA-2026-000123",
+        "entered_into_force_on": "2026-11-25",
+    },
+    "signature": "MIIG...base64 DER CMS over the JCS bytes of the event without signature...",
+}
+
+
+@router.get("/v1/cases/{case_number:path}")
+def read_case(case_number: str, services: ServicesDep, _: Reader) -> dict[str, Any]:
+    parse_case_number(case_number)
+    case = services.registry.get_case(case_number)
+    now = services.clock()
+    poas = [
+        PowerOfAttorneyPublic.of(services.registry.get_poa(poa_id), now).model_dump(mode="json")
+        for poa_id in case.poa_ids
+    ]
+    return {
+        "case_number": case.case_number,
+        "status": "concluded" if case.concluded else "open",
+        "judgment": _plain(case.judgment),
+        "execution_documents": _plain(case.execution_documents),
+        "concluded_at": case.concluded_at.isoformat() if case.concluded_at else None,
+        "powers_of_attorney": poas,
+        "version": case.version,
+    }
+
+
+def _plain(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in value.items()}
+
+
+def _positions(outcome: CaseEventOutcome) -> list[int]:
+    return outcome.positions
+
+
+@router.post(
+    "/v1/case-events",
+    status_code=202,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/cloudevents+json": {"examples": {"e": {"value": CASE_EVENT_EXAMPLE}}},
+                "application/json": {"examples": {"e": {"value": CASE_EVENT_EXAMPLE}}},
+            },
+        }
+    },
+    responses={200: {"description": "this (source, id) was seen before; nothing changed"}},
+)
+async def case_event(
+    request: Request, response: Response, services: ServicesDep, _: Court
+) -> CaseEventAccepted:
+    raw = await request.body()
+    event = parse_case_event(raw, services.verifier)
+    outcome = commands.run(
+        services, "case_event", lambda: services.registry.record_case_event(event), _positions
+    )
+    if not outcome.applied:
+        response.status_code = 200
+    return CaseEventAccepted(
+        case_number=event.case_number,
+        applied=outcome.applied,
+        concluded=outcome.case.concluded,
+        terminated=outcome.terminated,
+        receipt=outcome.receipt,
+    )

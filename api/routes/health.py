@@ -1,0 +1,40 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.deps import ServicesDep
+from api.problems import ProblemError
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(services: ServicesDep) -> dict[str, Any]:
+    try:
+        position = services.registry.recorder.max_notification_id() or 0
+    except Exception as error:
+        raise ProblemError(
+            "unavailable", 503, f"the event store does not answer: {error}"
+        ) from None
+    return {"status": "ready", "position": position}
+
+
+@router.get("/metrics")
+def metrics(services: ServicesDep) -> Response:
+    read_models = services.read_models
+    if read_models is not None:
+        position = read_models.position()
+        services.metrics.projection_position.set(position)
+        latest = services.registry.recorder.max_notification_id() or 0
+        services.metrics.projection_lag.set(max(0, latest - position))
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

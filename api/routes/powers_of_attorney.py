@@ -1,0 +1,129 @@
+"""`/v1/powers-of-attorney`: issue, read, list, add an attorney, revoke, renounce."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from api import commands
+from api.deps import ServicesDep, SignedDep, role
+from api.schemas import (
+    ADD_EXAMPLE,
+    ISSUE_EXAMPLE,
+    RENOUNCE_EXAMPLE,
+    REVOKE_EXAMPLE,
+    PowerOfAttorneyPage,
+    PowerOfAttorneyPublic,
+)
+from domain.history import sealed_events
+from domain.registry import Outcome
+
+router = APIRouter(prefix="/v1/powers-of-attorney", tags=["powers of attorney"])
+Portal = Annotated[str, Depends(role("portal"))]
+Reader = Annotated[str, Depends(role("portal", "court", "auditor"))]
+Court = Annotated[str, Depends(role("court", "auditor"))]
+
+
+def _public(outcome: Outcome, at: datetime) -> PowerOfAttorneyPublic:
+    public = PowerOfAttorneyPublic.of(outcome.poa, at)
+    public.receipt = outcome.receipt
+    return public
+
+
+def _positions(outcome: Outcome) -> list[int]:
+    return outcome.positions
+
+
+@router.post(
+    "",
+    status_code=201,
+    openapi_extra=commands.signed_body_openapi(ISSUE_EXAMPLE),
+    responses={200: {"description": "the same document again: the POA it issued"}},
+)
+def issue(
+    evidence: SignedDep, services: ServicesDep, response: Response, _: Portal
+) -> PowerOfAttorneyPublic:
+    outcome = commands.run(services, "issue", lambda: services.registry.issue(evidence), _positions)
+    response.headers["Location"] = f"/v1/powers-of-attorney/{outcome.poa.id}"
+    if not outcome.created:
+        response.status_code = 200
+    return _public(outcome, services.clock())
+
+
+@router.get("/{poa_id}")
+def read(
+    poa_id: UUID,
+    services: ServicesDep,
+    _: Reader,
+    at: Annotated[datetime | None, Query(description="RFC 3339; the state at that moment")] = None,
+) -> PowerOfAttorneyPublic:
+    if at is None:
+        moment = services.clock()
+        return PowerOfAttorneyPublic.of(services.registry.get_poa(poa_id), moment)
+    return PowerOfAttorneyPublic.of(services.registry.get_poa_at(poa_id, at), at)
+
+
+@router.get("")
+def search(
+    services: ServicesDep,
+    _: Reader,
+    case_number: str | None = None,
+    principal_iin: str | None = None,
+    attorney_iin: str | None = None,
+    status: Annotated[str | None, Query(pattern="^(active|revoked|terminated|expired)$")] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> PowerOfAttorneyPage:
+    items, next_cursor = services.read_models.list_poas(
+        case_number=case_number,
+        principal_iin=principal_iin,
+        attorney_iin=attorney_iin,
+        status=status,
+        now=services.clock(),
+        cursor=cursor,
+        limit=limit,
+    )
+    return PowerOfAttorneyPage(items=items, next_cursor=next_cursor)
+
+
+@router.post("/{poa_id}/attorneys", openapi_extra=commands.signed_body_openapi(ADD_EXAMPLE))
+def add_attorney(
+    poa_id: UUID, evidence: SignedDep, services: ServicesDep, _: Portal
+) -> PowerOfAttorneyPublic:
+    outcome = commands.run(
+        services,
+        "add_attorney",
+        lambda: services.registry.add_attorney(poa_id, evidence),
+        _positions,
+    )
+    return _public(outcome, services.clock())
+
+
+@router.post("/{poa_id}/revocation", openapi_extra=commands.signed_body_openapi(REVOKE_EXAMPLE))
+def revoke(
+    poa_id: UUID, evidence: SignedDep, services: ServicesDep, _: Portal
+) -> PowerOfAttorneyPublic:
+    outcome = commands.run(
+        services, "revoke", lambda: services.registry.revoke(poa_id, evidence), _positions
+    )
+    return _public(outcome, services.clock())
+
+
+@router.post("/{poa_id}/renunciation", openapi_extra=commands.signed_body_openapi(RENOUNCE_EXAMPLE))
+def renounce(
+    poa_id: UUID, evidence: SignedDep, services: ServicesDep, _: Portal
+) -> PowerOfAttorneyPublic:
+    outcome = commands.run(
+        services, "renounce", lambda: services.registry.renounce(poa_id, evidence), _positions
+    )
+    return _public(outcome, services.clock())
+
+
+@router.get("/{poa_id}/events")
+def events(poa_id: UUID, services: ServicesDep, _: Court) -> list[dict[str, Any]]:
+    registry = services.registry
+    registry.get_poa(poa_id)
+    return sealed_events(registry.recorder, registry.sealed_mapper, poa_id)

@@ -1,0 +1,147 @@
+"""Request and response bodies of the public contract (section 4)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.power_of_attorney import EXPIRED, PowerOfAttorney, expires_at
+
+ISSUE_EXAMPLE = {
+    "document": {
+        "type": "epoa.issue",
+        "document_id": "6f1c1f4e-3c2b-4b55-9a43-1d2f0c6e8a11",
+        "signed_at": "2026-11-25T10:00:00Z",
+        "case_number": "7594-26-00-2/1234",
+        "principal": {"iin": "900101300017"},
+        "attorneys": [{"iin": "850202400020"}],
+        "rights": ["represent_first_instance", "appeal_judicial_acts"],
+        "valid_until": "2027-12-31",
+    },
+    "signature": "MIIG...base64 DER CMS over the JCS bytes of document...",
+}
+ADD_EXAMPLE = {
+    "document": {
+        "type": "epoa.add-attorney",
+        "document_id": "0b7c6a38-5f36-4a43-8d0e-8c1f7f1d2a55",
+        "signed_at": "2026-11-26T09:00:00Z",
+        "poa_id": "3d6f0a3e-1d59-4c1e-b4a5-6a9f2f9f5d10",
+        "attorney": {"iin": "770303500039"},
+    },
+    "signature": "MIIG...",
+}
+REVOKE_EXAMPLE = {
+    "document": {
+        "type": "epoa.revoke",
+        "document_id": "d2b1c0a4-7e0b-4f55-9b8e-5f0c2a1e9d77",
+        "signed_at": "2026-11-27T09:00:00Z",
+        "poa_id": "3d6f0a3e-1d59-4c1e-b4a5-6a9f2f9f5d10",
+        "reason": "the principal will appear in person",
+    },
+    "signature": "MIIG...",
+}
+RENOUNCE_EXAMPLE = {
+    "document": {
+        "type": "epoa.renounce",
+        "document_id": "a8c4e2f0-2b1d-4c3e-9f8a-7b6c5d4e3f21",
+        "signed_at": "2026-11-27T09:00:00Z",
+        "poa_id": "3d6f0a3e-1d59-4c1e-b4a5-6a9f2f9f5d10",
+        "attorney_iin": "850202400020",
+    },
+    "signature": "MIIG...",
+}
+
+
+class SignedRequest(BaseModel):
+    """A person's document and the detached CMS over its RFC 8785 canonical bytes."""
+
+    model_config = ConfigDict(extra="forbid")
+    document: dict[str, Any]
+    signature: str = Field(min_length=1, description="base64 DER CMS SignedData, detached")
+
+
+class PersonRef(BaseModel):
+    iin: str
+    name: str | None
+
+
+class AttorneyPublic(PersonRef):
+    status: Literal["active", "renounced"]
+    since: datetime
+    until: datetime | None
+
+
+class TerminationPublic(BaseModel):
+    reason: str
+    at: datetime
+    source: str
+    detail: str | None = None
+
+
+class PowerOfAttorneyPublic(BaseModel):
+    poa_id: UUID
+    case_number: str
+    principal: PersonRef
+    attorneys: list[AttorneyPublic]
+    rights: list[str]
+    issued_at: datetime
+    valid_until: date | None
+    status: Literal["active", "revoked", "terminated", "expired"]
+    termination: TerminationPublic | None
+    version: int
+    receipt: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, poa: PowerOfAttorney, at: datetime) -> PowerOfAttorneyPublic:
+        status = poa.status_at(at)
+        termination = poa.termination
+        if status == EXPIRED and poa.valid_until is not None:
+            termination = {
+                "reason": "expired",
+                "at": expires_at(poa.valid_until),
+                "source": "valid_until",
+                "detail": None,
+            }
+        return cls(
+            poa_id=poa.id,
+            case_number=poa.case_number,
+            principal=PersonRef(**poa.principal),
+            attorneys=[AttorneyPublic(**a) for a in poa.attorneys],
+            rights=poa.rights,
+            issued_at=poa.issued_at,
+            valid_until=poa.valid_until,
+            status=status,  # type: ignore[arg-type]
+            termination=TerminationPublic(**termination) if termination else None,
+            version=poa.version,
+        )
+
+
+class PowerOfAttorneyPage(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class AuthorityPublic(BaseModel):
+    authorized: bool
+    powers_of_attorney: list[UUID]
+    at: datetime
+    case_number: str
+    attorney_iin: str
+    right: str
+
+
+class CaseEventAccepted(BaseModel):
+    case_number: str
+    applied: bool
+    concluded: bool
+    terminated: list[UUID]
+    receipt: dict[str, Any] | None = None
+
+
+class PersonPublic(BaseModel):
+    iin: str
+    full_name: str
+    birth_date: date

@@ -1,0 +1,54 @@
+"""A stream's sealed records as an auditor reads them: payload, evidence and seal."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Mapper
+
+from domain.seal import open_state
+from domain.sealed_store import SealedMapper
+
+
+def sealed_events(recorder: Any, mapper: SealedMapper, originator_id: UUID) -> list[dict[str, Any]]:
+    """Every record of the stream, oldest first; each seal verified on the way."""
+    out = []
+    for stored in recorder.select_events(originator_id):
+        plain, predecessor, digest = mapper.open(stored)
+        event: Any = Mapper.to_domain_event(mapper, plain)
+        fields = {
+            k: v
+            for k, v in vars(event).items()
+            if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")
+        }
+        evidence = fields.pop("evidence", None)
+        opened = open_state(stored.state)
+        out.append(
+            {
+                "version": stored.originator_version,
+                "type": type(event).__qualname__,
+                "topic": stored.topic,
+                "recorded_at": event.timestamp.isoformat(),
+                "payload": _plain(fields),
+                "evidence": evidence,
+                "seal": {
+                    "key_id": opened.key_id.hex(),
+                    "predecessor": predecessor.hex(),
+                    "record_hash": digest.hex(),
+                    "signature": base64.b64encode(opened.signature).decode(),
+                },
+            }
+        )
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)

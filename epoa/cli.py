@@ -1,0 +1,148 @@
+"""The `epoa` command: one subcommand per process role. Every one reads the same settings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from epoa.settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from epoa.wiring import SettingsError
+
+    try:
+        result: int = args.run(args, Settings())
+    except SettingsError as error:
+        print(f"epoa: bad settings: {error}", file=sys.stderr)
+        return 2
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="epoa", description="The e-POA registry")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--no-projections",
+        action="store_true",
+        help="do not run the read models in-process (run `epoa project` apart)",
+    )
+    serve.set_defaults(run=_serve)
+
+    project = commands.add_parser("project", help="run the projection worker")
+    project.add_argument("--rebuild", action="store_true", help="rebuild the read models from zero")
+    project.add_argument("--once", action="store_true", help="catch up, then exit")
+    project.set_defaults(run=_project)
+
+    consume = commands.add_parser("consume", help="consume court case events from Kafka")
+    consume.set_defaults(run=_consume)
+
+    audit = commands.add_parser("audit", help="verify or export the whole history")
+    audit_commands = audit.add_subparsers(required=True, metavar="ACTION")
+    verify = audit_commands.add_parser("verify", help="replay and verify every record")
+    verify.add_argument("--json", action="store_true", help="JSON lines instead of a summary")
+    verify.set_defaults(run=_audit_verify)
+
+    keys = commands.add_parser("keys", help="key material")
+    key_commands = keys.add_subparsers(required=True, metavar="ACTION")
+    demo = key_commands.add_parser("demo", help="make a demo CA and PKCS#12 keys")
+    demo.add_argument("directory", type=Path)
+    demo.set_defaults(run=_keys_demo)
+
+    sign = commands.add_parser("sign", help="sign a document as an EDS client does")
+    sign.add_argument("--key", type=Path, required=True, help="PKCS#12 file")
+    sign.add_argument("--password", default="demo")
+    sign.add_argument(
+        "--cloudevent",
+        action="store_true",
+        help="sign a case event: the signature goes into the event itself",
+    )
+    sign.add_argument("document", type=Path, help="JSON file, or - for standard input")
+    sign.set_defaults(run=_sign)
+
+    persons = commands.add_parser("persons", help="the person directory")
+    person_commands = persons.add_subparsers(required=True, metavar="ACTION")
+    load = person_commands.add_parser("import", help="import a CSV: iin,full_name,birth_date")
+    load.add_argument("file", type=Path)
+    load.set_defaults(run=_persons_import)
+    return parser
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from epoa.dev import banner, ensure_dev_material
+
+    settings, material = ensure_dev_material(settings)
+    print(banner(settings, material, f"http://{args.host}:{args.port}"), flush=True)
+    app = create_app(settings, run_projections=not args.no_projections)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def _project(args: argparse.Namespace, settings: Settings) -> int:
+    from epoa.workers import run_projections
+
+    return run_projections(settings, rebuild=args.rebuild, once=args.once)
+
+
+def _consume(args: argparse.Namespace, settings: Settings) -> int:
+    from epoa.workers import run_consumer
+
+    return run_consumer(settings)
+
+
+def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from epoa.audit import verify_store
+
+    return verify_store(settings, as_json=args.json)
+
+
+def _keys_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from epoa.demo_keys import DEMO_PASSWORD, make_demo
+
+    demo = make_demo(args.directory)
+    print(f"trust bundle (EPOA_TRUSTED_CA): {demo.ca_pem}")
+    for identity in demo.identities:
+        print(
+            f"{identity.role:10} {identity.kind:12} {identity.id}  {identity.p12}  {identity.name}"
+        )
+    print(f"PKCS#12 password: {DEMO_PASSWORD!r}")
+    return 0
+
+
+def _sign(args: argparse.Namespace, settings: Settings) -> int:
+    from domain.canonical import parse_json_object
+    from epoa.demo_keys import sign_document
+
+    raw = sys.stdin.buffer.read() if str(args.document) == "-" else args.document.read_bytes()
+    document = parse_json_object(raw)
+    if args.cloudevent:
+        document.pop("signature", None)
+        body = sign_document(document, args.key, args.password)
+        print(json.dumps({**document, "signature": body["signature"]}, ensure_ascii=False))
+    else:
+        print(json.dumps(sign_document(document, args.key, args.password), ensure_ascii=False))
+    return 0
+
+
+def _persons_import(args: argparse.Namespace, settings: Settings) -> int:
+    from epoa.workers import import_persons
+
+    return import_persons(settings, args.file)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

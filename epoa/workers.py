@@ -1,0 +1,68 @@
+"""The process roles besides the API: projection worker, consumer, person import."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from epoa.settings import Settings
+from epoa.wiring import build_registry
+
+log = logging.getLogger("epoa")
+
+
+def stop_on_signals() -> threading.Event:
+    """SIGTERM and SIGINT set the event: the worker finishes what it holds, then exits."""
+    stop = threading.Event()
+
+    def handler(signum: int, _: object) -> None:
+        log.info("signal %s: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def run_projections(settings: Settings, rebuild: bool = False, once: bool = False) -> int:
+    from projections.runner import ProjectionRunner
+
+    registry = build_registry(settings)
+    try:
+        with ProjectionRunner(registry, settings.database_url) as runner:
+            if rebuild:
+                print(f"rebuilt the read models from {runner.rebuild()} events")
+            elif once:
+                print(f"applied {runner.catch_up()} events; position {runner.position()}")
+            else:
+                runner.run_forever(stop_on_signals())
+    finally:
+        registry.close()
+    return 0
+
+
+def import_persons(settings: Settings, path: Path) -> int:
+    from projections.db import connect
+    from projections.persons import PersonsImportError, create_table, import_csv
+
+    db = connect(settings.database_url)
+    try:
+        create_table(db)
+        count = import_csv(db, path)
+    except PersonsImportError as error:
+        for line, message in error.problems:
+            print(f"{path}:{line}: {message}")
+        print(f"nothing imported: {len(error.problems)} bad row(s)")
+        return 1
+    finally:
+        db.close()
+    print(f"imported {count} person(s) from {path}")
+    return 0
+
+
+def run_consumer(settings: Settings) -> int:
+    from consumers.kafka_loop import main
+
+    return main(settings)

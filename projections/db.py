@@ -1,0 +1,178 @@
+"""One small connection API over sqlite3 and psycopg, so each read model has one code path.
+
+The read models live in the database of the events (one thing to back up, rebuildable from
+it). Their SQL is written once, with `?` placeholders and `{sortable}` as the type of every
+column compared or ordered as text (times, ids): on PostgreSQL that type carries the "C"
+collation, so text order is byte order, whatever the database's locale.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+
+from epoa.storage import persistence_env, psycopg_conninfo, schema_of
+
+Params = Sequence[Any]
+Row = tuple[Any, ...]
+
+
+class Database(ABC):
+    """A connection shared by threads: a lock keeps one thread's transaction its own."""
+
+    dialect: str
+    sortable: str
+    for_update: str
+    """Appended to a SELECT that must lock the rows it reads until the transaction ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing; a transaction inside a transaction joins the outer one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            with self._begin():
+                self._depth = 1
+                try:
+                    yield
+                finally:
+                    self._depth = 0
+
+    def execute(self, sql: str, params: Params = ()) -> None:
+        with self._lock:
+            self._run(sql, params, fetch=False)
+
+    def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        rows = list(rows)
+        if rows:
+            with self._lock:
+                self._run_many(sql, rows)
+
+    def insert(
+        self, table: str, columns: Sequence[str], rows: Iterable[Params], on_conflict: str = ""
+    ) -> None:
+        marks = ", ".join("?" * len(columns))
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) {on_conflict}"
+        self.executemany(sql.rstrip(), rows)
+
+    def fetch(self, sql: str, params: Params = ()) -> list[Row]:
+        with self._lock:
+            return self._run(sql, params, fetch=True)
+
+    def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        rows = self.fetch(sql, params)
+        return rows[0] if rows else None
+
+    def create(self, statements: Iterable[str]) -> None:
+        """Run DDL written with `{sortable}` for this dialect."""
+        with self.transaction():
+            for statement in statements:
+                self.execute(statement.format(sortable=self.sortable))
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def _begin(self) -> AbstractContextManager[object]: ...
+
+    @abstractmethod
+    def _run(self, sql: str, params: Params, fetch: bool) -> list[Row]: ...
+
+    @abstractmethod
+    def _run_many(self, sql: str, rows: list[Params]) -> None: ...
+
+
+class SqliteDatabase(Database):
+    dialect = "sqlite"
+    sortable = "TEXT"
+    for_update = ""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self._conn = sqlite3.connect(
+            path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+
+    @contextmanager
+    def _begin(self) -> Iterator[None]:
+        # IMMEDIATE takes the write lock now: a read that later wants to write can deadlock.
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _run(self, sql: str, params: Params, fetch: bool) -> list[Row]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def _run_many(self, sql: str, rows: list[Params]) -> None:
+        self._conn.executemany(sql, rows)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class PostgresDatabase(Database):
+    dialect = "postgresql"
+    sortable = 'TEXT COLLATE "C"'
+    for_update = " FOR UPDATE"
+
+    def __init__(self, conninfo: str, schema: str) -> None:
+        super().__init__()
+        self._conn = psycopg.connect(conninfo, autocommit=True)
+        self._conn.execute(f"SET search_path TO {quote(schema)}".encode())
+
+    @contextmanager
+    def _begin(self) -> Iterator[None]:
+        with self._conn.transaction(), self._conn.pipeline():
+            yield
+
+    def _run(self, sql: str, params: Params, fetch: bool) -> list[Row]:
+        cursor = self._conn.execute(_pyformat(sql), params)
+        return cursor.fetchall() if fetch else []
+
+    def _run_many(self, sql: str, rows: list[Params]) -> None:
+        with self._conn.cursor() as cursor:
+            cursor.executemany(_pyformat(sql), rows)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def connect(database_url: str) -> Database:
+    """A connection to the database of `EPOA_DATABASE_URL` (the schema of its events)."""
+    scheme = urlsplit(database_url).scheme
+    if scheme == "sqlite":
+        return SqliteDatabase(persistence_env(database_url)["SQLITE_DBNAME"])
+    if scheme in ("postgresql", "postgres"):
+        return PostgresDatabase(psycopg_conninfo(database_url), schema_of(database_url))
+    raise ValueError(f"unsupported database URL scheme {scheme!r}")
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+@lru_cache(maxsize=512)
+def _pyformat(sql: str) -> str:
+    """`?` to psycopg's `%s`; our SQL never has `?` inside a literal."""
+    return sql.replace("%", "%%").replace("?", "%s")

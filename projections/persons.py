@@ -1,0 +1,124 @@
+"""Who is this IIN? The person directory, reference data imported from a CSV file.
+
+Not built from events, so a rebuild never touches it. An import is all or nothing: a file
+with any bad row changes nothing, and every bad row is reported at once, so whoever fixes
+the file fixes it in one pass.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from domain.errors import InvalidInputError
+from domain.iin import is_valid_iin_bin
+from projections.db import Database
+
+HEADER = ["iin", "full_name", "birth_date"]
+DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS persons (
+        iin TEXT PRIMARY KEY,
+        full_name TEXT NOT NULL,
+        birth_date TEXT NOT NULL
+    )""",
+)
+
+UPSERT = (
+    "INSERT INTO persons (iin, full_name, birth_date) VALUES (?, ?, ?) "
+    "ON CONFLICT (iin) DO UPDATE SET full_name = excluded.full_name, "
+    "birth_date = excluded.birth_date"
+)
+
+Person = tuple[str, str, str]
+
+
+class PersonsImportError(InvalidInputError):
+    """Every bad row of a file, as (line number, what is wrong)."""
+
+    def __init__(self, problems: list[tuple[int, str]]) -> None:
+        super().__init__("; ".join(f"line {line}: {message}" for line, message in problems))
+        self.problems = problems
+
+
+def create_table(db: Database) -> None:
+    db.create(DDL)
+
+
+def import_csv(db: Database, path: Path | str) -> int:
+    """Upsert every person of the file in one transaction; return how many rows it had."""
+    with open(path, newline="", encoding="utf-8-sig") as file:
+        persons, problems = _parse(csv.reader(file))
+    if problems:
+        raise PersonsImportError(problems)
+    create_table(db)
+    with db.transaction():
+        db.executemany(UPSERT, persons)
+    return len(persons)
+
+
+def _parse(reader: Any) -> tuple[list[Person], list[tuple[int, str]]]:
+    persons: list[Person] = []
+    problems: list[tuple[int, str]] = []
+    header = next(reader, None)
+    if header is None or [cell.strip() for cell in header] != HEADER:
+        return [], [(1, f"the header must be {','.join(HEADER)}")]
+    first_seen: dict[str, int] = {}
+    for cells in reader:
+        line = reader.line_num
+        if not cells:
+            continue
+        person, message = _person(cells)
+        if person is not None and person[0] in first_seen:
+            message = f"IIN {person[0]} is already on line {first_seen[person[0]]}"
+        if message is not None or person is None:
+            problems.append((line, message or "unreadable row"))
+            continue
+        first_seen[person[0]] = line
+        persons.append(person)
+    return persons, problems
+
+
+def _person(cells: list[str]) -> tuple[Person | None, str | None]:
+    if len(cells) != len(HEADER):
+        return None, f"{len(HEADER)} fields are required, found {len(cells)}"
+    iin, name, birth = (cell.strip() for cell in cells)
+    wrong = []
+    if not is_valid_iin_bin(iin):
+        wrong.append(f"iin {iin!r} is not a valid IIN (12 digits with check digit)")
+    if not name:
+        wrong.append("full_name is empty")
+    if not _is_date(birth):
+        wrong.append(f"birth_date {birth!r} is not a date YYYY-MM-DD")
+    return (iin, name, birth), "; ".join(wrong) or None
+
+
+def _is_date(text: str) -> bool:
+    if not DATE.fullmatch(text):
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def find_person(db: Database, iin: str) -> dict[str, str] | None:
+    row = db.fetch_one("SELECT iin, full_name, birth_date FROM persons WHERE iin = ?", (iin,))
+    return None if row is None else {"iin": row[0], "full_name": row[1], "birth_date": row[2]}
+
+
+def names(db: Database) -> Callable[[str], str | None]:
+    """The registry's name lookup: a POA records the names the directory had when issued."""
+    create_table(db)
+
+    def name_of(iin: str) -> str | None:
+        person = find_person(db, iin)
+        return None if person is None else person["full_name"]
+
+    return name_of

@@ -1,0 +1,298 @@
+"""What is the state of this power of attorney, and which POAs match these filters?
+
+Expiry is never stored: a POA expires by the clock, not by an event, so `expired` is
+computed at query time from `expires_at`, and filtering by status compares with `now`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from domain.errors import InvalidInputError
+from domain.power_of_attorney import ACTIVE, EXPIRED, RENOUNCED, REVOKED, TERMINATED
+from domain.power_of_attorney import PowerOfAttorney as Poa
+from projections.db import Database, Row
+from projections.read_model import (
+    ReadModel,
+    Record,
+    RowBuffer,
+    expiry_stamp,
+    from_json,
+    stamp,
+    to_json,
+)
+
+MAX_LIMIT = 500
+STATUSES = (ACTIVE, REVOKED, TERMINATED, EXPIRED)
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS poa_status (
+        poa_id {sortable} PRIMARY KEY,
+        case_number TEXT NOT NULL,
+        principal_iin TEXT NOT NULL,
+        principal_name TEXT,
+        status TEXT NOT NULL,
+        issued_at {sortable} NOT NULL,
+        valid_until TEXT,
+        expires_at {sortable},
+        termination_reason TEXT,
+        termination_at {sortable},
+        termination_source TEXT,
+        version INTEGER NOT NULL,
+        attorneys TEXT NOT NULL,
+        rights TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS poa_status_by_time ON poa_status (issued_at, poa_id)",
+    "CREATE INDEX IF NOT EXISTS poa_status_by_case ON poa_status (case_number, issued_at)",
+    "CREATE INDEX IF NOT EXISTS poa_status_by_principal ON poa_status (principal_iin, issued_at)",
+    """CREATE TABLE IF NOT EXISTS poa_attorneys (
+        poa_id {sortable} NOT NULL,
+        attorney_iin TEXT NOT NULL,
+        PRIMARY KEY (poa_id, attorney_iin)
+    )""",
+    "CREATE INDEX IF NOT EXISTS poa_attorneys_by_iin ON poa_attorneys (attorney_iin, poa_id)",
+)
+
+COLUMN_NAMES = (
+    "poa_id",
+    "case_number",
+    "principal_iin",
+    "principal_name",
+    "status",
+    "issued_at",
+    "valid_until",
+    "expires_at",
+    "termination_reason",
+    "termination_at",
+    "termination_source",
+    "version",
+    "attorneys",
+    "rights",
+)
+COLUMNS = ", ".join(COLUMN_NAMES)
+
+
+# -- handlers ------------------------------------------------------------------------------
+
+
+def apply(db: Database, events: Sequence[object]) -> None:
+    batch = _Batch(db)
+    for event in events:
+        batch.handle(event)
+    batch.flush()
+
+
+class _Batch:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.poas = RowBuffer(db, "poa_status", COLUMN_NAMES, ("poa_id",), "poa_id")
+        self.named: list[tuple[str, str]] = []
+        """New (poa_id, attorney_iin) pairs."""
+
+    def handle(self, event: object) -> None:
+        if isinstance(event, Poa.Issued):
+            self._issued(event)
+        elif isinstance(event, Poa.AttorneyAdded):
+            self._attorney_added(event)
+        elif isinstance(event, Poa.AttorneyRenounced):
+            self._attorney_renounced(event)
+        elif isinstance(event, Poa.Revoked):
+            self._ended(event, REVOKED, "revoked_by_principal", "principal")
+        elif isinstance(event, Poa.Terminated):
+            self._ended(event, TERMINATED, event.reason, event.source)
+
+    def _issued(self, event: Poa.Issued) -> None:
+        poa_id = str(event.originator_id)
+        attorneys = [_attorney(a, event.at) for a in event.attorneys]
+        self.poas.add(
+            {
+                "poa_id": poa_id,
+                "case_number": event.case_number,
+                "principal_iin": event.principal["iin"],
+                "principal_name": event.principal.get("name"),
+                "status": ACTIVE,
+                "issued_at": stamp(event.at),
+                "valid_until": event.valid_until,
+                "expires_at": expiry_stamp(event.valid_until),
+                "termination_reason": None,
+                "termination_at": None,
+                "termination_source": None,
+                "version": event.originator_version,
+                "attorneys": to_json(attorneys),
+                "rights": to_json(event.rights),
+            }
+        )
+        self.named.extend((poa_id, a["iin"]) for a in attorneys)
+
+    def _poa(self, event: Poa.Event) -> Record:
+        """The POA's row as of the previous event, at the version of this one."""
+        rows = self.poas.group(str(event.originator_id))
+        if not rows:
+            raise LookupError(f"poa_status: {event.originator_id} was never issued")
+        rows[0]["version"] = event.originator_version
+        return rows[0]
+
+    def _attorney_added(self, event: Poa.AttorneyAdded) -> None:
+        poa = self._poa(event)
+        poa["attorneys"] = to_json(
+            [*from_json(poa["attorneys"]), _attorney(event.attorney, event.at)]
+        )
+        self.named.append((poa["poa_id"], event.attorney["iin"]))
+
+    def _attorney_renounced(self, event: Poa.AttorneyRenounced) -> None:
+        """The attorney stays listed (and findable by IIN) with status `renounced`."""
+        poa = self._poa(event)
+        attorneys = from_json(poa["attorneys"])
+        for attorney in attorneys:
+            if attorney["iin"] == event.attorney_iin:
+                attorney.update(status=RENOUNCED, until=stamp(event.at))
+        poa["attorneys"] = to_json(attorneys)
+
+    def _ended(
+        self, event: Poa.Revoked | Poa.Terminated, status: str, reason: str, source: str
+    ) -> None:
+        self._poa(event).update(
+            status=status,
+            termination_reason=reason,
+            termination_at=stamp(event.at),
+            termination_source=source,
+        )
+
+    def flush(self) -> None:
+        self.poas.flush()
+        self.db.insert("poa_attorneys", ("poa_id", "attorney_iin"), self.named)
+
+
+def _attorney(person: dict[str, Any], at: datetime) -> dict[str, Any]:
+    since = stamp(at)
+    return {
+        "iin": person["iin"],
+        "name": person.get("name"),
+        "status": ACTIVE,
+        "since": since,
+        "until": None,
+    }
+
+
+MODEL = ReadModel("poa_status", ("poa_attorneys", "poa_status"), DDL, apply)
+
+
+# -- queries -------------------------------------------------------------------------------
+
+
+def find_poa(db: Database, poa_id: str, now: datetime) -> dict[str, Any] | None:
+    """The POA's state in the shape of the public contract, or None if unknown."""
+    row = db.fetch_one(f"SELECT {COLUMNS} FROM poa_status WHERE poa_id = ?", (poa_id,))
+    return None if row is None else state_of(row, stamp(now))
+
+
+def list_poas(
+    db: Database,
+    *,
+    case_number: str | None = None,
+    principal_iin: str | None = None,
+    attorney_iin: str | None = None,
+    status: str | None = None,
+    now: datetime,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page, oldest first, and the cursor of the next page (None on the last page).
+
+    Keyset pagination on (issued_at, poa_id): a page never repeats or skips a POA, even
+    while new ones are issued, which offsets cannot promise.
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInputError(f"limit: between 1 and {MAX_LIMIT}, got {limit}")
+    at = stamp(now)
+    where, params = _filters(case_number, principal_iin, attorney_iin, status, at)
+    if cursor is not None:
+        where.append("(issued_at, poa_id) > (?, ?)")
+        params.extend(decode_cursor(cursor))
+    sql = f"SELECT {COLUMNS} FROM poa_status"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    rows = db.fetch(sql + " ORDER BY issued_at, poa_id LIMIT ?", [*params, limit + 1])
+    page = [state_of(row, at) for row in rows[:limit]]
+    if len(rows) <= limit:
+        return page, None
+    return page, encode_cursor(page[-1]["issued_at"], page[-1]["poa_id"])
+
+
+def _filters(
+    case_number: str | None,
+    principal_iin: str | None,
+    attorney_iin: str | None,
+    status: str | None,
+    at: str,
+) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (("case_number", case_number), ("principal_iin", principal_iin)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if attorney_iin is not None:
+        where.append("poa_id IN (SELECT poa_id FROM poa_attorneys WHERE attorney_iin = ?)")
+        params.append(attorney_iin)
+    if status == ACTIVE:
+        where.append("status = ? AND (expires_at IS NULL OR expires_at > ?)")
+        params.extend([ACTIVE, at])
+    elif status == EXPIRED:
+        where.append("status = ? AND expires_at <= ?")
+        params.extend([ACTIVE, at])
+    elif status in (REVOKED, TERMINATED):
+        where.append("status = ?")
+        params.append(status)
+    elif status is not None:
+        raise InvalidInputError(f"status: one of {', '.join(STATUSES)}, got {status!r}")
+    return where, params
+
+
+def state_of(row: Row, at: str) -> dict[str, Any]:
+    """A stored row in the contract's shape, with `expired` decided against `at`."""
+    r = dict(zip(COLUMN_NAMES, row, strict=True))
+    status = r["status"]
+    if status == ACTIVE and r["expires_at"] is not None and r["expires_at"] <= at:
+        status = EXPIRED
+    termination = None
+    if r["termination_reason"] is not None:
+        termination = {
+            "reason": r["termination_reason"],
+            "at": r["termination_at"],
+            "source": r["termination_source"],
+        }
+    return {
+        "poa_id": r["poa_id"],
+        "case_number": r["case_number"],
+        "principal": {"iin": r["principal_iin"], "name": r["principal_name"]},
+        "attorneys": from_json(r["attorneys"]),
+        "rights": from_json(r["rights"]),
+        "issued_at": r["issued_at"],
+        "valid_until": r["valid_until"],
+        "expires_at": r["expires_at"],
+        "status": status,
+        "termination": termination,
+        "version": r["version"],
+    }
+
+
+def encode_cursor(issued_at: str, poa_id: str) -> str:
+    raw = json.dumps([issued_at, poa_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        issued_at, poa_id = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError):
+        raise InvalidInputError("cursor: not a cursor this service returned") from None
+    if not isinstance(issued_at, str) or not isinstance(poa_id, str):
+        raise InvalidInputError("cursor: not a cursor this service returned")
+    return issued_at, poa_id

@@ -1,0 +1,92 @@
+"""What the runner needs of a read model, the buffer they apply a batch in, and the formats
+every read model stores.
+
+Times are stored as fixed-width UTC text (`2026-11-25T10:00:00.000000+00:00`), so comparing
+the text compares the times, on SQLite and PostgreSQL alike, with one code path. JSON is
+written with sorted keys so that a rebuild yields byte-identical rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from domain.power_of_attorney import expires_at
+from projections.db import Database
+
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
+
+
+@dataclass(frozen=True)
+class ReadModel:
+    name: str
+    """Its row in `projection_tracking`."""
+    tables: tuple[str, ...]
+    """Dropped on rebuild, in this order."""
+    ddl: tuple[str, ...]
+    """`CREATE ... IF NOT EXISTS` statements, `{sortable}` for text compared as text."""
+    apply: Callable[[Database, Sequence[object]], None]
+    """Apply a batch of domain events, in order; events it does not know are ignored."""
+
+
+Record = dict[str, Any]
+
+
+class RowBuffer:
+    """The rows of one table that a batch touches, changed in memory, written once at its end.
+
+    A statement per event would make catching up a round trip per event; instead handlers
+    change rows here, in event order, and `flush` upserts them all. Rows are grouped (by POA
+    or case) and a group is read from the table the first time a handler asks for it; a
+    group first met through `add` is new, so nothing is read for it.
+    """
+
+    def __init__(
+        self, db: Database, table: str, columns: Sequence[str], key: Sequence[str], group: str
+    ) -> None:
+        self.db, self.table, self.columns, self.key, self.group_by = db, table, columns, key, group
+        self._groups: dict[str, list[Record]] = {}
+
+    def group(self, value: str) -> list[Record]:
+        if value not in self._groups:
+            rows = self.db.fetch(
+                f"SELECT {', '.join(self.columns)} FROM {self.table} WHERE {self.group_by} = ?",
+                (value,),
+            )
+            self._groups[value] = [dict(zip(self.columns, row, strict=True)) for row in rows]
+        return self._groups[value]
+
+    def add(self, row: Record) -> None:
+        self._groups.setdefault(row[self.group_by], []).append(row)
+
+    def flush(self) -> None:
+        updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c not in self.key)
+        self.db.insert(
+            self.table,
+            self.columns,
+            [tuple(row[c] for c in self.columns) for rows in self._groups.values() for row in rows],
+            f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {updates}",
+        )
+
+
+def stamp(moment: datetime) -> str:
+    """A naive time is taken as UTC (the domain records aware ones)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime(STAMP_FORMAT)
+
+
+def expiry_stamp(valid_until: str | None) -> str | None:
+    """The first instant the POA is no longer valid, or None if it has no end date."""
+    return stamp(expires_at(date.fromisoformat(valid_until))) if valid_until else None
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def from_json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

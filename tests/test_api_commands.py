@@ -1,0 +1,157 @@
+"""The HTTP commands, through the real app on PostgreSQL with real CMS signatures."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from domain.receipt import verify_receipt
+from domain.seal import public_keys_of
+from tests.support.api import api_settings, auth, body, running
+from tests.support.people import CASE, People
+
+pytestmark = pytest.mark.postgres
+PORTAL, COURT = auth("portal"), auth("court")
+
+
+@pytest.fixture
+def client(postgres_url: str, tmp_path: Path, people: People) -> Iterator[TestClient]:
+    with running(api_settings(postgres_url, tmp_path, people)) as client:
+        yield client
+
+
+def issue(client: TestClient, people: People, **fields: object) -> dict[str, object]:
+    response = client.post(
+        "/v1/powers-of-attorney", json=body(people.issue(**fields)), headers=PORTAL
+    )
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def authorised(client: TestClient, iin: str, case: str = CASE) -> bool:
+    response = client.get(
+        "/v1/authority",
+        params={"case_number": case, "attorney_iin": iin, "right": "represent_first_instance"},
+        headers=COURT,
+    )
+    assert response.status_code == 200, response.text
+    return bool(response.json()["authorized"])
+
+
+def test_issuing_answers_201_with_the_poa_its_location_and_a_verifiable_receipt(
+    client: TestClient, people: People
+) -> None:
+    response = client.post("/v1/powers-of-attorney", json=body(people.issue()), headers=PORTAL)
+    assert response.status_code == 201
+    poa = response.json()
+    assert response.headers["location"] == f"/v1/powers-of-attorney/{poa['poa_id']}"
+    assert poa["status"] == "active" and poa["case_number"] == CASE
+    assert poa["principal"]["iin"] == people.principal.iin
+    assert [a["iin"] for a in poa["attorneys"]] == [people.attorney.iin]
+    keys = client.get("/v1/audit/keys").json()["keys"]
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    public = [load_pem_public_key(k["public_key_pem"].encode()) for k in keys]
+    assert verify_receipt(poa["receipt"], public_keys_of(*public))  # type: ignore[arg-type]
+    assert len(poa["receipt"]["records"]) == 4
+
+
+def test_the_same_document_again_answers_200_with_the_same_poa(
+    client: TestClient, people: People
+) -> None:
+    request = body(people.issue())
+    first = client.post("/v1/powers-of-attorney", json=request, headers=PORTAL)
+    again = client.post("/v1/powers-of-attorney", json=request, headers=PORTAL)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["poa_id"] == first.json()["poa_id"]
+
+
+def test_a_command_is_visible_to_the_next_read_and_authority_check(
+    client: TestClient, people: People
+) -> None:
+    poa = issue(client, people)
+    assert authorised(client, people.attorney.iin)
+    assert (
+        client.get(f"/v1/powers-of-attorney/{poa['poa_id']}", headers=COURT).json()["status"]
+        == "active"
+    )
+    revoke = people.act("epoa.revoke", uuid.UUID(str(poa["poa_id"])), people.principal)
+    response = client.post(
+        f"/v1/powers-of-attorney/{poa['poa_id']}/revocation", json=body(revoke), headers=PORTAL
+    )
+    assert response.status_code == 200 and response.json()["status"] == "revoked"
+    assert not authorised(client, people.attorney.iin)
+
+
+def test_adding_an_attorney_and_renouncing_through_http(client: TestClient, people: People) -> None:
+    poa = issue(client, people)
+    poa_id = uuid.UUID(str(poa["poa_id"]))
+    add = people.act(
+        "epoa.add-attorney", poa_id, people.principal, attorney={"iin": people.second_attorney.iin}
+    )
+    added = client.post(
+        f"/v1/powers-of-attorney/{poa_id}/attorneys", json=body(add), headers=PORTAL
+    )
+    assert added.status_code == 200
+    assert len(added.json()["attorneys"]) == 2
+    assert authorised(client, people.second_attorney.iin)
+    renounce = people.act(
+        "epoa.renounce", poa_id, people.second_attorney, attorney_iin=people.second_attorney.iin
+    )
+    renounced = client.post(
+        f"/v1/powers-of-attorney/{poa_id}/renunciation", json=body(renounce), headers=PORTAL
+    )
+    assert renounced.status_code == 200
+    assert renounced.json()["attorneys"][1]["status"] == "renounced"
+    assert not authorised(client, people.second_attorney.iin)
+    assert authorised(client, people.attorney.iin)
+
+
+def test_the_state_and_the_authority_at_a_past_moment(client: TestClient, people: People) -> None:
+    poa = issue(client, people)
+    poa_id = uuid.UUID(str(poa["poa_id"]))
+    moment = client.get(f"/v1/powers-of-attorney/{poa_id}", headers=COURT).json()["issued_at"]
+    revoke = people.act("epoa.revoke", poa_id, people.principal)
+    client.post(f"/v1/powers-of-attorney/{poa_id}/revocation", json=body(revoke), headers=PORTAL)
+    past = client.get(f"/v1/powers-of-attorney/{poa_id}", params={"at": moment}, headers=COURT)
+    assert past.json()["status"] == "active"
+    then = client.get(
+        "/v1/authority",
+        params={
+            "case_number": CASE,
+            "attorney_iin": people.attorney.iin,
+            "right": "represent_first_instance",
+            "at": moment,
+        },
+        headers=COURT,
+    ).json()
+    assert then["authorized"] and then["powers_of_attorney"] == [str(poa_id)]
+
+
+def test_listing_pages_through_every_poa_once(client: TestClient, people: People) -> None:
+    ids = {issue(client, people, case_number="LIST-1")["poa_id"] for _ in range(5)}
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"case_number": "LIST-1", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/powers-of-attorney", params=params, headers=COURT).json()
+        seen += [item["poa_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(ids)
+
+
+def test_the_events_of_a_poa_show_payload_evidence_and_seal(
+    client: TestClient, people: People
+) -> None:
+    poa = issue(client, people)
+    events = client.get(f"/v1/powers-of-attorney/{poa['poa_id']}/events", headers=COURT).json()
+    assert [e["type"] for e in events] == ["PowerOfAttorney.Issued"]
+    assert events[0]["evidence"]["signer_id"] == people.principal.iin
+    assert len(events[0]["seal"]["record_hash"]) == 64
+    assert events[0]["seal"]["predecessor"] == "00" * 32

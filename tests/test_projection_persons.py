@@ -1,0 +1,123 @@
+"""The person directory: all-or-nothing CSV imports, lookups, and names on new POAs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from epoa.settings import Settings
+from epoa.wiring import build_registry
+from projections import persons
+from projections.db import Database, connect
+from projections.poa_status import find_poa
+from projections.runner import ProjectionRunner
+from tests.conftest import Clock
+from tests.support.people import People
+from tests.support.pki import complete_id
+
+ALIYA = complete_id("90010130001")
+BEREK = complete_id("85020240002")
+SAULE = complete_id("77030350003")
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = connect(database_url)
+    persons.create_table(database)
+    yield database
+    database.close()
+
+
+def csv_file(tmp_path: Path, *rows: str, header: str = "iin,full_name,birth_date") -> Path:
+    path = tmp_path / "persons.csv"
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def everyone(db: Database) -> list[tuple[object, ...]]:
+    return db.fetch("SELECT iin, full_name, birth_date FROM persons ORDER BY iin")
+
+
+def test_a_good_file_is_imported_and_each_person_can_be_found(db: Database, tmp_path: Path) -> None:
+    path = csv_file(
+        tmp_path,
+        f"{ALIYA},Әлия Сейітқызы,1990-01-01",
+        f'{BEREK},"Берік Асқарұлы, кіші",1985-02-02',
+    )
+    assert persons.import_csv(db, path) == 2
+    assert persons.find_person(db, BEREK) == {
+        "iin": BEREK,
+        "full_name": "Берік Асқарұлы, кіші",
+        "birth_date": "1985-02-02",
+    }
+    assert persons.find_person(db, SAULE) is None
+
+
+def test_importing_a_person_again_updates_them(db: Database, tmp_path: Path) -> None:
+    persons.import_csv(db, csv_file(tmp_path, f"{ALIYA},Aliya S,1990-01-01"))
+    persons.import_csv(
+        db, csv_file(tmp_path, f"{ALIYA},Aliya Seitova,1990-01-02", f"{SAULE},Saule,1977-03-03")
+    )
+    assert everyone(db) == sorted(
+        [(ALIYA, "Aliya Seitova", "1990-01-02"), (SAULE, "Saule", "1977-03-03")]
+    )
+
+
+def test_a_file_with_bad_rows_reports_every_bad_line_and_changes_nothing(
+    db: Database, tmp_path: Path
+) -> None:
+    persons.import_csv(db, csv_file(tmp_path, f"{ALIYA},Aliya,1990-01-01"))
+    before = everyone(db)
+    bad_iin = ALIYA[:11] + str((int(ALIYA[11]) + 1) % 10)
+    path = csv_file(
+        tmp_path,
+        f"{ALIYA},Aliya Renamed,1990-01-01",  # line 2: good, and yet not applied
+        f"{bad_iin},Wrong Digit,1990-01-01",  # line 3
+        f"{BEREK},Berek,1985-02-02",  # line 4: good
+        f"{SAULE},,1977-03-03",  # line 5: no name
+        f"{complete_id('66040460004')},Dana,1966-02-30",  # line 6: no such day
+        f"{BEREK},Berek Again,1985-02-02",  # line 7: twice in the file
+        f"{complete_id('55050570005')},Erlan",  # line 8: a field missing
+    )
+    with pytest.raises(persons.PersonsImportError) as caught:
+        persons.import_csv(db, path)
+    assert [line for line, _ in caught.value.problems] == [3, 5, 6, 7, 8]
+    assert "line 4" in dict(caught.value.problems)[7]
+    assert everyone(db) == before
+
+
+def test_a_file_without_the_expected_header_is_refused_at_line_one(
+    db: Database, tmp_path: Path
+) -> None:
+    path = csv_file(tmp_path, f"{ALIYA},Aliya,1990-01-01", header="iin,name,born")
+    with pytest.raises(persons.PersonsImportError) as caught:
+        persons.import_csv(db, path)
+    assert [line for line, _ in caught.value.problems] == [1]
+    assert everyone(db) == []
+
+
+def test_a_poa_issued_after_the_import_carries_the_directorys_names(
+    database_url: str, tmp_path: Path, db: Database, people: People, clock: Clock
+) -> None:
+    persons.import_csv(
+        db,
+        csv_file(
+            tmp_path,
+            f"{people.principal.iin},Әлия,1990-01-01",
+            f"{people.attorney.iin},Berik,1985-02-02",
+        ),
+    )
+    settings = Settings(database_url=database_url, var_dir=tmp_path / "var")
+    registry = build_registry(settings, names=persons.names(db), clock=clock)
+    try:
+        poa = registry.issue(people.issue()).poa
+        with ProjectionRunner(registry, database_url) as runner:
+            runner.catch_up()
+            shown = find_poa(runner.db, str(poa.id), clock.now)
+    finally:
+        registry.close()
+    assert shown is not None
+    assert shown["principal"]["name"] == "Әлия"
+    assert shown["attorneys"][0]["name"] == "Berik"
