@@ -17,6 +17,9 @@ from domain.registry import CaseEvent
 
 REQUIRED = ("specversion", "id", "source", "type", "subject", "time", "data", "signature")
 OPTIONAL = ("datacontenttype", "dataschema")
+MAX_ATTRIBUTE = 1024
+MAX_SIGNATURE = 400_000
+"""Base64 of the largest CMS the verifier accepts (256 KiB)."""
 
 
 class CaseEventVerifier(Protocol):
@@ -54,8 +57,9 @@ def _check_envelope(event: dict[str, Any]) -> None:
         raise InvalidInputError(f"specversion: '1.0' expected, got {event['specversion']!r}")
     for name in ("id", "source", "type", "subject", "time", "signature"):
         value = event[name]
-        if not isinstance(value, str) or not value or len(value) > 1024:
-            raise InvalidInputError(f"{name}: a non-empty string is required")
+        limit = MAX_SIGNATURE if name == "signature" else MAX_ATTRIBUTE
+        if not isinstance(value, str) or not value or len(value) > limit:
+            raise InvalidInputError(f"{name}: a non-empty string of at most {limit} characters")
     if event["type"] not in CASE_EVENT_TYPES:
         raise InvalidInputError(f"type: unknown case event type {event['type']!r}")
     content_type = event.get("datacontenttype", "application/json")
