@@ -42,7 +42,10 @@ def test_the_readme_walkthrough_works_on_the_embedded_default(tmp_path: Path) ->
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [EPOA, "serve", "--port", str(port)], cwd=tmp_path, env=env, stdout=out,
+            [EPOA, "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
             stderr=subprocess.STDOUT,
         )
     try:
@@ -51,8 +54,11 @@ def test_the_readme_walkthrough_works_on_the_embedded_default(tmp_path: Path) ->
         assert "DEMO CA" in log.read_text()
         walk = subprocess.run(
             ["bash", str(ROOT / "scripts" / "walkthrough.sh")],
-            cwd=tmp_path, env={**env, "API": api, "EPOA": EPOA},
-            capture_output=True, text=True, timeout=120,
+            cwd=tmp_path,
+            env={**env, "API": api, "EPOA": EPOA},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert walk.returncode == 0, walk.stdout + walk.stderr
         assert walk.stdout.strip().endswith("terminated case_concluded")
@@ -61,7 +67,11 @@ def test_the_readme_walkthrough_works_on_the_embedded_default(tmp_path: Path) ->
         server.terminate()
         server.wait(timeout=20)
     audit = subprocess.run(
-        [EPOA, "audit", "verify"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        [EPOA, "audit", "verify"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert audit.returncode == 0, audit.stdout + audit.stderr

@@ -18,6 +18,9 @@ from api.schemas import (
     PowerOfAttorneyPage,
     PowerOfAttorneyPublic,
 )
+from domain.court_case import parse_case_number
+from domain.documents import parse_iin
+from domain.errors import InvalidInputError
 from domain.history import sealed_events
 from domain.registry import Outcome
 
@@ -44,7 +47,7 @@ def _positions(outcome: Outcome) -> list[int]:
     responses={200: {"description": "the same document again: the POA it issued"}},
 )
 def issue(
-    evidence: SignedDep, services: ServicesDep, response: Response, _: Portal
+    _: Portal, evidence: SignedDep, services: ServicesDep, response: Response
 ) -> PowerOfAttorneyPublic:
     outcome = commands.run(services, "issue", lambda: services.registry.issue(evidence), _positions)
     response.headers["Location"] = f"/v1/powers-of-attorney/{outcome.poa.id}"
@@ -63,6 +66,8 @@ def read(
     if at is None:
         moment = services.clock()
         return PowerOfAttorneyPublic.of(services.registry.get_poa(poa_id), moment)
+    if at.tzinfo is None:
+        raise InvalidInputError("at: the time zone is required")
     return PowerOfAttorneyPublic.of(services.registry.get_poa_at(poa_id, at), at)
 
 
@@ -77,6 +82,11 @@ def search(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PowerOfAttorneyPage:
+    if case_number is not None:
+        parse_case_number(case_number)
+    for name, iin in (("principal_iin", principal_iin), ("attorney_iin", attorney_iin)):
+        if iin is not None:
+            parse_iin(iin, name)
     items, next_cursor = services.read_models.list_poas(
         case_number=case_number,
         principal_iin=principal_iin,
@@ -91,7 +101,7 @@ def search(
 
 @router.post("/{poa_id}/attorneys", openapi_extra=commands.signed_body_openapi(ADD_EXAMPLE))
 def add_attorney(
-    poa_id: UUID, evidence: SignedDep, services: ServicesDep, _: Portal
+    _: Portal, poa_id: UUID, evidence: SignedDep, services: ServicesDep
 ) -> PowerOfAttorneyPublic:
     outcome = commands.run(
         services,
@@ -104,7 +114,7 @@ def add_attorney(
 
 @router.post("/{poa_id}/revocation", openapi_extra=commands.signed_body_openapi(REVOKE_EXAMPLE))
 def revoke(
-    poa_id: UUID, evidence: SignedDep, services: ServicesDep, _: Portal
+    _: Portal, poa_id: UUID, evidence: SignedDep, services: ServicesDep
 ) -> PowerOfAttorneyPublic:
     outcome = commands.run(
         services, "revoke", lambda: services.registry.revoke(poa_id, evidence), _positions
@@ -114,7 +124,7 @@ def revoke(
 
 @router.post("/{poa_id}/renunciation", openapi_extra=commands.signed_body_openapi(RENOUNCE_EXAMPLE))
 def renounce(
-    poa_id: UUID, evidence: SignedDep, services: ServicesDep, _: Portal
+    _: Portal, poa_id: UUID, evidence: SignedDep, services: ServicesDep
 ) -> PowerOfAttorneyPublic:
     outcome = commands.run(
         services, "renounce", lambda: services.registry.renounce(poa_id, evidence), _positions
