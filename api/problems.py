@@ -80,7 +80,10 @@ def install(app: FastAPI) -> None:
         kind = {401: "unauthenticated", 403: "forbidden", 404: "not-found"}.get(
             error.status_code, "validation" if error.status_code < 500 else "internal"
         )
-        return problem(kind, error.status_code, str(error.detail), request)
+        detail = str(error.detail)
+        if error.status_code == 404 and detail == "Not Found":
+            detail = f"no resource at {request.url.path}"
+        return problem(kind, error.status_code, detail, request)
 
     @app.exception_handler(SealError)
     async def seal_error(request: Request, error: SealError) -> JSONResponse:

@@ -109,7 +109,7 @@ def case_event(
         if kind == JUDGMENT_IN_FORCE
         else {"case_number": case_number, "issued_on": "2026-11-24", "documents": ["EL-1"]}
     )
-    document = {
+    document: dict[str, Any] = {
         "type": kind,
         "document_id": str(uuid.uuid4()),
         "signed_at": now_text(),
