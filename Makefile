@@ -31,6 +31,8 @@ test: install services lint
 bench: install services
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/eds.py
+	$(BIN)/python bench/merkle.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -88,7 +88,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     settings, material = ensure_dev_material(settings)
     print(banner(settings, material, f"http://{args.host}:{args.port}"), flush=True)
     app = create_app(settings, run_projections=not args.no_projections)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
 
 

@@ -1,0 +1,151 @@
+"""Authority checks/s and p50/p99 over HTTP beside a bare FastAPI endpoint, same server
+settings, same client (wrk, 16 connections); then projection catch-up beside the raw
+notification-log read rate. Run: `.venv/bin/python bench/api.py [seconds]` (needs `wrk`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+
+from epoa.settings import Settings  # noqa: E402
+from epoa.wiring import build_registry  # noqa: E402
+from tests.support.people import make_people  # noqa: E402
+from tests.support.postgres import fresh_schema  # noqa: E402
+
+BIN = Path(sys.executable).parent
+KEY = "bench-court-key-000000000000"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_up(url: str) -> None:
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"server at {url} did not start")
+
+
+def wrk(url: str, seconds: int) -> tuple[float, float, float]:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            "-c16",
+            f"-d{seconds}s",
+            "--latency",
+            "-H",
+            f"Authorization: Bearer {KEY}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise SystemExit(f"{errors.group(1)} failed requests:\n{out}")
+    return rate, _ms(out, "50%"), _ms(out, "99%")
+
+
+def _ms(out: str, label: str) -> float:
+    value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def main() -> None:
+    seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    people = make_people()
+    with fresh_schema() as url, tempfile.TemporaryDirectory() as tmp:
+        var = Path(tmp)
+        (var / "ca.pem").write_bytes(people.ca.root.cert.public_bytes(serialization.Encoding.PEM))
+        (var / "keys.json").write_text(json.dumps({KEY: "court"}))
+        settings = Settings(database_url=url, var_dir=var)
+        registry = build_registry(settings)
+        for n in range(200):
+            registry.issue(people.issue(case_number=f"BENCH-{n % 20}"))
+        registry.close()
+        env = {
+            **os.environ,
+            "EPOA_DATABASE_URL": url,
+            "EPOA_VAR_DIR": str(var),
+            "EPOA_TRUSTED_CA": str(var / "ca.pem"),
+            "EPOA_API_KEYS": str(var / "keys.json"),
+            "EPOA_LOG_LEVEL": "WARNING",
+        }
+        port, bare_port = free_port(), free_port()
+        servers = [
+            subprocess.Popen(
+                [str(BIN / "epoa"), "serve", "--port", str(port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+            subprocess.Popen(
+                [
+                    str(BIN / "uvicorn"),
+                    "bench.bare_app:app",
+                    "--port",
+                    str(bare_port),
+                    "--no-access-log",
+                    "--log-level",
+                    "info",
+                ],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+        ]
+        try:
+            query = (
+                f"/v1/authority?case_number=BENCH-3&attorney_iin={people.attorney.iin}"
+                "&right=represent_first_instance"
+            )
+            wait_up(f"http://127.0.0.1:{port}/readyz")
+            wait_up(f"http://127.0.0.1:{bare_port}/v1/authority")
+            time.sleep(2)
+            bare = wrk(f"http://127.0.0.1:{bare_port}/v1/authority", seconds)
+            epoa = wrk(f"http://127.0.0.1:{port}{query}", seconds)
+        finally:
+            for server in servers:
+                server.terminate()
+                server.wait()
+        print(
+            f"bare FastAPI endpoint:   {bare[0]:8.0f} req/s  p50 {bare[1]:6.2f} ms  "
+            f"p99 {bare[2]:6.2f} ms"
+        )
+        print(
+            f"authority checks:        {epoa[0]:8.0f} req/s  p50 {epoa[1]:6.2f} ms  "
+            f"p99 {epoa[2]:6.2f} ms"
+        )
+        print(
+            f"ratio throughput {epoa[0] / bare[0]:.2f}x (target >= 0.7); "
+            f"p99 {epoa[2] / bare[2]:.2f}x the bare p99 (target <= 2)"
+        )
+    print("projection catch-up (bench/projection_catchup.py):", flush=True)
+    subprocess.run([sys.executable, str(ROOT / "bench" / "projection_catchup.py")], check=True)
+
+
+if __name__ == "__main__":
+    main()
