@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install serve test lint services bench clean
+.PHONY: install serve test lint services bench clean lock
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,17 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	bash scripts/check-compose.sh docker-compose.yml
+	bash scripts/lint-dockerfile.sh Dockerfile
+
+# The image's dependencies, exact and hashed, from pyproject.toml (pip-tools in its own venv).
+lock:
+	$(PYTHON) -m venv .tools/lock
+	.tools/lock/bin/pip install --quiet pip-tools==7.6.2
+	.tools/lock/bin/pip-compile --quiet --no-header --generate-hashes --strip-extras \
+		--no-emit-index-url --no-emit-find-links --output-file .tools/requirements.lock pyproject.toml
+	{ sed -n '1,4p' requirements.lock; cat .tools/requirements.lock; } > .tools/requirements.new
+	mv .tools/requirements.new requirements.lock
 
 test: install services lint
 	$(BIN)/pytest

@@ -213,7 +213,7 @@ class Registry(Application[UUID]):
                 case_event.evidence.as_record(),
             )
             if not applied:
-                self._record_position(tracking)
+                self.record_position(tracking)
                 return CaseEventOutcome(case, applied=False)
             ended: list[PowerOfAttorney] = []
             if case.concluded and not was_concluded:
@@ -235,7 +235,7 @@ class Registry(Application[UUID]):
 
         return self._retrying(attempt)
 
-    def _record_position(self, tracking: Tracking | None) -> None:
+    def record_position(self, tracking: Tracking | None) -> None:
         """A message that changes nothing still moves its partition's position."""
         if tracking is not None:
             self._record(ProcessingEvent(tracking))

@@ -1,107 +1,285 @@
-"""`epoa audit verify`: replay the whole store in global order and check every record.
+"""`epoa audit verify` and `epoa audit export`: replay the whole history and check it.
 
-Checks each seal and each per-aggregate chain with the public keys only, and re-verifies
-each actor's signed evidence against the trust store as of the time the service recorded
-it. Memory holds one page of records and one chain head per aggregate.
+From the store (`audit_store`) or from an export file with no database at all
+(`audit_export`), one pass in global order checks every seal and chain, every actor's
+evidence and that it backs its event, every concluded case's POAs, the Merkle tree of
+every record against every signed checkpoint (stored, exported, or witnessed: `--witness`)
+and every receipt given (`--receipts`). The findings name the record and the damage; the
+command exits 0 only if there are none. See docs/decisions/0003-global-checkpoints.md.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterator
-from typing import Any
+import heapq
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from uuid import UUID
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from domain.eds import Verifier
-from domain.errors import DomainError
 from domain.registry import Registry
-from domain.seal import ChainVerifier, Finding, RawRecord, SealError
+from domain.seal import Finding, RawRecord, SealKey, open_state, public_keys_of
+from epoa import audit_inputs as inputs
+from epoa.audit_chain import stated_hash
+from epoa.audit_core import Audit, AuditResult, Sources
+from epoa.audit_export import export_to, raw_records
+from epoa.audit_merkle import Claim, ReceiptCheck
+from epoa.audit_proofs import load_public_keys, public_key_from_pem
+from epoa.audit_report import Reporter
+from epoa.audit_worker import checkpoint_origin
 from epoa.settings import Settings
+from projections import audit_tree
+from projections.db import Database, connect
 
-PAGE = 1000
-
-
-def rows(registry: Registry) -> Iterator[RawRecord]:
-    start = 1
-    while True:
-        page = registry.recorder.select_notifications(start, PAGE)
-        for n in page:
-            yield RawRecord(str(n.originator_id), n.originator_version, n.topic, n.state, n.id)
-        if len(page) < PAGE:
-            return
-        start = page[-1].id + 1
+Progress = Callable[[int, int], None]
 
 
-def evidence_findings(registry: Registry, verifier: Verifier, record: RawRecord) -> list[Finding]:
-    """Re-verify the actor's signature carried by one (already seal-checked) record."""
-    try:
-        plain, _, _ = registry.sealed_mapper.open(_stored(record))
-        event: Any = Mapper.to_domain_event(registry.sealed_mapper, plain)
-    except SealError:
-        return []
-    evidence = getattr(event, "evidence", None)
-    if not evidence:
-        return []
-    try:
-        verifier.verify_record(evidence)
-    except DomainError as error:
-        return [
-            Finding(
-                "bad-evidence",
-                record.originator_id,
-                record.version,
-                record.position,
-                f"{error.kind}: {error.detail}",
-            )
-        ]
-    return []
+def decoder(registry: Registry | None = None) -> Callable[[RawRecord], object]:
+    """Records to domain events with the registry's own transcoder; without a registry (an
+    export), with that of one kept in memory, so both read events alike."""
+    if registry is None:
+        registry = Registry({"PERSISTENCE_MODULE": "eventsourcing.popo"}, SealKey.generate())
+    mapper: Mapper[UUID] = Mapper(registry.sealed_mapper.transcoder)
+
+    def decode(record: RawRecord) -> object:
+        body = open_state(record.state).body
+        stored = StoredEvent(UUID(record.originator_id), record.version, record.topic, body)
+        return mapper.to_domain_event(stored)
+
+    return decode
 
 
-def _stored(record: RawRecord) -> StoredEvent:
-    return StoredEvent(UUID(record.originator_id), record.version, record.topic, record.state)
+def _pass(audit: Audit, records: Iterator[RawRecord], progress: Progress | None) -> None:
+    for record in records:
+        audit.check(record)
+        if progress is not None:
+            progress(record.position or 0, audit.result.records)
 
 
-def verify_store(settings: Settings, as_json: bool = False) -> int:
+class _Relay:
+    """Findings made while the sources are read, before the pass exists to report them."""
+
+    def __init__(self) -> None:
+        self.pending: list[Finding] = []
+        self.audit: Audit | None = None
+
+    def __call__(self, finding: Finding) -> None:
+        if self.audit is None:
+            self.pending.append(finding)
+        else:
+            self.audit.report(finding)
+
+    def start(self, audit: Audit) -> Audit:
+        self.audit = audit
+        for finding in self.pending:
+            audit.report(finding)
+        self.pending.clear()
+        return audit
+
+
+def stored_origin(db: Database, settings: Settings) -> str:
+    if audit_tree.has_tables(db):
+        row = db.fetch_one("SELECT origin FROM audit_log_state WHERE name = 'checkpoints'")
+        if row is not None:
+            return str(row[0])
+    return checkpoint_origin(settings)
+
+
+def audit_store(
+    registry: Registry,
+    db: Database,
+    verifier: Verifier | None,
+    origin: str,
+    *,
+    witness: Path | None = None,
+    receipts: Path | None = None,
+    start: int | None = None,
+    stop: int | None = None,
+    on_finding: Callable[[Finding], None] = lambda _: None,
+    on_progress: Progress | None = None,
+) -> AuditResult:
+    """Verify the store; positions `start`..`stop` if given (the global checks need the
+    whole log from its first record, so a later `start` leaves them out)."""
+    keys = list(registry.sealed_mapper.public_keys.values())
+    whole = start is None or start <= 1
+    relay = _Relay()
+    # What names records (witness, receipts, the audit log's size) is read before the last
+    # position is fixed, so a head signed during the pass cannot name a record it skips.
+    witnessed = inputs.witness_claims(witness, keys, origin, relay) if witness and whole else []
+    audit_sources = Sources()
+    if receipts is not None:
+        audit_sources.receipts = ReceiptCheck(inputs.receipts(receipts, keys, relay))
+    logged = audit_tree.tree_size(db)
+    last = registry.recorder.max_notification_id() or 0
+    bound = min(last, stop) if stop is not None else last
+    if whole:
+        stored = audit_tree.checkpoints(db, logged)
+        claims = inputs.claims_of(stored, keys, origin, "stored", relay)
+        audit_sources.claims = heapq.merge(claims, witnessed)
+        audit_sources.leaves = audit_tree.leaves(db, stop, logged)
+        own = audit_tree.checkpoints(db, logged)
+        audit_sources.leaf_claims = inputs.claims_of(own, keys, origin, "stored", None)
+    audit = relay.start(
+        Audit(
+            registry.sealed_mapper.public_keys,
+            decoder(registry),
+            verifier,
+            audit_sources,
+            on_finding=on_finding,
+            whole_log=whole,
+            predecessor=None if whole else _predecessor(registry),
+        )
+    )
+    _pass(audit, raw_records(registry, bound, start or 1), on_progress)
+    return audit.finish(stop, start)
+
+
+def _claims(
+    stored: Iterator[Claim],
+    witness: Path | None,
+    keys: list[Ed25519PublicKey],
+    origin: str | None,
+    report: Callable[[Finding], None],
+) -> Iterator[Claim]:
+    if witness is None:
+        return stored
+    witnessed = inputs.witness_claims(witness, keys, origin, report)
+    return heapq.merge(stored, witnessed)
+
+
+def _predecessor(registry: Registry) -> Callable[[RawRecord], tuple[int, bytes] | None]:
+    """The head of a stream before a range starts, read from its previous record."""
+
+    def head(record: RawRecord) -> tuple[int, bytes] | None:
+        rows = registry.recorder.select_events(
+            UUID(record.originator_id), gt=record.version - 2, lte=record.version - 1
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        previous = RawRecord(str(row.originator_id), row.originator_version, row.topic, row.state)
+        return row.originator_version, stated_hash(previous)
+
+    return head
+
+
+def audit_export(
+    path: Path,
+    verifier: Verifier | None,
+    *,
+    keys: list[Ed25519PublicKey] | None = None,
+    witness: Path | None = None,
+    receipts: Path | None = None,
+    on_finding: Callable[[Finding], None] = lambda _: None,
+    on_progress: Progress | None = None,
+) -> AuditResult:
+    """Verify an export file with no database; the keys default to the export's own."""
+    header = inputs.export_header(path)
+    if keys is None:
+        keys = [public_key_from_pem(k["public_key_pem"]) for k in header.get("keys", [])]
+    origin = header.get("origin")
+    relay = _Relay()
+    stored = inputs.claims_of(inputs.export_checkpoints(path), keys, origin, "exported", relay)
+    audit_sources = Sources(claims=_claims(stored, witness, keys, origin, relay))
+    if receipts is not None:
+        audit_sources.receipts = ReceiptCheck(inputs.receipts(receipts, keys, relay))
+    audit = relay.start(
+        Audit(public_keys_of(*keys), decoder(), verifier, audit_sources, on_finding=on_finding)
+    )
+    _pass(audit, inputs.export_records(path), on_progress)
+    return audit.finish()
+
+
+# -- the commands --------------------------------------------------------------------------
+
+
+def _verifier(settings: Settings) -> tuple[Settings, Verifier]:
     from epoa.dev import ensure_dev_material
-    from epoa.wiring import build_registry, build_verifier
+    from epoa.wiring import build_verifier
+
+    settings, _ = ensure_dev_material(settings)
+    return settings, build_verifier(settings)
+
+
+def verify_store(
+    settings: Settings,
+    as_json: bool = False,
+    *,
+    witness: Path | None = None,
+    receipts: Path | None = None,
+    start: int | None = None,
+    stop: int | None = None,
+) -> int:
+    from epoa.wiring import build_registry
+
+    settings, verifier = _verifier(settings)
+    registry = build_registry(settings)
+    db = connect(settings.database_url)
+    try:
+        total = registry.recorder.max_notification_id() or 0
+        with Reporter(as_json, stop or total) as reporter:
+            result = audit_store(
+                registry,
+                db,
+                verifier,
+                stored_origin(db, settings),
+                witness=witness,
+                receipts=receipts,
+                start=start,
+                stop=stop,
+                on_finding=reporter.finding,
+                on_progress=reporter.progress,
+            )
+        reporter.summary(result)
+    finally:
+        db.close()
+        registry.close()
+    return 0 if result.intact else 1
+
+
+def verify_export(
+    settings: Settings,
+    path: Path,
+    as_json: bool = False,
+    *,
+    keys: Path | None = None,
+    witness: Path | None = None,
+    receipts: Path | None = None,
+) -> int:
+    settings, verifier = _verifier(settings)
+    pinned = load_public_keys(keys) if keys is not None else None
+    with Reporter(as_json, None) as reporter:
+        if pinned is None:
+            reporter.note(
+                "seal keys taken from the export's own header: this proves the export is "
+                "consistent, not who made it; pin the keys with --keys"
+            )
+        result = audit_export(
+            path,
+            verifier,
+            keys=pinned,
+            witness=witness,
+            receipts=receipts,
+            on_finding=reporter.finding,
+            on_progress=reporter.progress,
+        )
+    reporter.summary(result)
+    return 0 if result.intact else 1
+
+
+def export_store(settings: Settings, path: Path) -> int:
+    from epoa.dev import ensure_dev_material
+    from epoa.wiring import build_registry
 
     settings, _ = ensure_dev_material(settings)
     registry = build_registry(settings)
-    verifier = build_verifier(settings)
-    chain = ChainVerifier(registry.sealed_mapper.public_keys)
-    count = damage = 0
+    db = connect(settings.database_url)
     try:
-        for record in rows(registry):
-            count += 1
-            found = chain.check(record)
-            if not found:
-                found = evidence_findings(registry, verifier, record)
-            for finding in found:
-                damage += 1
-                _report(finding, as_json)
+        records, checkpoints = export_to(path, registry, db, stored_origin(db, settings))
     finally:
+        db.close()
         registry.close()
-    intact = damage == 0
-    if as_json:
-        print(json.dumps({"records": count, "findings": damage, "intact": intact}))
-    else:
-        verdict = "INTACT" if intact else "DAMAGED"
-        print(f"{count} records verified; {damage} finding(s); {verdict}")
-    return 0 if intact else 1
-
-
-def _report(finding: Finding, as_json: bool) -> None:
-    if as_json:
-        line = {
-            "kind": finding.kind,
-            "originator_id": finding.originator_id,
-            "version": finding.version,
-            "position": finding.position,
-            "detail": finding.detail,
-        }
-        print(json.dumps(line))
-    else:
-        print(str(finding), file=sys.stdout)
+    print(f"exported {records} records and {checkpoints} checkpoint(s) to {path}")
+    return 0

@@ -9,17 +9,28 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from epoa.settings import Settings
+from epoa.settings import Settings, redacted
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from pydantic import ValidationError
+
+    from epoa.checks import NEEDS, check_production
+    from epoa.logging_setup import configure
     from epoa.wiring import SettingsError
 
     try:
-        result: int = args.run(args, Settings())
+        settings = Settings()
+    except ValidationError as error:
+        print(f"epoa: bad settings: {error}", file=sys.stderr)
+        return 2
+    configure(settings.effective_log_format, settings.log_level)
+    try:
+        if args.needs is not None:
+            check_production(settings, NEEDS[args.needs])
+        result: int = args.run(args, settings)
     except SettingsError as error:
         print(f"epoa: bad settings: {error}", file=sys.stderr)
         return 2
@@ -28,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="epoa", description="The e-POA registry")
+    parser.set_defaults(needs=None)  # which production checks run first (epoa.checks.NEEDS)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the HTTP API")
@@ -38,21 +50,30 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not run the read models in-process (run `epoa project` apart)",
     )
-    serve.set_defaults(run=_serve)
+    serve.set_defaults(run=_serve, needs="serve")
 
     project = commands.add_parser("project", help="run the projection worker")
     project.add_argument("--rebuild", action="store_true", help="rebuild the read models from zero")
     project.add_argument("--once", action="store_true", help="catch up, then exit")
-    project.set_defaults(run=_project)
+    project.set_defaults(run=_project, needs="project")
 
     consume = commands.add_parser("consume", help="consume court case events from Kafka")
-    consume.set_defaults(run=_consume)
+    consume.set_defaults(run=_consume, needs="consume")
 
     audit = commands.add_parser("audit", help="verify or export the whole history")
     audit_commands = audit.add_subparsers(required=True, metavar="ACTION")
     verify = audit_commands.add_parser("verify", help="replay and verify every record")
     verify.add_argument("--json", action="store_true", help="JSON lines instead of a summary")
-    verify.set_defaults(run=_audit_verify)
+    verify.add_argument("--witness", type=Path, help="a file of signed checkpoints kept apart")
+    verify.add_argument("--receipts", type=Path, help="JSON lines of command receipts")
+    verify.add_argument("--from", dest="start", type=int, help="first position to verify")
+    verify.add_argument("--to", dest="stop", type=int, help="last position to verify")
+    verify.add_argument("--export", type=Path, help="verify this export, not the store")
+    verify.add_argument("--keys", type=Path, help="seal public keys for --export (PEM or JSON)")
+    verify.set_defaults(run=_audit_verify, needs="audit")
+    export = audit_commands.add_parser("export", help="write the whole history as JSON lines")
+    export.add_argument("file", type=Path)
+    export.set_defaults(run=_audit_export, needs="audit")
 
     keys = commands.add_parser("keys", help="key material")
     key_commands = keys.add_subparsers(required=True, metavar="ACTION")
@@ -75,8 +96,24 @@ def _parser() -> argparse.ArgumentParser:
     person_commands = persons.add_subparsers(required=True, metavar="ACTION")
     load = person_commands.add_parser("import", help="import a CSV: iin,full_name,birth_date")
     load.add_argument("file", type=Path)
-    load.set_defaults(run=_persons_import)
+    load.set_defaults(run=_persons_import, needs="database")
+
+    db = commands.add_parser("db", help="the PostgreSQL schema and the service's role")
+    db_commands = db.add_subparsers(required=True, metavar="ACTION")
+    init = db_commands.add_parser(
+        "init",
+        help="as the owner (EPOA_ADMIN_DATABASE_URL): create the tables, the append-only "
+        "triggers and the least-privilege role of EPOA_DATABASE_URL",
+    )
+    init.set_defaults(run=_db_init, needs="database")
     return parser
+
+
+def _db_init(args: argparse.Namespace, settings: Settings) -> int:
+    from epoa.db_admin import init_database
+
+    print(f"epoa: {init_database(settings)}")
+    return 0
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -86,9 +123,23 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from epoa.dev import banner, ensure_dev_material
 
     settings, material = ensure_dev_material(settings)
-    print(banner(settings, material, f"http://{args.host}:{args.port}"), flush=True)
+    shown = settings.model_copy(update={"database_url": redacted(settings.database_url)})
+    text = banner(shown, material, f"http://{args.host}:{args.port}")
+    if settings.effective_log_format == "json":  # one JSON object per line, banner included
+        for line in text.splitlines():
+            logging.getLogger("epoa").info(line.removeprefix("epoa: ").strip())
+    else:
+        print(text, flush=True)
     app = create_app(settings, run_projections=not args.no_projections)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    # uvicorn logs through the root logger (epoa.logging_setup); the app logs each request.
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        log_config=None,
+        access_log=False,
+    )
     return 0
 
 
@@ -105,9 +156,31 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from epoa.audit import verify_store
+    from epoa.audit import verify_export, verify_store
 
-    return verify_store(settings, as_json=args.json)
+    if args.export is not None:
+        return verify_export(
+            settings,
+            args.export,
+            as_json=args.json,
+            keys=args.keys,
+            witness=args.witness,
+            receipts=args.receipts,
+        )
+    return verify_store(
+        settings,
+        as_json=args.json,
+        witness=args.witness,
+        receipts=args.receipts,
+        start=args.start,
+        stop=args.stop,
+    )
+
+
+def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
+    from epoa.audit import export_store
+
+    return export_store(settings, args.file)
 
 
 def _keys_demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import quote, urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PathList = Annotated[list[Path], NoDecode]
@@ -23,6 +24,13 @@ class Settings(BaseSettings):
     consumer_group: str = "epoa-case-events"
     consumer_session_timeout_ms: int = 6000
     consumer_heartbeat_interval_ms: int = 1000
+    consumer_metrics_port: int | None = None
+    checkpoint_origin: str = "epoa/registry"
+    """The name of the global audit log in its signed checkpoints; never change it later."""
+    checkpoint_every_records: int = 1000
+    checkpoint_every_seconds: float = 10.0
+    checkpoint_file: Path | None = None
+    """Append every signed checkpoint here too: a witness the database admins cannot rewrite."""
     trusted_ca: Path | None = None
     crl_files: PathList = Field(default_factory=list)
     seal_key: Path | None = None
@@ -30,6 +38,14 @@ class Settings(BaseSettings):
     api_keys: Path | None = None
     clock_skew_seconds: int = 300
     read_wait_seconds: float = 2.0
+    log_format: Literal["json", "text"] | None = None
+    """Unset: `json` in production, `text` in development."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    database_password_file: Path | None = None
+    """The password of `database_url`'s user, kept out of the URL (a container secret)."""
+    admin_database_url: str | None = None
+    """The schema owner's URL, used only by `epoa db init`."""
+    admin_database_password_file: Path | None = None
 
     @field_validator("crl_files", "retired_seal_keys", mode="before")
     @classmethod
@@ -37,3 +53,50 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _passwords_from_files(self) -> Settings:
+        """Put each password read from its file into its URL, so every reader of
+        `database_url` connects alike; a secret file is never part of the environment."""
+        if self.database_password_file is not None:
+            self.database_url = with_password(self.database_url, self.database_password_file)
+        if self.admin_database_url and self.admin_database_password_file is not None:
+            self.admin_database_url = with_password(
+                self.admin_database_url, self.admin_database_password_file
+            )
+        return self
+
+    @property
+    def effective_log_format(self) -> Literal["json", "text"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.env == "production" else "text"
+
+
+def with_password(url: str, password_file: Path) -> str:
+    try:
+        password = password_file.read_text().strip()
+    except OSError as error:
+        raise ValueError(f"cannot read the password file {password_file}: {error}") from error
+    parts = urlsplit(url)
+    user = parts.username or "postgres"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}{port}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for logs and banners."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    return parts._replace(netloc=netloc[0].split(":", 1)[0] + ":***@" + netloc[1]).geturl()

@@ -61,10 +61,14 @@ def build_registry(
     except ValueError as error:
         raise SettingsError(str(error)) from error
     extra = {"clock": clock} if clock is not None else {}
+    from epoa.db_admin import prepare_store
+
+    managed = prepare_store(settings.database_url, env)
     registry = Registry(
         env, load_seal_key(settings), load_retired_keys(settings), names=names, **extra
     )
-    guard_append_only(settings.database_url)
+    if not managed:  # a managed schema is guarded by its owner (`epoa db init`)
+        guard_append_only(settings.database_url)
     return registry
 
 

@@ -27,6 +27,8 @@ def stop_on_signals() -> threading.Event:
 
 
 def run_projections(settings: Settings, rebuild: bool = False, once: bool = False) -> int:
+    """The read models and the global audit log (`--rebuild` leaves signed history alone)."""
+    from epoa.audit_worker import checkpoint_log, start_checkpoint_log
     from projections.runner import ProjectionRunner
 
     registry = build_registry(settings)
@@ -35,9 +37,16 @@ def run_projections(settings: Settings, rebuild: bool = False, once: bool = Fals
             if rebuild:
                 print(f"rebuilt the read models from {runner.rebuild()} events")
             elif once:
+                with checkpoint_log(settings, registry) as log:
+                    log.catch_up()
                 print(f"applied {runner.catch_up()} events; position {runner.position()}")
             else:
-                runner.run_forever(stop_on_signals())
+                stop = stop_on_signals()
+                running = start_checkpoint_log(settings, registry)
+                try:
+                    runner.run_forever(stop)
+                finally:
+                    running.close()
     finally:
         registry.close()
     return 0
@@ -65,4 +74,4 @@ def import_persons(settings: Settings, path: Path) -> int:
 def run_consumer(settings: Settings) -> int:
     from consumers.kafka_loop import main
 
-    return main(settings)
+    return main(settings, metrics_port=settings.consumer_metrics_port)

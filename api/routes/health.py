@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import ServicesDep
 from api.problems import ProblemError
+from epoa.db_admin import probe
 
 router = APIRouter(tags=["operations"])
 
@@ -20,11 +21,18 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(services: ServicesDep) -> dict[str, Any]:
+    """Ready while the event store answers. On PostgreSQL a new connection with short
+    timeouts asks, so the probe answers within seconds during an outage, instead of
+    waiting out the pool's retries, and turns ready again as soon as the store is back."""
+    database_url = services.settings.database_url
     try:
-        position = services.registry.recorder.max_notification_id() or 0
+        if database_url.startswith(("postgresql:", "postgres:")):
+            position = probe(database_url)
+        else:
+            position = services.registry.recorder.max_notification_id() or 0
     except Exception as error:
         raise ProblemError(
-            "unavailable", 503, f"the event store does not answer: {error}"
+            "unavailable", 503, f"the event store does not answer: {type(error).__name__}"
         ) from None
     return {"status": "ready", "position": position}
 

@@ -36,8 +36,11 @@ def api_settings(database_url: str, tmp_path: Path, people: People) -> Settings:
 
 
 @contextmanager
-def running(settings: Settings, run_projections: bool = True) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, run_projections=run_projections)) as client:
+def running(
+    settings: Settings, run_projections: bool = True, run_checkpoints: bool = True
+) -> Iterator[TestClient]:
+    app = create_app(settings, run_projections=run_projections, run_checkpoints=run_checkpoints)
+    with TestClient(app) as client:
         yield client
 
 

@@ -1,0 +1,80 @@
+"""`/v1/audit/checkpoints/latest` and the RFC 9162 proofs of the global audit log.
+
+Hashes are hex, as in receipts; the signed notes carry the root in base64, as C2SP
+checkpoints do. `epoa.audit_proofs` verifies what these return with public keys only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from api.deps import ServicesDep, role
+from domain.errors import NotFoundError
+from projections import audit_tree
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+Auditor = Annotated[str, Depends(role("court", "auditor"))]
+
+
+class CheckpointPublic(BaseModel):
+    tree_size: int = Field(description="how many records the tree covers")
+    root_hash: str = Field(description="the Merkle tree hash (RFC 9162), hex")
+    position: int = Field(description="the notification position of the last record covered")
+    signed_at: str = Field(description="when the service signed it (not covered by the note)")
+    note: str = Field(description="the C2SP checkpoint: a signed note, the seal key's signature")
+
+
+class InclusionProofPublic(BaseModel):
+    position: int
+    originator_id: str
+    version: int
+    leaf_index: int
+    tree_size: int
+    record_hash: str = Field(description="the record's seal hash, hex: the leaf is its hash")
+    audit_path: list[str] = Field(description="RFC 9162 inclusion proof, leaf to root, hex")
+    checkpoint: str | None = Field(description="the signed note of this tree size, if signed")
+
+
+class ConsistencyProofPublic(BaseModel):
+    first: int
+    second: int
+    consistency_path: list[str] = Field(description="RFC 9162 consistency proof, hex")
+    first_checkpoint: str | None
+    second_checkpoint: str | None
+
+
+@router.get("/checkpoints/latest")
+def latest_checkpoint(services: ServicesDep) -> CheckpointPublic:
+    found = audit_tree.latest_checkpoint(services.read_models.db())
+    if found is None:
+        raise NotFoundError("no checkpoint has been signed yet")
+    return CheckpointPublic(**found.as_public())
+
+
+@router.get("/proofs/inclusion")
+def inclusion_proof(
+    services: ServicesDep,
+    _: Auditor,
+    position: Annotated[int, Query(ge=1, description="the record's notification position")],
+    tree_size: Annotated[
+        int | None, Query(ge=1, description="default: the latest checkpoint's")
+    ] = None,
+) -> InclusionProofPublic:
+    proof = audit_tree.inclusion(services.read_models.db(), position, tree_size)
+    return InclusionProofPublic(**proof)
+
+
+@router.get("/proofs/consistency")
+def consistency_proof(
+    services: ServicesDep,
+    _: Auditor,
+    first: Annotated[int, Query(ge=0, description="the older tree size")],
+    second: Annotated[
+        int | None, Query(ge=0, description="the newer tree size; default: the latest checkpoint's")
+    ] = None,
+) -> ConsistencyProofPublic:
+    proof = audit_tree.consistency(services.read_models.db(), first, second)
+    return ConsistencyProofPublic(**proof)

@@ -1,0 +1,120 @@
+"""What one court case event does to the registry, whatever brought it (Kafka or HTTP).
+
+`handle` is idempotent: the message's position (`Tracking`) is recorded in the same
+transaction as its effects, so a redelivered message, or a second copy of an event with the
+same (`source`, `id`), changes nothing. A message that can never succeed is a poison message:
+`handle` records nothing for it, because its position may only move once the dead-letter
+topic holds it (`settle`); failures of the store are not poison and propagate, to be retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, Tracking
+
+from domain.case_events import CaseEventVerifier, parse_case_event
+from domain.errors import DomainError, StoreUnavailableError
+from domain.registry import CaseEvent, Registry
+
+log = logging.getLogger("epoa.consumer")
+
+#: The DLQ reason of a message that made the parser itself fail: a defect to fix, after
+#: which the message can be replayed from the dead-letter topic.
+INTERNAL_ERROR = "internal-error"
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    POISON = "poison"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What handling a message did; for poison, why it can never succeed."""
+
+    outcome: Outcome
+    case_number: str | None = None
+    reason: str | None = None
+    detail: str | None = None
+    concluded: bool = False
+    terminated: tuple[UUID, ...] = ()
+
+    @classmethod
+    def poison(cls, reason: str, detail: str) -> Decision:
+        return cls(Outcome.POISON, reason=reason, detail=detail)
+
+    def log_fields(self) -> dict[str, object]:
+        """The decision as structured log fields (`extra=`)."""
+        return {
+            "outcome": self.outcome.value,
+            "case_number": self.case_number,
+            "reason": self.reason,
+            "detail": self.detail,
+            "concluded": self.concluded,
+            "terminated": [str(poa_id) for poa_id in self.terminated],
+        }
+
+
+class CaseEventHandler:
+    def __init__(self, registry: Registry, verifier: CaseEventVerifier) -> None:
+        self.registry = registry
+        self.verifier = verifier
+        self.recorder = registry.process_recorder
+
+    def handle(self, value: bytes | None, tracking: Tracking) -> Decision:
+        """Apply the message, or say why it is poison; store failures raise."""
+        parsed = self.parse(value)
+        if isinstance(parsed, Decision):
+            if self._tracked(tracking):
+                return Decision(Outcome.DUPLICATE, reason=parsed.reason, detail=parsed.detail)
+            return parsed
+        outcome = self.registry.record_case_event(parsed, tracking)
+        return Decision(
+            Outcome.APPLIED if outcome.applied else Outcome.DUPLICATE,
+            case_number=parsed.case_number,
+            concluded=outcome.case.concluded,
+            terminated=tuple(outcome.terminated),
+        )
+
+    def parse(self, value: bytes | None) -> CaseEvent | Decision:
+        """The verified event, or the poison decision. Pure: it reads no store."""
+        if value is None:
+            return Decision.poison("validation", "a message without a value")
+        try:
+            return parse_case_event(value, self.verifier)
+        except DomainError as error:
+            return Decision.poison(error.kind, error.detail)
+        except Exception as error:
+            log.exception("the case event parser failed on a message")
+            return Decision.poison(INTERNAL_ERROR, f"{type(error).__name__}: {error}")
+
+    def settle(self, tracking: Tracking) -> None:
+        """Record the position of a poison message, once the dead-letter topic holds it."""
+        try:
+            with _store():
+                self.registry.record_position(tracking)
+        except IntegrityError:
+            if not self._tracked(tracking):
+                raise
+
+    def _tracked(self, tracking: Tracking) -> bool:
+        with _store():
+            return self.recorder.has_tracking_id(
+                tracking.application_name, tracking.notification_id
+            )
+
+
+@contextmanager
+def _store() -> Iterator[None]:
+    """Failures to reach the store, as the registry reports them: `StoreUnavailableError`."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as error:
+        raise StoreUnavailableError(f"the event store is unavailable: {error}") from error

@@ -1,0 +1,61 @@
+"""The dead-letter topic: the original bytes of a poison message, and why it was refused.
+
+A message goes there before its position moves on, and `publish` returns only once the
+broker has acknowledged it (all in-sync replicas), so a crash in between can at worst
+dead-letter a message twice, never lose it. Its key and value are the bytes as received,
+so it can be replayed to the case-events topic unchanged once its cause is fixed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafka import KafkaProducer
+
+from consumers.case_events import Decision
+
+DETAIL_LIMIT = 2000
+ACK_TIMEOUT_S = 10.0
+
+
+def dead_letter_headers(
+    topic: str, partition: int, offset: int, decision: Decision
+) -> list[tuple[str, bytes]]:
+    detail = (decision.detail or "")[:DETAIL_LIMIT]
+    return [
+        ("epoa.reason", (decision.reason or "").encode()),
+        ("epoa.detail", detail.encode()),
+        ("epoa.source.topic", topic.encode()),
+        ("epoa.source.partition", str(partition).encode()),
+        ("epoa.source.offset", str(offset).encode()),
+    ]
+
+
+class DeadLetters:
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        timeout_ms = int(ACK_TIMEOUT_S * 1000)
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id="epoa-case-events-dlq",
+            acks="all",
+            max_block_ms=timeout_ms,
+            request_timeout_ms=timeout_ms,
+        )
+
+    def publish(self, record: Any, decision: Decision) -> None:
+        """Publish `record` (a kafka-python ConsumerRecord) and wait for the broker's ack."""
+        value = record.value
+        if record.key is None and value is None:
+            value = b""  # Kafka refuses a message with neither; the headers still say why
+        future = self._producer.send(
+            self.topic,
+            key=record.key,
+            value=value,
+            headers=dead_letter_headers(record.topic, record.partition, record.offset, decision),
+        )
+        self._producer.flush(timeout=ACK_TIMEOUT_S)
+        future.get(timeout=ACK_TIMEOUT_S)
+
+    def close(self) -> None:
+        self._producer.close(timeout=ACK_TIMEOUT_S)

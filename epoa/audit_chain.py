@@ -1,0 +1,148 @@
+"""Seals and per-aggregate chains for `epoa audit verify`, in memory that does not grow with
+the store.
+
+The rules are those of `domain.seal.ChainVerifier` (and the finding kinds the same); what
+differs is where the chain heads live. A store of hundreds of millions of aggregates has
+as many heads, so the most recent ones stay in memory and the rest spill to a temporary
+SQLite file (`Scratch`), which the conclusion checks share. Each check also returns the
+record's hash, the Merkle leaf of the global audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from domain.seal import (
+    GENESIS,
+    Finding,
+    RawRecord,
+    SealError,
+    open_state,
+    record_hash,
+    verify_state,
+)
+
+Predecessor = Callable[[RawRecord], tuple[int, bytes] | None]
+"""Looks up the head a stream had before a verified range starts (version, record hash)."""
+
+
+class Scratch:
+    """A temporary SQLite file for what the audit remembers about the whole history.
+
+    Nothing in it needs to survive a crash, so it is written without a journal or syncs;
+    `commit()` once per page keeps inserts cheap."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="epoa-audit-")
+        path = Path(self._dir.name) / "scratch.sqlite"
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode = OFF")
+        self.conn.execute("PRAGMA synchronous = OFF")
+        self.conn.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+        self.conn.execute("BEGIN")
+
+    def close(self) -> None:
+        self.conn.close()
+        self._dir.cleanup()
+
+
+class Heads:
+    """Stream -> (version, record hash) of its newest record: recent ones in memory, the
+    others in the scratch file."""
+
+    def __init__(self, scratch: Scratch, capacity: int = 5_000) -> None:
+        self._db = scratch.conn
+        self._db.execute(
+            "CREATE TABLE heads (stream TEXT PRIMARY KEY, version INTEGER, digest BLOB)"
+        )
+        self._recent: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._capacity = capacity
+
+    def get(self, stream: str) -> tuple[int, bytes] | None:
+        found = self._recent.get(stream)
+        if found is not None:
+            return found
+        row = self._db.execute(
+            "SELECT version, digest FROM heads WHERE stream = ?", (stream,)
+        ).fetchone()
+        return (int(row[0]), bytes(row[1])) if row else None
+
+    def put(self, stream: str, version: int, digest: bytes) -> None:
+        self._recent[stream] = (version, digest)
+        self._recent.move_to_end(stream)
+        if len(self._recent) > self._capacity:
+            old, (old_version, old_digest) = self._recent.popitem(last=False)
+            self._db.execute(
+                "INSERT OR REPLACE INTO heads VALUES (?, ?, ?)", (old, old_version, old_digest)
+            )
+
+    def drop(self, stream: str) -> None:
+        self._recent.pop(stream, None)
+        self._db.execute("DELETE FROM heads WHERE stream = ?", (stream,))
+
+
+def stated_hash(record: RawRecord) -> bytes:
+    """The record hash its state claims, seal checked or not; for a state that is not even
+    a sealed one, a hash of it (it can then match no signed leaf)."""
+    try:
+        opened = open_state(record.state)
+    except SealError:
+        return hashlib.sha256(b"unsealed\x00" + record.state).digest()
+    return record_hash(
+        record.originator_id, record.version, record.topic, opened.predecessor, opened.body
+    )
+
+
+class ChainCheck:
+    def __init__(
+        self,
+        public_keys: Mapping[bytes, Ed25519PublicKey],
+        heads: Heads,
+        predecessor: Predecessor | None = None,
+    ) -> None:
+        self.public_keys, self.heads, self.predecessor = public_keys, heads, predecessor
+
+    def check(self, record: RawRecord) -> tuple[list[Finding], bytes]:
+        """The findings about this record's seal and link, and its record hash."""
+
+        def finding(kind: str, detail: str) -> Finding:
+            return Finding(kind, record.originator_id, record.version, record.position, detail)
+
+        stream = record.originator_id
+        try:
+            opened, digest = verify_state(
+                self.public_keys, stream, record.version, record.topic, record.state
+            )
+        except SealError as error:
+            kind = "unknown-key" if "unknown key" in str(error) else "bad-seal"
+            self.heads.drop(stream)
+            return [finding(kind, str(error))], stated_hash(record)
+        previous = self.heads.get(stream)
+        if previous is None and record.version > 1 and self.predecessor is not None:
+            previous = self.predecessor(record)
+        found = []
+        if previous is None:
+            if record.version != 1:
+                found.append(
+                    finding("missing-predecessor", f"stream starts at version {record.version}")
+                )
+            elif opened.predecessor != GENESIS:
+                found.append(finding("chain-broken", "version 1 does not link to genesis"))
+        elif record.version != previous[0] + 1:
+            found.append(finding("version-gap", f"follows version {previous[0]}"))
+        elif opened.predecessor != previous[1]:
+            found.append(
+                finding("chain-broken", "predecessor hash does not match the previous record")
+            )
+        self.heads.put(stream, record.version, digest)
+        return found, digest

@@ -1,0 +1,162 @@
+"""The one pass of `epoa audit verify`, over raw records in global order, from a store or an
+export alike.
+
+Per record: seal and chain (`audit_chain`), evidence and its binding to the event
+(`audit_events`), the audit log's leaf at that position and any receipt naming it, and the
+Merkle tree grown by its hash and compared with each claimed head (`audit_merkle`). At the
+end: cross-record facts (concluded cases, attachments) and what is missing. Memory holds one
+page of records, a bounded set of recent chain heads and one tree frontier; the rest spills
+to a temporary file.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from domain import merkle
+from domain.eds import Verifier
+from domain.seal import Finding, RawRecord
+from epoa.audit_chain import ChainCheck, Heads, Predecessor, Scratch
+from epoa.audit_events import Decode, EventChecks
+from epoa.audit_merkle import Claim, LeafLedger, ReceiptCheck, TreeCheck
+from projections.audit_tree import Leaf
+
+KEPT_FINDINGS = 1000
+COMMIT_EVERY = 1000
+
+
+@dataclass
+class AuditResult:
+    records: int = 0
+    findings: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+    checkpoints_checked: int = 0
+    first_findings: list[Finding] = field(default_factory=list)
+    """The first `KEPT_FINDINGS`; every one was reported as it was found."""
+    skipped: list[str] = field(default_factory=list)
+    """Checks not made, and why (a position range, no trust store, ...)."""
+
+    @property
+    def intact(self) -> bool:
+        return self.findings == 0
+
+
+@dataclass
+class Sources:
+    """Everything the pass compares the records with; None leaves that check out."""
+
+    claims: Iterable[Claim] | None = None
+    leaves: Iterable[Leaf] | None = None
+    leaf_claims: Iterable[Claim] = ()
+    receipts: ReceiptCheck | None = None
+
+
+class Audit:
+    def __init__(
+        self,
+        public_keys: Mapping[bytes, Ed25519PublicKey],
+        decode: Decode,
+        verifier: Verifier | None,
+        sources: Sources,
+        *,
+        on_finding: Callable[[Finding], None] = lambda _: None,
+        whole_log: bool = True,
+        predecessor: Predecessor | None = None,
+    ) -> None:
+        self.result = AuditResult()
+        self._on_finding = on_finding
+        self._scratch = Scratch()
+        self._chain = ChainCheck(public_keys, Heads(self._scratch), predecessor)
+        self._events = EventChecks(self._scratch, decode, verifier, facts=whole_log)
+        self._whole_log = whole_log
+        self._tree = TreeCheck(sources.claims) if whole_log and sources.claims is not None else None
+        self._ledger = (
+            LeafLedger(sources.leaves, sources.leaf_claims)
+            if whole_log and sources.leaves is not None
+            else None
+        )
+        self._receipts = sources.receipts
+        self._last: RawRecord | None = None
+        self._unverified_from: RawRecord | None = None
+        if verifier is None:
+            self.result.skipped.append("evidence: no trust store")
+        if not whole_log:
+            self.result.skipped.append("checkpoints and case conclusions: a position range")
+        if self._tree is not None:
+            self._tree_results(self._tree.compare(), None)
+
+    def report(self, finding: Finding) -> None:
+        self.result.findings += 1
+        self.result.kinds[finding.kind] += 1
+        if len(self.result.first_findings) < KEPT_FINDINGS:
+            self.result.first_findings.append(finding)
+        self._on_finding(finding)
+
+    def check(self, record: RawRecord) -> None:
+        self.result.records += 1
+        found, digest = self._chain.check(record)
+        found += self._events.check(record, sealed=not found)
+        if self._ledger is not None:
+            found += self._ledger.observe(record, digest)
+        if self._receipts is not None:
+            found += self._receipts.observe(record, digest)
+        for finding in found:
+            self.report(finding)
+        if self._tree is not None:
+            if self._unverified_from is None:
+                self._unverified_from = record
+            self._tree_results(self._tree.append(merkle.leaf_hash(digest)), record)
+        self._last = record
+        if self.result.records % COMMIT_EVERY == 0:
+            self._scratch.commit()
+
+    def _tree_results(self, results: list[tuple[Claim, bool]], record: RawRecord | None) -> None:
+        for claim, ok in results:
+            if ok:
+                self._unverified_from = None
+                continue
+            first = self._unverified_from or record
+            where = (first.originator_id, first.version, first.position) if first else ("", 0, None)
+            too_late = self._tree is not None and claim.size < self._tree.frontier.size
+            detail = (
+                f"the {claim.source} checkpoint of tree size {claim.size} came out of order"
+                if too_late
+                else f"the {claim.source} checkpoint of tree size {claim.size} does not match "
+                "the store's records from this one up to that size"
+            )
+            self.report(Finding("checkpoint-mismatch", *where, detail))
+
+    def finish(self, stop: int | None = None, start: int | None = None) -> AuditResult:
+        """The findings only the end can tell; `stop` if the pass ended at a position."""
+        try:
+            if self._ledger is not None:
+                for finding in self._ledger.finish():
+                    self.report(finding)
+            if self._tree is not None:
+                if stop is None:
+                    self._truncation(self._tree.beyond())
+                self.result.checkpoints_checked = self._tree.checked
+            if self._receipts is not None:
+                for finding in self._receipts.finish(start, stop):
+                    self.report(finding)
+            for finding in self._events.finish():
+                self.report(finding)
+        finally:
+            self._scratch.close()
+        return self.result
+
+    def _truncation(self, claims: Iterable[Claim]) -> None:
+        assert self._tree is not None
+        held = self._tree.frontier.size
+        last = self._last
+        where = (last.originator_id, last.version, last.position) if last else ("", 0, None)
+        for claim in claims:
+            detail = (
+                f"the {claim.source} checkpoint covers {claim.size} records; the store holds "
+                f"{held}, up to this one: {claim.size - held} signed record(s) are gone"
+            )
+            self.report(Finding("records-removed", *where, detail))

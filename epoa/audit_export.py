@@ -1,0 +1,123 @@
+"""`epoa audit export FILE`: the whole history as JSON Lines, verifiable with no database.
+
+Lines, in order: a header (format, origin, the seal's public keys), the signed checkpoints
+(smallest tree first), one line per record in global order, and an end line with counts.
+A record line carries the raw row (position, originator id, version, topic, and the state
+in base64: seal and body) which is all that verification reads; the decoded `payload` and
+`evidence` beside it are for people and are never trusted. Checkpoints are read before the
+records, so every exported head covers only exported records.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+from uuid import UUID
+
+from cryptography import x509
+from eventsourcing.persistence import Mapper, StoredEvent
+
+from domain.registry import Registry
+from domain.seal import RawRecord, SealError, open_state
+from epoa.audit_inputs import EXPORT_FORMAT
+from epoa.audit_proofs import pem_of
+from projections import audit_tree
+from projections.db import Database
+
+PAGE = 1000
+
+
+def write_export(registry: Registry, db: Database, origin: str, out: TextIO) -> tuple[int, int]:
+    """Write the export; return (records, checkpoints)."""
+    mapper = registry.sealed_mapper
+    _line(
+        out,
+        {
+            "type": "header",
+            "format": EXPORT_FORMAT,
+            "exported_at": datetime.now(UTC).isoformat(),
+            "origin": origin,
+            "keys": [
+                {
+                    "key_id": key_id.hex(),
+                    "algorithm": "Ed25519",
+                    "public_key_pem": pem_of(key),
+                    "current": key_id == registry.seal_key.key_id,
+                }
+                for key_id, key in mapper.public_keys.items()
+            ],
+        },
+    )
+    checkpoints = 0
+    for stored in audit_tree.checkpoints(db):
+        _line(out, {"type": "checkpoint", **stored.as_public()})
+        checkpoints += 1
+    decoder: Mapper[UUID] = Mapper(mapper.transcoder)
+    records = 0
+    for record in raw_records(registry, registry.recorder.max_notification_id() or 0):
+        _line(out, record_line(record, decoder))
+        records += 1
+    _line(out, {"type": "end", "records": records, "checkpoints": checkpoints})
+    return records, checkpoints
+
+
+def raw_records(registry: Registry, stop: int, start: int = 1) -> Iterator[RawRecord]:
+    """The rows of positions start..stop, a page at a time, exactly as stored."""
+    while start <= stop:
+        page = registry.recorder.select_notifications(start, PAGE, stop=stop)
+        for n in page:
+            yield RawRecord(str(n.originator_id), n.originator_version, n.topic, n.state, n.id)
+        if len(page) < PAGE:
+            return
+        start = page[-1].id + 1
+
+
+def record_line(record: RawRecord, decoder: Mapper[UUID]) -> dict[str, Any]:
+    line: dict[str, Any] = {
+        "type": "record",
+        "position": record.position,
+        "originator_id": record.originator_id,
+        "version": record.version,
+        "topic": record.topic,
+        "state": base64.b64encode(record.state).decode(),
+    }
+    try:
+        body = open_state(record.state).body
+        plain = StoredEvent(UUID(record.originator_id), record.version, record.topic, body)
+        event = decoder.to_domain_event(plain)
+    except (SealError, ValueError, TypeError, KeyError) as error:
+        return {**line, "payload": None, "undecodable": f"{type(error).__name__}: {error}"}
+    fields = {k: v for k, v in vars(event).items() if k not in ("originator_topic",)}
+    evidence = fields.pop("evidence", None)
+    line["event"] = type(event).__qualname__
+    line["payload"] = fields
+    line["evidence"] = _evidence(evidence) if evidence else None
+    return line
+
+
+def _evidence(record: dict[str, str]) -> dict[str, Any]:
+    """The signed document as a reader wants it: who signed what, when; the CMS stays in
+    the state."""
+    readable: dict[str, Any] = {
+        k: record.get(k) for k in ("signer_id", "signer_kind", "signed_at", "received_at")
+    }
+    try:
+        readable["document"] = json.loads(base64.b64decode(record["canonical"]))
+        certificate = x509.load_der_x509_certificate(base64.b64decode(record["certificate"]))
+        readable["certificate_subject"] = certificate.subject.rfc4514_string()
+    except (KeyError, ValueError):
+        readable["unreadable"] = True
+    return readable
+
+
+def _line(out: TextIO, data: dict[str, Any]) -> None:
+    out.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+
+
+def export_to(path: Path, registry: Registry, db: Database, origin: str) -> tuple[int, int]:
+    with path.open("w", encoding="utf-8") as out:
+        return write_export(registry, db, origin, out)

@@ -1,0 +1,173 @@
+"""What `epoa audit verify` reads besides the store: signed heads (stored, witnessed,
+exported), receipts, and export files.
+
+Every head and receipt is checked against the seal's public keys before it is believed;
+one that fails is itself a finding, never a reason to stop.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from domain.checkpoint import SIGNATURE_PREFIX
+from domain.receipt import verify_receipt
+from domain.seal import Finding, RawRecord, public_keys_of
+from epoa.audit_merkle import Claim, Receipted
+from epoa.audit_proofs import ProofError, verify_note
+from projections.audit_tree import StoredCheckpoint
+
+Report = Callable[[Finding], None]
+EXPORT_FORMAT = "epoa-audit-export/1"
+
+
+def _log_finding(kind: str, position: int | None, detail: str) -> Finding:
+    """A finding about the log as a whole, not one record (no aggregate to name)."""
+    return Finding(kind, "", 0, position, detail)
+
+
+def claims_of(
+    checkpoints: Iterable[StoredCheckpoint],
+    keys: list[Ed25519PublicKey],
+    origin: str | None,
+    source: str,
+    report: Report | None,
+) -> Iterator[Claim]:
+    """The heads whose notes verify; with `report`, a finding for each that does not."""
+    for stored in checkpoints:
+        try:
+            checkpoint = verify_note(stored.note, keys, origin)
+        except ProofError as error:
+            if report is not None:
+                report(_log_finding("bad-checkpoint", stored.position, f"{source}: {error}"))
+            continue
+        edited = (checkpoint.size, checkpoint.root) != (stored.tree_size, stored.root_hash)
+        if edited and report is not None:
+            detail = f"{source} of tree size {stored.tree_size}: the row differs from its note"
+            report(_log_finding("bad-checkpoint", stored.position, detail))
+        yield Claim(checkpoint.size, checkpoint.root, source)
+
+
+def split_notes(text: str) -> list[str]:
+    """Signed notes as the witness file holds them: one after another, blank lines between."""
+    notes: list[str] = []
+    lines: list[str] = []
+    in_signatures = False
+    for line in text.split("\n"):
+        if in_signatures and not line.startswith(SIGNATURE_PREFIX):
+            notes.append("\n".join(lines) + "\n")
+            lines, in_signatures = [], False
+        if not line:
+            if lines and not in_signatures:
+                lines.append("")
+                in_signatures = True
+            continue
+        lines.append(line)
+    if lines:
+        notes.append("\n".join(lines) + "\n")
+    return notes
+
+
+def witness_claims(
+    path: Path, keys: list[Ed25519PublicKey], origin: str | None, report: Report
+) -> list[Claim]:
+    """The heads of a witness file (signed notes, or JSON lines with a `note`), sorted.
+
+    Memory holds the witness's heads, which an auditor chose to keep, not the store."""
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("{"):
+        notes = [json.loads(line)["note"] for line in text.splitlines() if line.strip()]
+    else:
+        notes = split_notes(text)
+    claims = []
+    for number, note in enumerate(notes, 1):
+        try:
+            checkpoint = verify_note(note, keys, origin)
+        except ProofError as error:
+            report(_log_finding("bad-witness", None, f"{path} note {number}: {error}"))
+            continue
+        claims.append(Claim(checkpoint.size, checkpoint.root, f"witnessed ({path.name})"))
+    return sorted(claims)
+
+
+def receipts(path: Path, keys: list[Ed25519PublicKey], report: Report) -> dict[int, Receipted]:
+    """Records named by the receipts of a JSON lines file (receipts, or command responses
+    carrying one), by position. A line that is no receipt signed by a seal key is a
+    finding; its records are not believed."""
+    by_id = public_keys_of(*keys)
+    expected: dict[int, Receipted] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        label = f"{path.name} line {number}"
+        try:
+            data = json.loads(line)
+            receipt = data.get("receipt", data)
+            named = {
+                int(item["position"]): Receipted(
+                    str(item["originator_id"]),
+                    int(item["version"]),
+                    bytes.fromhex(item["record_hash"]),
+                    label,
+                )
+                for item in receipt["records"]
+            }
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            report(_log_finding("bad-receipt", None, f"{label}: not a receipt ({error})"))
+            continue
+        if not verify_receipt(receipt, by_id):
+            position, first = next(iter(named.items()), (None, None))
+            where = (first.originator_id, first.version) if first else ("", 0)
+            detail = f"{label}: the receipt's signature does not verify"
+            report(Finding("bad-receipt", *where, position, detail))
+            continue
+        expected.update(named)
+    return expected
+
+
+# -- export files ------------------------------------------------------------------------
+
+
+def export_lines(path: Path, kind: str) -> Iterator[dict[str, Any]]:
+    """The lines of one `type`, in file order (header, checkpoints, records, end)."""
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                data = json.loads(line)
+                if data.get("type") == kind:
+                    yield data
+
+
+def export_header(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as lines:
+        header: dict[str, Any] = json.loads(lines.readline())
+    if header.get("type") != "header" or header.get("format") != EXPORT_FORMAT:
+        raise ValueError(f"{path}: not an epoa audit export ({EXPORT_FORMAT})")
+    return header
+
+
+def export_checkpoints(path: Path) -> Iterator[StoredCheckpoint]:
+    for line in export_lines(path, "checkpoint"):
+        yield StoredCheckpoint(
+            int(line["tree_size"]),
+            bytes.fromhex(line["root_hash"]),
+            int(line["position"]),
+            str(line["signed_at"]),
+            str(line["note"]),
+        )
+
+
+def export_records(path: Path) -> Iterator[RawRecord]:
+    for line in export_lines(path, "record"):
+        yield RawRecord(
+            str(line["originator_id"]),
+            int(line["version"]),
+            str(line["topic"]),
+            base64.b64decode(line["state"], validate=True),
+            int(line["position"]),
+        )

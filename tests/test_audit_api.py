@@ -1,0 +1,147 @@
+"""`/v1/audit/checkpoints/latest` and the proofs, through the real app on PostgreSQL; what
+they return is verified offline with the keys of `/v1/audit/keys` only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from epoa.audit_proofs import public_key_from_pem, verify_consistency_proof, verify_inclusion_proof
+from epoa.settings import Settings
+from epoa.wiring import build_registry
+from projections.checkpoints import CheckpointLog
+from tests.support.api import api_settings, auth, body, running
+from tests.support.people import People
+
+pytestmark = pytest.mark.postgres
+ORIGIN = "epoa/api-test"
+LATEST, INCLUSION, CONSISTENCY = (
+    "/v1/audit/checkpoints/latest",
+    "/v1/audit/proofs/inclusion",
+    "/v1/audit/proofs/consistency",
+)
+
+
+@pytest.fixture
+def settings(postgres_url: str, tmp_path: Path, people: People) -> Settings:
+    return api_settings(postgres_url, tmp_path, people)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with running(settings, run_checkpoints=False) as client:
+        yield client
+
+
+@pytest.fixture
+def log(settings: Settings, client: TestClient) -> Iterator[CheckpointLog]:
+    """The audit log over the app's store, signing a head each time it catches up."""
+    registry = build_registry(settings)
+    log = CheckpointLog(registry, settings.database_url, ORIGIN, every_records=1)
+    yield log
+    log.close()
+    registry.close()
+
+
+def issue(client: TestClient, people: People, case_number: str) -> dict[str, Any]:
+    response = client.post(
+        "/v1/powers-of-attorney", json=body(people.issue(case_number)), headers=auth("portal")
+    )
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def seal_keys(client: TestClient) -> list[Any]:
+    keys = client.get("/v1/audit/keys").json()["keys"]
+    return [public_key_from_pem(key["public_key_pem"]) for key in keys]
+
+
+def test_there_is_no_latest_checkpoint_before_the_log_signs_one(client: TestClient) -> None:
+    response = client.get(LATEST)
+    assert response.status_code == 404
+    assert response.json()["type"] == "urn:epoa:problem:not-found"
+
+
+def test_the_latest_checkpoint_is_public_and_signed_by_the_seal_key(
+    client: TestClient, log: CheckpointLog, people: People
+) -> None:
+    issue(client, people, "API-1")
+    log.catch_up()
+    response = client.get(LATEST)
+    assert response.status_code == 200, response.text
+    head = response.json()
+    assert head["tree_size"] == 4 and len(head["root_hash"]) == 64
+    assert head["note"].startswith(f"{ORIGIN}\n4\n") and head["signed_at"]
+
+
+def test_a_receipted_record_is_proven_included_for_a_court_offline(
+    client: TestClient, log: CheckpointLog, people: People
+) -> None:
+    poa = issue(client, people, "API-2")
+    log.catch_up()
+    record = poa["receipt"]["records"][0]
+    for role in ("court", "auditor"):
+        response = client.get(
+            INCLUSION, params={"position": record["position"]}, headers=auth(role)
+        )
+        assert response.status_code == 200, response.text
+    proof = response.json()
+    checkpoint = verify_inclusion_proof(
+        proof, seal_keys(client), record_hash=bytes.fromhex(record["record_hash"]), origin=ORIGIN
+    )
+    assert checkpoint.size == proof["tree_size"] == 4
+
+
+def test_a_newer_checkpoint_is_proven_to_extend_an_older_one(
+    client: TestClient, log: CheckpointLog, people: People
+) -> None:
+    issue(client, people, "API-3")
+    log.catch_up()
+    older = client.get(LATEST).json()
+    issue(client, people, "API-4")
+    log.catch_up()
+    response = client.get(CONSISTENCY, params={"first": older["tree_size"]}, headers=auth("court"))
+    assert response.status_code == 200, response.text
+    first, second = verify_consistency_proof(
+        response.json(), seal_keys(client), first_note=older["note"]
+    )
+    assert (first.size, second.size) == (4, 8)
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "kind"),
+    [
+        (INCLUSION, {"position": 999}, 404, "not-found"),
+        (INCLUSION, {"position": 1, "tree_size": 99}, 422, "validation"),
+        (INCLUSION, {"position": 0}, 422, "validation"),
+        (CONSISTENCY, {"first": 4, "second": 2}, 422, "validation"),
+    ],
+)
+def test_a_proof_the_log_cannot_give_is_a_problem(
+    client: TestClient,
+    log: CheckpointLog,
+    people: People,
+    path: str,
+    params: dict[str, int],
+    status: int,
+    kind: str,
+) -> None:
+    issue(client, people, "API-5")
+    log.catch_up()
+    response = client.get(path, params=params, headers=auth("auditor"))
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == f"urn:epoa:problem:{kind}"
+
+
+@pytest.mark.parametrize(("role", "status"), [("portal", 403), ("admin", 403), (None, 401)])
+def test_only_courts_and_auditors_may_ask_for_proofs(
+    client: TestClient, role: str | None, status: int
+) -> None:
+    headers = auth(role) if role else {}
+    for path, params in ((INCLUSION, {"position": 1}), (CONSISTENCY, {"first": 0})):
+        assert client.get(path, params=params, headers=headers).status_code == status

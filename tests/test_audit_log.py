@@ -1,0 +1,197 @@
+"""The global audit log: gap-free leaves in log order, signed heads, tiles, one writer."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from domain import merkle
+from domain.checkpoint import verify_checkpoint
+from domain.registry import Registry
+from domain.seal import RawRecord, SealError
+from epoa.audit_chain import stated_hash
+from epoa.audit_inputs import split_notes
+from epoa.audit_worker import start_checkpoint_log
+from epoa.settings import Settings
+from epoa.wiring import build_registry
+from projections import audit_tree
+from projections.checkpoints import CheckpointLog
+from projections.db import Database, connect
+from tests.conftest import Clock
+from tests.support.people import People
+
+ORIGIN = "epoa/log-test"
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    connection = connect(settings.database_url)
+    yield connection
+    connection.close()
+
+
+def new_log(registry: Registry, settings: Settings, **options: object) -> CheckpointLog:
+    return CheckpointLog(registry, settings.database_url, ORIGIN, **options)  # type: ignore[arg-type]
+
+
+def issue(registry: Registry, people: People, count: int) -> None:
+    """Each in a case of its own: four records (POA, case opened and attached, document)."""
+    for _ in range(count):
+        registry.issue(people.issue(case_number=f"LOG-{uuid.uuid4().hex[:12]}"))
+
+
+def rows(registry: Registry) -> list[RawRecord]:
+    found = registry.recorder.select_notifications(1, 10_000)
+    return [
+        RawRecord(str(n.originator_id), n.originator_version, n.topic, n.state, n.id) for n in found
+    ]
+
+
+def test_each_record_becomes_the_next_leaf_with_its_seal_hash_in_log_order(
+    registry: Registry, people: People, settings: Settings, db: Database
+) -> None:
+    issue(registry, people, 3)
+    with new_log(registry, settings, batch_size=5) as log:
+        assert log.catch_up() == 12
+    leaves = list(audit_tree.leaves(db))
+    assert [leaf.leaf_index for leaf in leaves] == list(range(12))
+    assert [(x.position, x.record_hash) for x in leaves] == [
+        (r.position, stated_hash(r)) for r in rows(registry)
+    ]
+
+
+def test_a_head_is_signed_each_n_records_and_appended_to_the_witness_file(
+    registry: Registry, people: People, settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    issue(registry, people, 5)
+    witness = tmp_path / "witness.txt"
+    with new_log(registry, settings, every_records=8, batch_size=4, witness_file=witness) as log:
+        log.catch_up()
+    heads = list(audit_tree.checkpoints(db))
+    assert [head.tree_size for head in heads] == [4, 12, 20]
+    logged = list(audit_tree.leaves(db))
+    leaves = [merkle.leaf_hash(x.record_hash) for x in logged]
+    key = {ORIGIN: registry.seal_key.public_key}
+    for head in heads:
+        checkpoint = verify_checkpoint(head.note, key, origin=ORIGIN)
+        assert checkpoint.root == head.root_hash == merkle.root(leaves[: head.tree_size])
+        assert head.position == logged[head.tree_size - 1].position
+    assert split_notes(witness.read_text()) == [head.note for head in heads]
+
+
+def test_a_head_is_signed_after_every_seconds_even_below_n_records(
+    registry: Registry, people: People, settings: Settings, db: Database
+) -> None:
+    clock = Clock()
+    issue(registry, people, 1)
+    with new_log(registry, settings, every_records=1000, every_seconds=10, clock=clock) as log:
+        log.catch_up()
+        issue(registry, people, 1)
+        log.catch_up()
+        assert [h.tree_size for h in audit_tree.checkpoints(db)] == [4]
+        clock.advance(seconds=11)
+        assert log.run_once() == 0
+        assert [h.tree_size for h in audit_tree.checkpoints(db)] == [4, 8]
+        assert log.sign_now() is None  # nothing new since
+
+
+def test_the_log_resumes_from_its_persisted_frontier(
+    registry: Registry, people: People, settings: Settings, db: Database
+) -> None:
+    issue(registry, people, 2)
+    with new_log(registry, settings) as log:
+        log.catch_up()
+    issue(registry, people, 2)
+    with new_log(registry, settings) as log:
+        assert log.catch_up() == 8
+        log.sign_now()
+    latest = audit_tree.latest_checkpoint(db)
+    assert latest is not None and latest.tree_size == 16
+    assert latest.root_hash == merkle.root(merkle.leaf_hash(stated_hash(r)) for r in rows(registry))
+
+
+def test_two_writers_never_log_a_record_twice(
+    registry: Registry, people: People, settings: Settings, db: Database
+) -> None:
+    issue(registry, people, 4)
+    with new_log(registry, settings, batch_size=3) as one, new_log(registry, settings) as two:
+        while one.run_once() + two.run_once():
+            pass
+        one.catch_up()
+    positions = [leaf.position for leaf in audit_tree.leaves(db)]
+    assert positions == [r.position for r in rows(registry)]
+
+
+def test_the_origin_of_a_log_never_changes(registry: Registry, settings: Settings) -> None:
+    new_log(registry, settings).close()
+    with pytest.raises(ValueError, match="origin"):
+        CheckpointLog(registry, settings.database_url, "epoa/another")
+
+
+def test_the_log_stops_at_a_record_whose_seal_fails(people: People, tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/e.sqlite", var_dir=tmp_path / "var")
+    registry = build_registry(settings)
+    issue(registry, people, 1)
+    db = connect(settings.database_url)
+    (state,) = db.fetch("SELECT state FROM stored_events WHERE rowid = 2")[0]
+    edited = state[:150] + bytes([state[150] ^ 1]) + state[151:]
+    db.execute("UPDATE stored_events SET state = ? WHERE rowid = 2", (edited,))
+    with new_log(registry, settings) as log, pytest.raises(SealError, match="position 2"):
+        log.run_once()
+    assert audit_tree.tree_size(db) == 0
+    db.close()
+    registry.close()
+
+
+def test_stored_tiles_give_the_same_proofs_as_every_leaf(tmp_path: Path) -> None:
+    """Levels 8 and 16 exist once the tree passes 65,536 leaves."""
+    db = connect(f"sqlite:///{tmp_path}/tiles.sqlite")
+    db.create(audit_tree.DDL)
+    size = 65_536 + 700
+    hashes = [i.to_bytes(32, "big") for i in range(size)]
+    with db.transaction():
+        db.insert(
+            "audit_leaves",
+            ("leaf_index", "position", "originator_id", "version", "record_hash"),
+            [(i, i + 1, "x", 1, h.hex()) for i, h in enumerate(hashes)],
+        )
+        audit_tree.store_tiles(db, 0, 300)
+        audit_tree.store_tiles(db, 300, size)
+    levels: dict[int, int] = dict(
+        db.fetch("SELECT level, count(*) FROM audit_nodes GROUP BY level")
+    )
+    assert levels == {8: size // 256, 16: 1}
+    leaves = [merkle.leaf_hash(h) for h in hashes]
+    tiled = audit_tree.subtree_roots(db)
+    for tree, index in ((size, 65_540), (size, 3), (65_536, 65_535), (66_000, 12_345)):
+        assert merkle.inclusion_proof_from(tiled, index, tree) == merkle.inclusion_proof(
+            leaves, index, tree
+        )
+    for first, second in ((65_536, size), (1000, 65_537), (300, 65_536)):
+        assert merkle.consistency_proof_from(tiled, first, second) == merkle.consistency_proof(
+            leaves, first, second
+        )
+    db.close()
+
+
+def test_the_log_started_beside_the_service_signs_a_head_in_the_background(
+    registry: Registry, people: People, settings: Settings, db: Database
+) -> None:
+    issue(registry, people, 1)
+    running = start_checkpoint_log(settings, registry, poll_interval=0.01)
+    try:
+        deadline = time.monotonic() + 10
+        while audit_tree.latest_checkpoint(db) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        running.close()
+    latest = audit_tree.latest_checkpoint(db)
+    assert latest is not None and latest.tree_size == 4
+    assert datetime.fromisoformat(latest.signed_at) <= datetime.now(UTC)
+    assert not any(t.name == "epoa-checkpoints" for t in threading.enumerate())

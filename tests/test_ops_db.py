@@ -1,0 +1,151 @@
+"""`epoa db init` on a real PostgreSQL: the service role issues POAs through the API, and
+the database itself refuses every change of an event row and every attempt to remove the
+guard, whatever the service's code does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from epoa.db_admin import init_database, store_access
+from epoa.settings import Settings
+from epoa.storage import EVENTS_TABLE, schema_of
+from epoa.wiring import SettingsError, build_registry
+from tests.support.api import api_settings, auth, body, running
+from tests.support.people import People
+from tests.support.roles import ServiceRole, service_role
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def role() -> Iterator[ServiceRole]:
+    with service_role() as made:
+        init_database(Settings(database_url=made.url, admin_database_url=made.admin_url))
+        yield made
+
+
+def as_role(role: ServiceRole) -> psycopg.Connection[tuple[object, ...]]:
+    conn = psycopg.connect(role.url.partition("?")[0], autocommit=True)
+    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema_of(role.url))))
+    return conn
+
+
+def issue_one(role: ServiceRole, tmp_path: Path, people: People) -> str:
+    with running(api_settings(role.url, tmp_path, people)) as client:
+        created = client.post(
+            "/v1/powers-of-attorney", json=body(people.issue()), headers=auth("portal")
+        )
+        assert created.status_code == 201, created.text
+        poa_id = str(created.json()["poa_id"])
+        read = client.get(f"/v1/powers-of-attorney/{poa_id}", headers=auth("portal"))
+        assert read.status_code == 200, read.text
+    return poa_id
+
+
+def test_the_service_role_issues_and_reads_powers_of_attorney_through_the_api(
+    role: ServiceRole, tmp_path: Path, people: People
+) -> None:
+    issue_one(role, tmp_path, people)
+    with as_role(role) as conn:
+        owner = conn.execute(
+            "SELECT tableowner FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename = %s",
+            (EVENTS_TABLE,),
+        ).fetchone()
+        events = conn.execute(f"SELECT count(*) FROM {EVENTS_TABLE}").fetchone()
+    assert owner is not None and owner[0] != role.name
+    assert events is not None and int(str(events[0])) >= 2
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        f"UPDATE {EVENTS_TABLE} SET topic = topic",
+        f"DELETE FROM {EVENTS_TABLE}",
+        f"TRUNCATE {EVENTS_TABLE}",
+        f"DROP TABLE {EVENTS_TABLE}",
+        f"ALTER TABLE {EVENTS_TABLE} DISABLE TRIGGER epoa_append_only_rows",
+        f"ALTER TABLE {EVENTS_TABLE} DISABLE TRIGGER ALL",
+        f"DROP TRIGGER epoa_append_only_rows ON {EVENTS_TABLE}",
+        f"DROP TRIGGER epoa_append_only_truncate ON {EVENTS_TABLE}",
+        f"ALTER TABLE {EVENTS_TABLE} RENAME TO old_events",
+        f"ALTER TABLE {EVENTS_TABLE} OWNER TO CURRENT_USER",
+        f"CREATE RULE keep AS ON UPDATE TO {EVENTS_TABLE} DO INSTEAD NOTHING",
+        "DROP FUNCTION epoa_refuse_change() CASCADE",
+        "SET session_replication_role = replica",
+    ],
+)
+def test_the_service_role_cannot_change_event_rows_nor_remove_the_guard(
+    role: ServiceRole, tmp_path: Path, people: People, statement: str
+) -> None:
+    issue_one(role, tmp_path, people)
+    with as_role(role) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(statement.encode())
+
+
+def test_the_service_role_may_rebuild_the_read_models_it_owns(
+    role: ServiceRole, tmp_path: Path, people: People
+) -> None:
+    issue_one(role, tmp_path, people)
+    from projections.runner import ProjectionRunner
+
+    settings = Settings(database_url=role.url, var_dir=tmp_path / "var")
+    registry = build_registry(settings)
+    try:
+        with ProjectionRunner(registry, role.url) as runner:
+            assert runner.rebuild() >= 2
+    finally:
+        registry.close()
+
+
+def test_db_init_run_again_keeps_the_store_and_the_guard(
+    role: ServiceRole, tmp_path: Path, people: People
+) -> None:
+    issue_one(role, tmp_path, people)
+    report = init_database(Settings(database_url=role.url, admin_database_url=role.admin_url))
+    assert "poa_status" in report.owned_by_role
+    access = store_access(role.url)
+    assert access is not None and access.managed and access.guards == 2
+    issue_one(role, tmp_path, people)
+
+
+def test_a_managed_schema_whose_triggers_were_removed_refuses_to_start(
+    role: ServiceRole, tmp_path: Path
+) -> None:
+    with psycopg.connect(role.admin_url.partition("?")[0], autocommit=True) as conn:
+        table = sql.Identifier(schema_of(role.url), EVENTS_TABLE)
+        conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER epoa_append_only_rows").format(table))
+    settings = Settings(database_url=role.url, var_dir=tmp_path / "var")
+    with pytest.raises(SettingsError, match=r"append-only triggers .* db init"):
+        build_registry(settings)
+
+
+def test_a_role_that_may_not_create_the_store_is_told_to_run_db_init(tmp_path: Path) -> None:
+    with service_role() as bare:
+        with psycopg.connect(bare.admin_url.partition("?")[0], autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(bare.name)))
+            conn.execute(
+                sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+                    sql.Identifier(schema_of(bare.url)), sql.Identifier(bare.name)
+                )
+            )
+        settings = Settings(database_url=bare.url, var_dir=tmp_path / "var")
+        with pytest.raises(SettingsError, match=r"may not create one; run `epoa db init`"):
+            build_registry(settings)
+
+
+def test_db_init_refuses_to_make_the_owner_the_service_role(tmp_path: Path) -> None:
+    with service_role() as made:
+        same = Settings(database_url=made.admin_url, admin_database_url=made.admin_url)
+        with pytest.raises(SettingsError, match="must not be the owner"):
+            init_database(same)
+
+
+def test_db_init_needs_the_owner_url() -> None:
+    with pytest.raises(SettingsError, match="EPOA_ADMIN_DATABASE_URL is required"):
+        init_database(Settings(database_url="postgresql://svc@127.0.0.1/epoa"))

@@ -1,0 +1,157 @@
+"""The deployment files without a Docker engine: the compose file is valid for Docker
+Compose itself and keeps its promises (no secret inline, least-privilege role, health
+checks before dependants start); the Dockerfile is lint-clean, pinned and non-root; the
+image's lock agrees with pyproject.toml. Broken copies fail the same checks."""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+EPOA_SERVICES = ("db-init", "api", "projector", "consumer")
+
+needs_linux_x86 = pytest.mark.skipif(
+    (platform.system(), platform.machine()) != ("Linux", "x86_64"),
+    reason="the pinned docker-compose and hadolint binaries are for Linux x86_64",
+)
+
+
+def run(script: str, target: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / script), str(target)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def compose_config() -> dict[str, Any]:
+    run("check-compose.sh", COMPOSE)  # fetches the binary once
+    binary = next((ROOT / ".tools").glob("docker-compose-*"))
+    done = subprocess.run(
+        [str(binary), "-f", str(COMPOSE), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    config: dict[str, Any] = json.loads(done.stdout)
+    return config
+
+
+@needs_linux_x86
+def test_the_compose_file_is_valid_for_docker_compose() -> None:
+    done = run("check-compose.sh", COMPOSE)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@needs_linux_x86
+@pytest.mark.parametrize(
+    ("change", "replacement"),
+    [
+        ("condition: service_completed_successfully", "condition: service_finished"),
+        ("      retries: 30\n", "      retries: thirty\n"),
+        ("    restart: unless-stopped\n", "    restart: unless-stopped\n    colour: blue\n"),
+        ("secrets: [db_service_password, seal_key]", "secrets: [db_service_password, seal]"),
+        ("        condition: service_healthy\n    restart", "        condition: oops\n    restart"),
+        ("  kafka-topics:\n", "  kafka-topics-renamed:\n"),
+    ],
+)
+def test_a_broken_compose_file_fails_validation(
+    tmp_path: Path, change: str, replacement: str
+) -> None:
+    text = COMPOSE.read_text()
+    assert change in text
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(text.replace(change, replacement, 1))
+    done = run("check-compose.sh", broken)
+    assert done.returncode != 0, done.stdout
+    assert "not a valid compose file" in done.stderr
+
+
+@needs_linux_x86
+def test_the_compose_file_keeps_secrets_out_and_runs_epoa_as_the_service_role() -> None:
+    config = compose_config()
+    services = config["services"]
+    for name in EPOA_SERVICES:
+        environment = services[name]["environment"]
+        url = urlsplit(environment["EPOA_DATABASE_URL"])
+        assert url.username == "epoa_service" and url.password is None
+        assert environment["EPOA_ENV"] == "production"
+        assert environment["EPOA_DATABASE_PASSWORD_FILE"].startswith("/run/secrets/")
+        assert services[name]["read_only"] is True
+    assert "EPOA_ADMIN_DATABASE_URL" in services["db-init"]["environment"]
+    for name in ("api", "projector", "consumer"):
+        assert "EPOA_ADMIN_DATABASE_URL" not in services[name]["environment"]
+        assert "db_owner_password" not in [s["source"] for s in services[name]["secrets"]]
+        condition = services[name]["depends_on"]["db-init"]["condition"]
+        assert condition == "service_completed_successfully"
+    assert all("file" in secret for secret in config["secrets"].values())
+    for service in services.values():
+        for key, value in (service.get("environment") or {}).items():
+            assert not key.endswith(("PASSWORD", "SECRET", "TOKEN")), key
+            if key.endswith(("_KEY", "_KEYS", "_CA", "_FILE")):
+                assert value.startswith("/run/secrets/"), key
+    text = COMPOSE.read_text()
+    assert "HOST_AUTH_METHOD" not in text and "BEGIN" not in text
+
+
+@needs_linux_x86
+def test_the_compose_file_checks_health_before_dependants_start() -> None:
+    services = compose_config()["services"]
+    for name in ("postgres", "kafka", "api"):
+        assert services[name]["healthcheck"]["test"], name
+    assert services["db-init"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["kafka-topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert services["lb"]["depends_on"]["api"]["condition"] == "service_healthy"
+    topics = " ".join(services["kafka-topics"]["command"])
+    assert "court.case-events --partitions" in topics and "court.case-events.dlq" in topics
+
+
+@needs_linux_x86
+def test_the_dockerfile_is_lint_clean() -> None:
+    done = run("lint-dockerfile.sh", DOCKERFILE)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@needs_linux_x86
+def test_a_careless_dockerfile_fails_the_lint(tmp_path: Path) -> None:
+    broken = tmp_path / "Dockerfile"
+    broken.write_text(
+        DOCKERFILE.read_text().replace("COPY epoa ./epoa", "ADD epoa ./epoa\nRUN cd /src", 1)
+    )
+    done = run("lint-dockerfile.sh", broken)
+    assert done.returncode != 0
+    assert "DL3020" in done.stdout
+
+
+def test_the_image_base_is_pinned_by_digest_and_the_image_runs_as_non_root() -> None:
+    text = DOCKERFILE.read_text()
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.MULTILINE)
+    assert base is not None and re.fullmatch(r"python:[\w.-]+@sha256:[0-9a-f]{64}", base[1])
+    assert re.findall(r"^FROM (\S+)", text, re.MULTILINE) == ["${PYTHON_IMAGE}"] * 2
+    assert re.search(r"^USER 10001:10001$", text, re.MULTILINE)
+    assert "--require-hashes -r requirements.lock" in text
+
+
+def test_every_version_pinned_in_pyproject_is_the_one_in_the_lock() -> None:
+    lock = (ROOT / "requirements.lock").read_text()
+    locked = dict(re.findall(r"^([a-z0-9._-]+)==(\S+) \\$", lock, re.MULTILINE))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"]:
+        pinned = re.fullmatch(r"([A-Za-z0-9._-]+)(?:\[[^]]*\])?==(\S+)", requirement)
+        assert pinned is not None, f"{requirement} is not pinned"
+        assert locked.get(pinned[1].lower()) == pinned[2], f"{pinned[1]}: run `make lock`"
+    body = [line for line in lock.splitlines() if line and not line.lstrip().startswith("#")]
+    assert all("==" in line or "--hash=sha256:" in line for line in body)

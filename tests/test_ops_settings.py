@@ -1,0 +1,172 @@
+"""Production settings are checked before a process starts: every missing or unfit setting
+is named, with what to do, and `epoa serve` exits with status 2 instead of serving."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from domain.seal import SealKey
+from epoa.checks import NEEDS, check_production
+from epoa.demo_keys import make_demo
+from epoa.settings import Settings, redacted
+from epoa.wiring import SettingsError
+from tests.support.people import People
+
+EPOA = str(Path(sys.executable).with_name("epoa"))
+POSTGRES = "postgresql://epoa_service@db.internal:5432/epoa"
+GOOD_KEYS = {f"{role}-{'k' * 30}": role for role in ("portal", "court", "auditor", "admin")}
+
+
+@pytest.fixture
+def fit(tmp_path: Path, people: People) -> Settings:
+    """Production settings that pass every check."""
+    seal = tmp_path / "seal.pem"
+    seal.write_bytes(SealKey.generate().to_pem())
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps(GOOD_KEYS))
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(people.ca.root.cert.public_bytes(serialization.Encoding.PEM))
+    return Settings(
+        env="production",
+        database_url=POSTGRES,
+        seal_key=seal,
+        api_keys=keys,
+        trusted_ca=ca,
+        kafka_bootstrap="kafka:9092",
+    )
+
+
+def problems_of(settings: Settings, role: str = "serve") -> str:
+    with pytest.raises(SettingsError) as raised:
+        check_production(settings, NEEDS[role])
+    return str(raised.value)
+
+
+def test_fit_production_settings_pass_for_every_process_role(fit: Settings) -> None:
+    for role in NEEDS:
+        check_production(fit, NEEDS[role])
+
+
+def test_development_checks_nothing_because_it_makes_what_is_missing() -> None:
+    check_production(Settings(), NEEDS["serve"])
+
+
+def test_production_names_every_missing_setting_at_once(fit: Settings) -> None:
+    bare = fit.model_copy(update={"seal_key": None, "api_keys": None, "trusted_ca": None})
+    message = problems_of(bare)
+    for setting in ("EPOA_SEAL_KEY is required", "EPOA_API_KEYS is required", "EPOA_TRUSTED_CA"):
+        assert setting in message
+
+
+def test_production_refuses_sqlite(fit: Settings) -> None:
+    message = problems_of(fit.model_copy(update={"database_url": "sqlite:///var/e.sqlite"}))
+    assert "SQLite, which is refused in production" in message
+    assert "postgresql://" in message
+
+
+def test_production_refuses_a_development_api_key_without_printing_it(
+    fit: Settings, tmp_path: Path
+) -> None:
+    keys = tmp_path / "dev-keys.json"
+    keys.write_text(json.dumps({**GOOD_KEYS, "dev-court-abcdefghijklmnopqrstuvwxyz": "court"}))
+    message = problems_of(fit.model_copy(update={"api_keys": keys}))
+    assert "key #5 (role 'court') is a development key" in message
+    assert "abcdefghijklmnop" not in message
+
+
+def test_production_refuses_an_api_key_shorter_than_24_characters(
+    fit: Settings, tmp_path: Path
+) -> None:
+    keys = tmp_path / "short.json"
+    keys.write_text(json.dumps({"s3cr3t-but-short": "portal"}))
+    message = problems_of(fit.model_copy(update={"api_keys": keys}))
+    assert "16 characters long, fewer than 24" in message
+    assert "s3cr3t" not in message
+
+
+def test_production_refuses_api_keys_that_are_not_a_json_object_of_roles(
+    fit: Settings, tmp_path: Path
+) -> None:
+    keys = tmp_path / "roles.json"
+    keys.write_text(json.dumps({"x" * 32: "superuser"}))
+    assert "unknown role" in problems_of(fit.model_copy(update={"api_keys": keys}))
+    keys.write_text("[1, 2]")
+    assert "non-empty JSON object" in problems_of(fit.model_copy(update={"api_keys": keys}))
+
+
+def test_production_refuses_the_demo_ca(fit: Settings, tmp_path: Path) -> None:
+    demo = make_demo(tmp_path / "demo")
+    message = problems_of(fit.model_copy(update={"trusted_ca": demo.ca_pem}))
+    assert "holds the demo CA" in message and "EPOA DEMO" in message
+
+
+def test_production_refuses_a_seal_key_that_is_missing_or_not_ed25519(
+    fit: Settings, tmp_path: Path
+) -> None:
+    missing = fit.model_copy(update={"seal_key": tmp_path / "nowhere.pem"})
+    assert "EPOA_SEAL_KEY=" in problems_of(missing)
+    assert fit.trusted_ca is not None
+    not_a_key = fit.model_copy(update={"seal_key": fit.trusted_ca})
+    assert "not a readable unencrypted PEM private key" in problems_of(not_a_key)
+
+
+def test_the_consumer_needs_a_broker_and_the_projector_does_not(fit: Settings) -> None:
+    no_kafka = fit.model_copy(update={"kafka_bootstrap": None})
+    assert "EPOA_KAFKA_BOOTSTRAP is required" in problems_of(no_kafka, "consume")
+    check_production(no_kafka, NEEDS["project"])
+
+
+def test_a_password_file_completes_the_database_url_and_is_redacted_in_output(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("p@ss/word\n")
+    settings = Settings(database_url=POSTGRES, database_password_file=secret)
+    assert settings.database_url == "postgresql://epoa_service:p%40ss%2Fword@db.internal:5432/epoa"
+    assert "p%40ss" not in redacted(settings.database_url)
+    assert redacted(settings.database_url).startswith("postgresql://epoa_service:***@db.internal")
+
+
+def run_epoa(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EPOA_")}
+    return subprocess.run(
+        [EPOA, *args], env={**clean, **env}, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_epoa_serve_in_production_without_settings_exits_2_with_the_message(
+    tmp_path: Path,
+) -> None:
+    done = run_epoa("serve", env={"EPOA_ENV": "production"}, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "epoa: bad settings: EPOA_ENV=production refuses to start" in done.stderr
+    assert "EPOA_SEAL_KEY is required" in done.stderr
+    assert "SQLite, which is refused in production" in done.stderr
+    assert not (tmp_path / "var").exists(), "nothing is made in production"
+
+
+def test_epoa_serve_in_production_with_the_demo_ca_exits_2(fit: Settings, tmp_path: Path) -> None:
+    demo = make_demo(tmp_path / "demo")
+    env = {
+        "EPOA_ENV": "production",
+        "EPOA_DATABASE_URL": POSTGRES,
+        "EPOA_SEAL_KEY": str(fit.seal_key),
+        "EPOA_API_KEYS": str(fit.api_keys),
+        "EPOA_TRUSTED_CA": str(demo.ca_pem),
+    }
+    done = run_epoa("serve", env=env, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "holds the demo CA" in done.stderr
+
+
+def test_a_malformed_setting_exits_2_naming_it(tmp_path: Path) -> None:
+    done = run_epoa("audit", "verify", env={"EPOA_LOG_LEVEL": "chatty"}, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "log_level" in done.stderr
