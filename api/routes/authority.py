@@ -33,8 +33,16 @@ def authority(
         raise InvalidInputError(f"right: unknown right {right!r}; see GET /v1/rights")
     if at is not None and at.tzinfo is None:
         raise InvalidInputError("at: the time zone is required")
-    moment = at or services.clock()
-    found = services.read_models.authority_at(case_number, attorney_iin, right, moment)
+    if at is None:
+        moment = services.clock()
+        found = services.read_models.authority_at(case_number, attorney_iin, right, moment)
+    else:
+        # A stated moment is answered from the events themselves, not from today's tables.
+        moment = at
+        found = [
+            str(poa_id)
+            for poa_id in services.registry.authority(case_number, attorney_iin, right, at)
+        ]
     return AuthorityPublic(
         authorized=bool(found),
         powers_of_attorney=sorted(found),
