@@ -1,0 +1,82 @@
+"""The `epoa` command as an operator types it, on the embedded default."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from domain.eds import TrustStore, Verifier
+from epoa.demo_keys import load_demo
+
+EPOA = str(Path(sys.executable).with_name("epoa"))
+
+
+def epoa(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EPOA_")}
+    env["EPOA_LOG_LEVEL"] = "WARNING"
+    return subprocess.run(
+        [EPOA, *args],
+        cwd=tmp_path,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_importing_a_good_person_file_reports_how_many(tmp_path: Path) -> None:
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "iin,full_name,birth_date\n850312400128,SADYKOVA AIGERIM,1985-03-12\n"
+        "790521300451,ZHUMABEKOV YERLAN,1979-05-21\n"
+    )
+    result = epoa(tmp_path, "persons", "import", str(people))
+    assert result.returncode == 0, result.stderr
+    assert "imported 2 person(s)" in result.stdout
+
+
+def test_a_person_file_with_bad_rows_names_each_line_and_imports_nothing(tmp_path: Path) -> None:
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "iin,full_name,birth_date\n850312400128,SADYKOVA AIGERIM,1985-03-12\n"
+        "850312400129,BAD CHECK DIGIT,1985-03-12\n790521300451,,1979-05-21\n"
+    )
+    result = epoa(tmp_path, "persons", "import", str(people))
+    assert result.returncode == 1
+    assert f"{people}:3:" in result.stdout and f"{people}:4:" in result.stdout
+    assert "nothing imported" in result.stdout
+    good = tmp_path / "good.csv"
+    good.write_text("iin,full_name,birth_date\n790521300451,ZHUMABEKOV YERLAN,1979-05-21\n")
+    assert "imported 1 person(s)" in epoa(tmp_path, "persons", "import", str(good)).stdout
+
+
+def test_demo_keys_sign_a_document_and_the_projection_worker_catches_up_and_rebuilds(
+    tmp_path: Path,
+) -> None:
+    made = epoa(tmp_path, "keys", "demo", "keys")
+    assert made.returncode == 0, made.stderr
+    demo = load_demo(tmp_path / "keys")
+    assert "trust bundle" in made.stdout and demo.principal.id in made.stdout
+    document = {
+        "type": "epoa.revoke",
+        "document_id": "0b7c6a38-5f36-4a43-8d0e-8c1f7f1d2a55",
+        "signed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "poa_id": "3d6f0a3e-1d59-4c1e-b4a5-6a9f2f9f5d10",
+    }
+    signed = epoa(
+        tmp_path, "sign", "--key", str(demo.principal.p12), "-", stdin=json.dumps(document)
+    )
+    assert signed.returncode == 0, signed.stderr
+    body = json.loads(signed.stdout)
+    assert body["document"] == document
+    verifier = Verifier(TrustStore.from_path(demo.ca_pem))
+    assert verifier.verify(body["document"], body["signature"]).signer_id == demo.principal.id
+    once = epoa(tmp_path, "project", "--once")
+    assert once.returncode == 0, once.stderr
+    rebuilt = epoa(tmp_path, "project", "--rebuild")
+    assert rebuilt.returncode == 0 and "rebuilt the read models" in rebuilt.stdout
