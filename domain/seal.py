@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 from uuid import UUID
 
 from cryptography.exceptions import InvalidSignature
@@ -171,28 +172,68 @@ class Finding:
         return f"{self.kind}: {where}: {self.detail}"
 
 
+class HeadStore(Protocol):
+    """Where a chain check keeps each stream's newest (version, record hash)."""
+
+    def get(self, stream: str) -> tuple[int, bytes] | None: ...
+    def put(self, stream: str, version: int, digest: bytes) -> None: ...
+    def drop(self, stream: str) -> None: ...
+
+
+class MemoryHeads:
+    def __init__(self) -> None:
+        self._heads: dict[str, tuple[int, bytes]] = {}
+
+    def get(self, stream: str) -> tuple[int, bytes] | None:
+        return self._heads.get(stream)
+
+    def put(self, stream: str, version: int, digest: bytes) -> None:
+        self._heads[stream] = (version, digest)
+
+    def drop(self, stream: str) -> None:
+        self._heads.pop(stream, None)
+
+
+Predecessor = Callable[[RawRecord], tuple[int, bytes] | None]
+"""Looks up the head a stream had before a verified range starts (version, record hash)."""
+
+
 class ChainVerifier:
     """Checks raw rows one at a time, each aggregate's rows in version order (global order
-    does that); holds one chain head per aggregate."""
+    does that); keeps one chain head per aggregate in `heads`."""
 
-    def __init__(self, public_keys: Mapping[bytes, Ed25519PublicKey]) -> None:
+    def __init__(
+        self,
+        public_keys: Mapping[bytes, Ed25519PublicKey],
+        heads: HeadStore | None = None,
+        predecessor: Predecessor | None = None,
+    ) -> None:
         self.public_keys = public_keys
-        self.heads: dict[str, tuple[int, bytes]] = {}
+        self.heads: HeadStore = heads if heads is not None else MemoryHeads()
+        self.predecessor = predecessor
 
     def check(self, record: RawRecord) -> list[Finding]:
+        return self.check_and_hash(record)[0]
+
+    def check_and_hash(self, record: RawRecord) -> tuple[list[Finding], bytes | None]:
+        """The findings about this record's seal and link, and its record hash if sealed."""
+
         def finding(kind: str, detail: str) -> Finding:
             return Finding(kind, record.originator_id, record.version, record.position, detail)
 
+        stream = record.originator_id
         try:
             opened, digest = verify_state(
-                self.public_keys, record.originator_id, record.version, record.topic, record.state
+                self.public_keys, stream, record.version, record.topic, record.state
             )
         except SealError as error:
             kind = "unknown-key" if "unknown key" in str(error) else "bad-seal"
-            self.heads.pop(record.originator_id, None)
-            return [finding(kind, str(error))]
+            self.heads.drop(stream)
+            return [finding(kind, str(error))], None
+        previous = self.heads.get(stream)
+        if previous is None and record.version > 1 and self.predecessor is not None:
+            previous = self.predecessor(record)
         found = []
-        previous = self.heads.get(record.originator_id)
         if previous is None:
             if record.version != 1:
                 found.append(
@@ -200,16 +241,14 @@ class ChainVerifier:
                 )
             elif opened.predecessor != GENESIS:
                 found.append(finding("chain-broken", "version 1 does not link to genesis"))
-        else:
-            last_version, last_hash = previous
-            if record.version != last_version + 1:
-                found.append(finding("version-gap", f"follows version {last_version}"))
-            elif opened.predecessor != last_hash:
-                found.append(
-                    finding("chain-broken", "predecessor hash does not match the previous record")
-                )
-        self.heads[record.originator_id] = (record.version, digest)
-        return found
+        elif record.version != previous[0] + 1:
+            found.append(finding("version-gap", f"follows version {previous[0]}"))
+        elif opened.predecessor != previous[1]:
+            found.append(
+                finding("chain-broken", "predecessor hash does not match the previous record")
+            )
+        self.heads.put(stream, record.version, digest)
+        return found, digest
 
 
 def verify_records(

@@ -14,23 +14,20 @@ import hashlib
 import sqlite3
 import tempfile
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain.seal import (
-    GENESIS,
+    ChainVerifier,
     Finding,
+    Predecessor,
     RawRecord,
     SealError,
     open_state,
     record_hash,
-    verify_state,
 )
-
-Predecessor = Callable[[RawRecord], tuple[int, bytes] | None]
-"""Looks up the head a stream had before a verified range starts (version, record hash)."""
 
 
 class Scratch:
@@ -104,45 +101,17 @@ def stated_hash(record: RawRecord) -> bytes:
 
 
 class ChainCheck:
+    """`domain.seal.ChainVerifier` over the spilling `Heads`, always giving a record hash."""
+
     def __init__(
         self,
         public_keys: Mapping[bytes, Ed25519PublicKey],
         heads: Heads,
         predecessor: Predecessor | None = None,
     ) -> None:
-        self.public_keys, self.heads, self.predecessor = public_keys, heads, predecessor
+        self._verifier = ChainVerifier(public_keys, heads, predecessor)
 
     def check(self, record: RawRecord) -> tuple[list[Finding], bytes]:
         """The findings about this record's seal and link, and its record hash."""
-
-        def finding(kind: str, detail: str) -> Finding:
-            return Finding(kind, record.originator_id, record.version, record.position, detail)
-
-        stream = record.originator_id
-        try:
-            opened, digest = verify_state(
-                self.public_keys, stream, record.version, record.topic, record.state
-            )
-        except SealError as error:
-            kind = "unknown-key" if "unknown key" in str(error) else "bad-seal"
-            self.heads.drop(stream)
-            return [finding(kind, str(error))], stated_hash(record)
-        previous = self.heads.get(stream)
-        if previous is None and record.version > 1 and self.predecessor is not None:
-            previous = self.predecessor(record)
-        found = []
-        if previous is None:
-            if record.version != 1:
-                found.append(
-                    finding("missing-predecessor", f"stream starts at version {record.version}")
-                )
-            elif opened.predecessor != GENESIS:
-                found.append(finding("chain-broken", "version 1 does not link to genesis"))
-        elif record.version != previous[0] + 1:
-            found.append(finding("version-gap", f"follows version {previous[0]}"))
-        elif opened.predecessor != previous[1]:
-            found.append(
-                finding("chain-broken", "predecessor hash does not match the previous record")
-            )
-        self.heads.put(stream, record.version, digest)
-        return found, digest
+        found, digest = self._verifier.check_and_hash(record)
+        return found, digest if digest is not None else stated_hash(record)

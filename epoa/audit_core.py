@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain import merkle
 from domain.eds import Verifier
-from domain.seal import Finding, RawRecord
-from epoa.audit_chain import ChainCheck, Heads, Predecessor, Scratch
+from domain.seal import Finding, Predecessor, RawRecord
+from epoa.audit_chain import ChainCheck, Heads, Scratch
 from epoa.audit_events import Decode, EventChecks
 from epoa.audit_merkle import Claim, LeafLedger, ReceiptCheck, TreeCheck
 from projections.audit_tree import Leaf
