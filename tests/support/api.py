@@ -15,7 +15,7 @@ from api.app import create_app
 from domain.canonical import canonical_bytes
 from domain.evidence import SignedDocument
 from epoa.settings import Settings
-from tests.support.people import Actor, People, now_text
+from tests.support.people import Actor, People
 from tests.support.pki import b64, sign_cms
 
 KEYS = {f"test-key-{role}": role for role in ("portal", "court", "auditor", "admin")}
@@ -57,27 +57,10 @@ def signed(people: People, document: dict[str, Any], actor: Actor) -> dict[str, 
 def cloud_event(
     people: People, kind: str, case_number: str, event_id: str, actor: Actor | None = None
 ) -> dict[str, Any]:
-    from domain.court_case import JUDGMENT_IN_FORCE
+    """A court's signed case event as the JSON object `POST /v1/case-events` takes."""
+    from tests.support.court_events import signed_case_event
 
-    data: dict[str, Any] = (
-        {
-            "case_number": case_number,
-            "judicial_act_id": "JA-7",
-            "entered_into_force_on": "2026-11-20",
-        }
-        if kind == JUDGMENT_IN_FORCE
-        else {"case_number": case_number, "issued_on": "2026-11-24", "documents": ["EL-77"]}
+    event: dict[str, Any] = json.loads(
+        signed_case_event(people, kind, case_number, "urn:kz:court:ecourt", event_id, signer=actor)
     )
-    event: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": "urn:kz:court:ecourt",
-        "type": kind,
-        "subject": case_number,
-        "time": now_text(),
-        "datacontenttype": "application/json",
-        "data": data,
-    }
-    signer = actor or people.court
-    event["signature"] = b64(sign_cms(canonical_bytes(event), signer.issued, people.ca.chain))
     return event

@@ -98,17 +98,9 @@ def case_event(
     event_id: str | None = None,
 ) -> CaseEvent:
     """A court system's case event, signed by the court (BIN) and verified."""
-    from domain.court_case import JUDGMENT_IN_FORCE
+    from tests.support.court_events import event_data
 
-    data: dict[str, Any] = (
-        {
-            "case_number": case_number,
-            "judicial_act_id": "JA-1",
-            "entered_into_force_on": "2026-11-20",
-        }
-        if kind == JUDGMENT_IN_FORCE
-        else {"case_number": case_number, "issued_on": "2026-11-24", "documents": ["EL-1"]}
-    )
+    data = event_data(kind, case_number)
     document: dict[str, Any] = {
         "type": kind,
         "document_id": str(uuid.uuid4()),
