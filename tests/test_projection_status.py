@@ -154,7 +154,7 @@ def test_a_concluded_case_shows_its_facts_and_its_poas_terminated_with_it(
     assert case is not None
     assert case["powers_of_attorney"] == [str(first.id), str(second.id)]
     assert case["judgment_at"] == stamp(judged_at)
-    assert case["judgment"]["judicial_act_id"] == "JA-1"
+    assert case["judgment"]["judicial_act_id"] == "JA-2026-000123"
     assert case["execution_documents"]["documents"] == ["EL-1"]
     assert case["concluded"] and case["concluded_at"] == stamp(concluded_at)
     for poa_id in outcome.terminated:
