@@ -38,6 +38,7 @@ from domain.errors import (
     StoreUnavailableError,
 )
 from domain.evidence import SignedDocument
+from domain.group_commit import process_recorder
 from domain.power_of_attorney import PowerOfAttorney
 from domain.receipt import make_receipt
 from domain.seal import SealKey, public_keys_of
@@ -118,8 +119,9 @@ class Registry(Application[UUID]):
         return self.mapper
 
     def construct_recorder(self) -> ProcessRecorder:
-        """A process recorder: events and a consumer's positions in one transaction."""
-        return self.factory.process_recorder()
+        """A process recorder: events and a consumer's positions in one transaction; on
+        PostgreSQL, concurrent commands share transactions (`domain.group_commit`)."""
+        return process_recorder(self.factory)
 
     def construct_event_store(self) -> EventStore[UUID]:
         assert isinstance(self.mapper, SealedMapper)

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     consumer_session_timeout_ms: int = 6000
     consumer_heartbeat_interval_ms: int = 1000
     consumer_metrics_port: int | None = None
+    group_commit: bool = True
+    """On PostgreSQL, concurrent commands share one transaction (each still atomic)."""
     checkpoint_origin: str = "epoa/registry"
     """The name of the global audit log in its signed checkpoints; never change it later."""
     checkpoint_every_records: int = 1000

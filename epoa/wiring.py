@@ -58,6 +58,7 @@ def build_registry(
 ) -> Registry:
     try:
         env = persistence_env(settings.database_url)
+        env["EPOA_GROUP_COMMIT"] = "y" if settings.group_commit else "n"
     except ValueError as error:
         raise SettingsError(str(error)) from error
     extra = {"clock": clock} if clock is not None else {}
