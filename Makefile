@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install serve test lint services bench clean lock
+.PHONY: install serve test lint services bench clean lock chaos soak
 
 install: $(VENV)/.installed
 
@@ -47,3 +47,18 @@ bench: install services
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# SIGKILL of serve/project/consume at random moments under load, 20 times (about 3 min);
+# EPOA_CHAOS_ROUNDS sets how many, EPOA_CHAOS_SEED replays a run's choices.
+chaos: install services
+	EPOA_CHAOS_ROUNDS=$${EPOA_CHAOS_ROUNDS:-20} $(BIN)/pytest -p no:cacheprovider -s \
+		tests/test_resilience_chaos.py
+
+# Chaos (20 kills), a real PostgreSQL restart under load (it ends every session on the local
+# server: never in `make test`), then 10 minutes of steady load with memory and latency
+# sampled (scripts/soak.py; EPOA_SOAK_MINUTES sets how long). Fails on any error, or if a
+# process's RSS grows by more than 32 MiB.
+soak: install services
+	EPOA_SOAK=1 EPOA_CHAOS_ROUNDS=$${EPOA_CHAOS_ROUNDS:-20} $(BIN)/pytest -p no:cacheprovider \
+		-s tests/test_resilience_chaos.py tests_soak
+	$(BIN)/python scripts/soak.py --minutes $${EPOA_SOAK_MINUTES:-10} --rss-growth-mib 32

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
 from api.auth import ApiKeys
@@ -22,6 +25,9 @@ from epoa.settings import Settings
 
 log = logging.getLogger("epoa.api")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+QUIET = frozenset({authority.PATH})
+"""Routes whose successful requests are logged at DEBUG: the high-volume reads, which the
+metrics count (a JSON log line costs about as much as a cached authority check)."""
 
 
 def create_app(
@@ -53,15 +59,21 @@ def create_app(
             read_models=read_models,
             clock=the_clock,
         )
+        # What start-up built lives as long as the app: keep it out of the collector's full
+        # passes, which otherwise walk every object at each and pause requests for them.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             if checkpoints is not None:
                 checkpoints.close()
+            await read_models.aclose()
             read_models.close()
             registry.close()
 
-    app = FastAPI(
+    app = _App(
         title="epoa",
         version="1.0.0",
         summary="The registry of record for electronic powers of attorney in court cases",
@@ -70,45 +82,105 @@ def create_app(
     problems.install(app)
     for module in (powers_of_attorney, authority, cases, reference, audit, health):
         app.include_router(module.router)
-    app.middleware("http")(_observe)
+    # Where Starlette's `Router(middleware=...)` puts a router's own middleware: inside
+    # every app middleware and exception handler, as the route itself is.
+    app.router.middleware_stack = authority.Shortcut(app.router.middleware_stack)
     return app
 
 
-async def _observe(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Request id, latency and status per route template; one structured log line each.
+class _App(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's error middleware, so an unhandled error's 500 is counted,
+        # logged and answered with the request id like every other response.
+        return Observe(super().build_middleware_stack(), self)
+
+
+class Observe:
+    """Request id, latency and status per route template; one structured log line each,
+    at INFO (at DEBUG for a successful request to a `QUIET` route).
 
     The caller's `X-Request-Id` is kept when it is a plain token (so a trace spans the
     portal and this service), otherwise one is made; every line logged while serving the
-    request carries it (`epoa.logging_setup.request_id`)."""
-    offered = request.headers.get("x-request-id", "")
-    request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
-    token = request_id_var.set(request_id)
-    began = time.perf_counter()
-    try:
-        response = await call_next(request)
-    except Exception:
-        log.exception("request failed", extra={"method": request.method, "path": request.url.path})
-        raise
-    finally:
-        request_id_var.reset(token)
-    elapsed = time.perf_counter() - began
-    route = request.scope.get("route")
-    template = getattr(route, "path", "unmatched")
-    services = getattr(request.app.state, "services", None)
-    if services is not None:
-        services.metrics.requests.labels(request.method, template, response.status_code).inc()
-        services.metrics.latency.labels(request.method, template).observe(elapsed)
-    response.headers["X-Request-Id"] = request_id
-    log.info(
-        "request",
-        extra={
-            "request_id": request_id,
-            "method": request.method,
-            "route": template,
-            "status": response.status_code,
-            "ms": round(elapsed * 1000, 2),
-        },
-    )
-    return response
+    request carries it (`epoa.logging_setup.request_id`). A plain ASGI middleware: the
+    request and the response pass through untouched but for that one header."""
+
+    def __init__(self, app: ASGIApp, owner: FastAPI) -> None:
+        self.app, self.owner = app, owner
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._metrics: Metrics | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        offered = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                offered = value.decode("latin-1")
+                break
+        request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+        header = (b"x-request-id", request_id.encode("ascii"))
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        token = request_id_var.set(request_id)
+        began = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            self._observe(scope, request_id, status, began, failed=True)
+            raise
+        else:
+            self._observe(scope, request_id, status, began, failed=False)
+        finally:
+            request_id_var.reset(token)
+
+    def _observe(
+        self, scope: Scope, request_id: str, status: int, began: float, failed: bool
+    ) -> None:
+        elapsed = time.perf_counter() - began
+        method = scope["method"]
+        template = getattr(scope.get("route"), "path", "unmatched")
+        services = getattr(self.owner.state, "services", None)
+        if services is not None:
+            requests, latency = self._children_of(services.metrics, method, template, status)
+            requests.inc()
+            latency.observe(elapsed)
+        if failed:
+            log.exception("request failed", extra={"method": method, "path": scope["path"]})
+        level = logging.DEBUG if template in QUIET and status < 400 else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": method,
+                    "route": template,
+                    "status": status,
+                    "ms": round(elapsed * 1000, 2),
+                },
+            )
+
+    def _children_of(
+        self, metrics: Metrics, method: str, template: str, status: int
+    ) -> tuple[Counter, Histogram]:
+        """The labelled counter and histogram, looked up once per (method, route, status)."""
+        if metrics is not self._metrics:
+            self._metrics, self._children = metrics, {}
+        key = (method, template, status)
+        found = self._children.get(key)
+        if found is None:
+            found = (
+                metrics.requests.labels(method, template, status),
+                metrics.latency.labels(method, template),
+            )
+            if len(self._children) < 1024:
+                self._children[key] = found
+        return found

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from domain.power_of_attorney import EXPIRED, PowerOfAttorney, expires_at
 
@@ -53,6 +54,22 @@ RENOUNCE_EXAMPLE = {
     },
     "signature": "MIIG...",
 }
+
+
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)")
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError(
+            "an RFC 3339 date-time with its time zone is required, e.g. 2026-11-25T10:00:00Z"
+        )
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+"""A moment given in a query: RFC 3339 only, with its offset. Pydantic alone would also take
+a bare number as seconds since 1970 (`at=20261125` meaning 1970-08-23)."""
 
 
 class SignedRequest(BaseModel):
@@ -145,3 +162,66 @@ class PersonPublic(BaseModel):
     iin: str
     full_name: str
     birth_date: date
+
+
+# The bodies below are built as plain JSON by their routes; these models only document them
+# in the OpenAPI (`responses=`), where the API's fuzz test holds the routes to them.
+
+
+class CasePublic(BaseModel):
+    case_number: str
+    status: Literal["open", "concluded"]
+    judgment: dict[str, Any] | None
+    execution_documents: dict[str, Any] | None
+    concluded_at: datetime | None
+    powers_of_attorney: list[PowerOfAttorneyPublic]
+    version: int
+
+
+class RightTitle(BaseModel):
+    en: str
+    ru: str
+    kk: str
+
+
+class RightPublic(BaseModel):
+    code: str
+    article: str
+    title: RightTitle
+
+
+class SealKeyPublic(BaseModel):
+    key_id: str = Field(description="the first 8 bytes of SHA-256 of the public key, hex")
+    algorithm: Literal["Ed25519"]
+    public_key_pem: str
+    current: bool
+
+
+class SealKeysPublic(BaseModel):
+    keys: list[SealKeyPublic]
+
+
+class SealPublic(BaseModel):
+    key_id: str
+    predecessor: str = Field(description="the record hash of the previous record, hex")
+    record_hash: str
+    signature: str = Field(description="Ed25519, base64")
+
+
+class SealedEventPublic(BaseModel):
+    version: int
+    type: str
+    topic: str
+    recorded_at: datetime
+    payload: dict[str, Any]
+    evidence: dict[str, Any] | None = Field(description="the actor's signed document, if any")
+    seal: SealPublic
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyPublic(BaseModel):
+    status: Literal["ready"]
+    position: int = Field(description="the newest notification id in the store")

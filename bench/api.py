@@ -1,6 +1,10 @@
 """Authority checks/s and p50/p99 over HTTP beside a bare FastAPI endpoint, same server
 settings, same client (wrk, 16 connections); then projection catch-up beside the raw
-notification-log read rate. Run: `.venv/bin/python bench/api.py [seconds]` (needs `wrk`).
+notification-log read rate. Run: `.venv/bin/python bench/api.py [seconds] [rounds]` (needs
+`wrk`). Each server runs alone while it is measured: the bare endpoint, `epoa serve`, and
+`epoa serve --no-projections` (the API replicas of docker-compose.yml), in turn, `rounds`
+times (default 1); with more than one round the medians are printed, which steadies the
+figures on a shared machine.
 """
 
 from __future__ import annotations
@@ -9,11 +13,14 @@ import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +48,8 @@ def wait_up(url: str) -> None:
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
+        except urllib.error.HTTPError:
+            return  # it answers
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"server at {url} did not start")
@@ -74,8 +83,30 @@ def _ms(out: str, label: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def measure(
+    command: list[str], env: Mapping[str, str], path: str, seconds: int
+) -> tuple[float, float, float]:
+    """Start the server alone (`command` ends with `--port`), load it, stop it."""
+    port = free_port()
+    server = subprocess.Popen(
+        [*command, str(port)],
+        cwd=ROOT,
+        env=dict(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_up(f"http://127.0.0.1:{port}{path}")
+        time.sleep(1)
+        return wrk(f"http://127.0.0.1:{port}{path}", seconds)
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def main() -> None:
     seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 1
     people = make_people()
     with fresh_schema() as url, tempfile.TemporaryDirectory() as tmp:
         var = Path(tmp)
@@ -94,54 +125,37 @@ def main() -> None:
             "EPOA_API_KEYS": str(var / "keys.json"),
             "EPOA_LOG_LEVEL": "WARNING",
         }
-        port, bare_port = free_port(), free_port()
-        servers = [
-            subprocess.Popen(
-                [str(BIN / "epoa"), "serve", "--port", str(port)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            ),
-            subprocess.Popen(
-                [
-                    str(BIN / "uvicorn"),
-                    "bench.bare_app:app",
-                    "--port",
-                    str(bare_port),
-                    "--no-access-log",
-                    "--log-level",
-                    "info",
-                ],
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            ),
-        ]
-        try:
-            query = (
-                f"/v1/authority?case_number=BENCH-3&attorney_iin={people.attorney.iin}"
-                "&right=represent_first_instance"
-            )
-            wait_up(f"http://127.0.0.1:{port}/readyz")
-            wait_up(f"http://127.0.0.1:{bare_port}/v1/authority")
-            time.sleep(2)
-            bare = wrk(f"http://127.0.0.1:{bare_port}/v1/authority", seconds)
-            epoa = wrk(f"http://127.0.0.1:{port}{query}", seconds)
-        finally:
-            for server in servers:
-                server.terminate()
-                server.wait()
-        print(
-            f"bare FastAPI endpoint:   {bare[0]:8.0f} req/s  p50 {bare[1]:6.2f} ms  "
-            f"p99 {bare[2]:6.2f} ms"
+        query = (
+            f"/v1/authority?case_number=BENCH-3&attorney_iin={people.attorney.iin}"
+            "&right=represent_first_instance"
         )
+        epoa = [str(BIN / "epoa"), "serve", "--port"]
+        # The same server settings for all: one worker, uvicorn's defaults otherwise (the
+        # asyncio loop and h11 here: neither uvloop nor httptools is installed), no access log.
+        servers = {
+            "bare FastAPI endpoint:": (
+                [str(BIN / "uvicorn"), "bench.bare_app:app", "--no-access-log", "--port"],
+                os.environ,
+                "/v1/authority",
+            ),
+            "authority checks:": (epoa, env, query),
+            "  --no-projections:": ([*epoa[:2], "--no-projections", "--port"], env, query),
+        }
+        runs: dict[str, list[tuple[float, float, float]]] = {label: [] for label in servers}
+        for _ in range(rounds):
+            for label, (command, environment, path) in servers.items():
+                runs[label].append(measure(command, environment, path, seconds))
+        medians = {
+            label: tuple(statistics.median(run[i] for run in found) for i in range(3))
+            for label, found in runs.items()
+        }
+        for label, (rate, p50, p99) in medians.items():
+            print(f"{label:25}{rate:8.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
+        bare, inline = medians["bare FastAPI endpoint:"], medians["authority checks:"]
         print(
-            f"authority checks:        {epoa[0]:8.0f} req/s  p50 {epoa[1]:6.2f} ms  "
-            f"p99 {epoa[2]:6.2f} ms"
-        )
-        print(
-            f"ratio throughput {epoa[0] / bare[0]:.2f}x (target >= 0.7); "
-            f"p99 {epoa[2] / bare[2]:.2f}x the bare p99 (target <= 2)"
+            f"ratio throughput {inline[0] / bare[0]:.2f}x (target >= 0.7); "
+            f"p99 {inline[2] / bare[2]:.2f}x the bare p99 (target <= 2)"
+            + (f"; medians of {rounds} rounds" if rounds > 1 else "")
         )
     print("projection catch-up (bench/projection_catchup.py):", flush=True)
     subprocess.run([sys.executable, str(ROOT / "bench" / "projection_catchup.py")], check=True)

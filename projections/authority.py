@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from domain.power_of_attorney import PowerOfAttorney as Poa
 from projections.db import Database
@@ -116,3 +116,47 @@ def authority_at(
         (case_number, attorney_iin, right, moment, moment, moment),
     )
     return [str(row[0]) for row in rows]
+
+
+Interval: TypeAlias = tuple[str, str, str | None, str | None]
+"""One row of the table as `intervals` reads it: poa_id, valid_from, valid_to, expires_at."""
+
+INTERVALS_SQL = (
+    "SELECT poa_id, valid_from, valid_to, expires_at FROM attorney_authority "
+    "WHERE case_number = ? AND attorney_iin = ? AND right_code = ?"
+)
+"""Every interval in which an attorney held a right in a case, by any POA, at any time."""
+
+
+def intervals(
+    db: Database, case_number: str, attorney_iin: str, right: str
+) -> tuple[Interval, ...]:
+    """What `held_at` needs to answer for any moment without the database."""
+    return intervals_of(db.fetch(INTERVALS_SQL, (case_number, attorney_iin, right)))
+
+
+def intervals_of(rows: Iterable[Sequence[Any]]) -> tuple[Interval, ...]:
+    """The rows of `INTERVALS_SQL`, however they were fetched."""
+    return tuple(
+        (str(poa_id), str(since), _text(until), _text(expires))
+        for poa_id, since, until, expires in rows
+    )
+
+
+def held_at(found: Iterable[Interval], at: datetime) -> list[str]:
+    """`authority_at` answered from the rows `intervals` read: the same conditions on the same
+    fixed-width text stamps (byte order, as the table's collation compares them)."""
+    moment = stamp(at)
+    return sorted(
+        {
+            poa_id
+            for poa_id, since, until, expires in found
+            if since <= moment
+            and (until is None or moment < until)
+            and (expires is None or moment < expires)
+        }
+    )
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)

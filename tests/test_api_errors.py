@@ -164,6 +164,14 @@ def test_a_time_without_a_zone_is_a_validation_problem_not_an_internal_error(
     assert_problem(response, 422, "validation", "zone")
 
 
+def test_a_bare_number_as_a_moment_is_a_validation_problem_not_a_time_in_1970(
+    client: TestClient, people: People
+) -> None:
+    poa = issue(client, people)
+    response = client.get(f"{POAS}/{poa['poa_id']}", params={"at": "20261125"}, headers=COURT)
+    assert_problem(response, 422, "validation", "RFC 3339")
+
+
 def test_a_bad_iin_as_a_list_filter_is_a_validation_problem(client: TestClient) -> None:
     response = client.get(POAS, params={"principal_iin": invalid_iin()}, headers=COURT)
     assert_problem(response, 422, "validation", "principal_iin")
@@ -332,6 +340,12 @@ def test_an_unknown_route_is_not_found(client: TestClient) -> None:
     assert_problem(
         client.get("/v1/nothing-here", headers=COURT), 404, "not-found", "/v1/nothing-here"
     )
+
+
+def test_a_method_the_path_lacks_is_405_naming_every_method_it_has(client: TestClient) -> None:
+    response = client.delete(POAS, headers=PORTAL)
+    assert_problem(response, 405, "validation", "method")
+    assert response.headers["allow"] == "GET, POST"
 
 
 # -- conflict, case-concluded, poa-not-active, duplicate-document ----------------------------

@@ -113,3 +113,18 @@ def _template(path: str) -> str:
     path = path.split("?")[0].replace(str(uuid.UUID(int=7)), "{poa_id}")
     path = path.replace(CASE, "{case_number}").replace(ATTORNEY_IIN, "{iin}")
     return path
+
+
+def test_the_openapi_names_the_roles_of_each_endpoint_as_the_table_does(
+    client: TestClient,
+) -> None:
+    operations = client.get("/openapi.json").json()["paths"]
+    for endpoint in ENDPOINTS:
+        operation = operations[_template(endpoint.path)][endpoint.method.lower()]
+        if endpoint.allowed == PUBLIC:
+            assert "x-roles" not in operation and "security" not in operation, endpoint
+            assert {"401", "403"}.isdisjoint(operation["responses"]), endpoint
+        else:
+            assert set(operation["x-roles"]) == endpoint.allowed, endpoint
+            assert operation["security"] == [{"apiKey": []}], endpoint
+            assert {"401", "403"} <= set(operation["responses"]), endpoint

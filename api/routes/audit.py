@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from api import problems
 from api.deps import ServicesDep, role
 from domain.errors import NotFoundError
 from projections import audit_tree
@@ -46,7 +47,7 @@ class ConsistencyProofPublic(BaseModel):
     second_checkpoint: str | None
 
 
-@router.get("/checkpoints/latest")
+@router.get("/checkpoints/latest", responses=problems.responses(404))
 def latest_checkpoint(services: ServicesDep) -> CheckpointPublic:
     found = audit_tree.latest_checkpoint(services.read_models.db())
     if found is None:
@@ -54,7 +55,7 @@ def latest_checkpoint(services: ServicesDep) -> CheckpointPublic:
     return CheckpointPublic(**found.as_public())
 
 
-@router.get("/proofs/inclusion")
+@router.get("/proofs/inclusion", responses=problems.responses(404))
 def inclusion_proof(
     services: ServicesDep,
     _: Auditor,
@@ -67,7 +68,7 @@ def inclusion_proof(
     return InclusionProofPublic(**proof)
 
 
-@router.get("/proofs/consistency")
+@router.get("/proofs/consistency", responses=problems.responses(404))
 def consistency_proof(
     services: ServicesDep,
     _: Auditor,

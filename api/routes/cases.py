@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from api import commands
+from api import commands, problems
 from api.deps import ServicesDep, role
-from api.schemas import CaseEventAccepted, PowerOfAttorneyPublic
+from api.schemas import CaseEventAccepted, CasePublic, PowerOfAttorneyPublic
 from domain.case_events import parse_case_event
 from domain.court_case import parse_case_number
 from domain.registry import CaseEventOutcome
@@ -34,7 +34,11 @@ CASE_EVENT_EXAMPLE = {
 }
 
 
-@router.get("/v1/cases/{case_number:path}")
+@router.get(
+    "/v1/cases/{case_number:path}",
+    response_model=None,
+    responses={200: {"model": CasePublic, "description": "the case and its POAs"}},
+)
 def read_case(case_number: str, services: ServicesDep, _: Reader) -> dict[str, Any]:
     parse_case_number(case_number)
     case = services.registry.get_case(case_number)
@@ -76,7 +80,13 @@ def _positions(outcome: CaseEventOutcome) -> list[int]:
             },
         }
     },
-    responses={200: {"description": "this (source, id) was seen before; nothing changed"}},
+    responses={
+        200: {
+            "model": CaseEventAccepted,
+            "description": "this (source, id) was seen before; nothing changed",
+        },
+        **problems.responses(403, 409, 422, signed=True),
+    },
 )
 async def case_event(
     request: Request, response: Response, services: ServicesDep, _: Court

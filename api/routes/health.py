@@ -9,17 +9,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import ServicesDep
 from api.problems import ProblemError
+from api.schemas import HealthPublic, ReadyPublic
 from epoa.db_admin import probe
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=None, responses={200: {"model": HealthPublic}})
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=None, responses={200: {"model": ReadyPublic}})
 def readyz(services: ServicesDep) -> dict[str, Any]:
     """Ready while the event store answers. On PostgreSQL a new connection with short
     timeouts asks, so the probe answers within seconds during an outage, instead of
@@ -37,7 +38,16 @@ def readyz(services: ServicesDep) -> dict[str, Any]:
     return {"status": "ready", "position": position}
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition",
+            "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+        }
+    },
+)
 def metrics(services: ServicesDep) -> Response:
     read_models = services.read_models
     if read_models is not None:

@@ -8,19 +8,20 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from api import commands
+from api import commands, problems
 from api.deps import ServicesDep, SignedDep, role
 from api.schemas import (
     ADD_EXAMPLE,
     ISSUE_EXAMPLE,
     RENOUNCE_EXAMPLE,
     REVOKE_EXAMPLE,
+    Moment,
     PowerOfAttorneyPage,
     PowerOfAttorneyPublic,
+    SealedEventPublic,
 )
 from domain.court_case import parse_case_number
 from domain.documents import parse_iin
-from domain.errors import InvalidInputError
 from domain.history import sealed_events
 from domain.registry import Outcome
 
@@ -28,6 +29,7 @@ router = APIRouter(prefix="/v1/powers-of-attorney", tags=["powers of attorney"])
 Portal = Annotated[str, Depends(role("portal"))]
 Reader = Annotated[str, Depends(role("portal", "court", "auditor"))]
 Court = Annotated[str, Depends(role("court", "auditor"))]
+SIGNED_COMMAND = problems.responses(400, 403, 409, 422, signed=True)
 
 
 def _public(outcome: Outcome, at: datetime) -> PowerOfAttorneyPublic:
@@ -44,7 +46,17 @@ def _positions(outcome: Outcome) -> list[int]:
     "",
     status_code=201,
     openapi_extra=commands.signed_body_openapi(ISSUE_EXAMPLE),
-    responses={200: {"description": "the same document again: the POA it issued"}},
+    responses={
+        200: {
+            "model": PowerOfAttorneyPublic,
+            "description": "the same document again: the POA it issued",
+        },
+        201: {
+            "description": "issued: the POA, at its `Location`",
+            "headers": {"Location": {"required": True, "schema": {"type": "string"}}},
+        },
+        **SIGNED_COMMAND,
+    },
 )
 def issue(
     _: Portal, evidence: SignedDep, services: ServicesDep, response: Response
@@ -61,13 +73,11 @@ def read(
     poa_id: UUID,
     services: ServicesDep,
     _: Reader,
-    at: Annotated[datetime | None, Query(description="RFC 3339; the state at that moment")] = None,
+    at: Annotated[Moment | None, Query(description="RFC 3339; the state at that moment")] = None,
 ) -> PowerOfAttorneyPublic:
     if at is None:
         moment = services.clock()
         return PowerOfAttorneyPublic.of(services.registry.get_poa(poa_id), moment)
-    if at.tzinfo is None:
-        raise InvalidInputError("at: the time zone is required")
     return PowerOfAttorneyPublic.of(services.registry.get_poa_at(poa_id, at), at)
 
 
@@ -99,7 +109,11 @@ def search(
     return PowerOfAttorneyPage(items=items, next_cursor=next_cursor)
 
 
-@router.post("/{poa_id}/attorneys", openapi_extra=commands.signed_body_openapi(ADD_EXAMPLE))
+@router.post(
+    "/{poa_id}/attorneys",
+    openapi_extra=commands.signed_body_openapi(ADD_EXAMPLE),
+    responses=SIGNED_COMMAND,
+)
 def add_attorney(
     _: Portal, poa_id: UUID, evidence: SignedDep, services: ServicesDep
 ) -> PowerOfAttorneyPublic:
@@ -112,7 +126,11 @@ def add_attorney(
     return _public(outcome, services.clock())
 
 
-@router.post("/{poa_id}/revocation", openapi_extra=commands.signed_body_openapi(REVOKE_EXAMPLE))
+@router.post(
+    "/{poa_id}/revocation",
+    openapi_extra=commands.signed_body_openapi(REVOKE_EXAMPLE),
+    responses=SIGNED_COMMAND,
+)
 def revoke(
     _: Portal, poa_id: UUID, evidence: SignedDep, services: ServicesDep
 ) -> PowerOfAttorneyPublic:
@@ -122,7 +140,11 @@ def revoke(
     return _public(outcome, services.clock())
 
 
-@router.post("/{poa_id}/renunciation", openapi_extra=commands.signed_body_openapi(RENOUNCE_EXAMPLE))
+@router.post(
+    "/{poa_id}/renunciation",
+    openapi_extra=commands.signed_body_openapi(RENOUNCE_EXAMPLE),
+    responses=SIGNED_COMMAND,
+)
 def renounce(
     _: Portal, poa_id: UUID, evidence: SignedDep, services: ServicesDep
 ) -> PowerOfAttorneyPublic:
@@ -132,7 +154,11 @@ def renounce(
     return _public(outcome, services.clock())
 
 
-@router.get("/{poa_id}/events")
+@router.get(
+    "/{poa_id}/events",
+    response_model=None,
+    responses={200: {"model": list[SealedEventPublic], "description": "oldest first"}},
+)
 def events(poa_id: UUID, services: ServicesDep, _: Court) -> list[dict[str, Any]]:
     registry = services.registry
     registry.get_poa(poa_id)

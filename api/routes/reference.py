@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Depends
 
 from api.deps import ServicesDep, role
-from api.schemas import PersonPublic
+from api.schemas import PersonPublic, RightPublic, SealKeysPublic
 from domain.documents import parse_iin
 from domain.errors import NotFoundError
 from domain.rights import CATALOGUE
@@ -17,12 +17,22 @@ router = APIRouter()
 PersonReader = Annotated[str, Depends(role("portal", "court"))]
 
 
-@router.get("/v1/rights", tags=["reference"])
+@router.get(
+    "/v1/rights",
+    tags=["reference"],
+    response_model=None,
+    responses={200: {"model": list[RightPublic], "description": "the catalogue"}},
+)
 def rights() -> list[dict[str, Any]]:
     return [right.as_public() for right in CATALOGUE]
 
 
-@router.get("/v1/audit/keys", tags=["audit"])
+@router.get(
+    "/v1/audit/keys",
+    tags=["audit"],
+    response_model=None,
+    responses={200: {"model": SealKeysPublic, "description": "current and retired keys"}},
+)
 def seal_keys(services: ServicesDep) -> dict[str, Any]:
     mapper = services.registry.sealed_mapper
     keys = [

@@ -1,0 +1,69 @@
+"""SOAK TEST: the store away for a minute, then back, under a light load.
+
+The same outage as `tests/test_resilience_outage.py` (the service role refused and its
+sessions ended), held for `LONG_OUTAGE_S` instead of a few seconds: the service must come
+back within `RECOVERY_S` of the store's return however long it was away. The load is light
+(one portal client, one court, a request every half second each), as at night: few
+requests means few failed connections handed back to the pool, so the pool's own
+reconnection schedule decides when the service is back. Run by `make soak`
+(`EPOA_SOAK=1`) only, for its length.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.support.broker import KafkaEndpoint
+from tests.support.load import Stack
+from tests.support.people import People
+from tests.support.roles import service_role
+from tests.test_resilience_outage import PARTITIONS, role_outage, run_outage
+
+LONG_OUTAGE_S = 60.0
+
+pytestmark = [
+    pytest.mark.soak,
+    pytest.mark.postgres,
+    pytest.mark.kafka,
+    pytest.mark.skipif(os.environ.get("EPOA_SOAK") != "1", reason="a soak test: `make soak`"),
+]
+
+SLOW_RECOVERY = pytest.mark.xfail(
+    strict=False,  # the second cause shows in some runs only: where the backoff stands
+    reason="the read models' connections are never opened again (see "
+    "tests/test_resilience_outage.py); and the event store's pool reconnects with an "
+    "uncapped exponential backoff (psycopg_pool: 1, 2, 4, ... s), so after a minute away "
+    "the API may answer 503 for up to about as long again",
+)
+
+
+@SLOW_RECOVERY
+def test_after_a_minute_without_the_store_the_service_is_back_within_the_recovery_bound(
+    kafka_broker: KafkaEndpoint, fresh_group_id: str, tmp_path: Path, people: People
+) -> None:
+    topic = f"epoa-long-outage.{uuid.uuid4().hex[:12]}"
+    kafka_broker.create_topic(topic, PARTITIONS)
+    kafka_broker.create_topic(f"{topic}.dlq", 1)
+    with (
+        service_role() as role,
+        Stack(
+            role, tmp_path, people, kafka=kafka_broker.bootstrap, topic=topic, group=fresh_group_id
+        ) as stack,
+    ):
+        stack.init_database()
+        stack.start_all()
+        stack.wait_up("api")
+        stack.wait_up("consumer", PARTITIONS)
+        run_outage(
+            stack,
+            people,
+            topic,
+            kafka_broker.bootstrap,
+            lambda: role_outage(role.name),
+            seconds=LONG_OUTAGE_S,
+            clients=(1, 1, 0.5),
+        )
