@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+from domain.errors import StoreUnavailableError
 from epoa.storage import persistence_env, psycopg_conninfo, schema_of
 
 Params = Sequence[Any]
@@ -132,30 +133,55 @@ class SqliteDatabase(Database):
 
 
 class PostgresDatabase(Database):
+    """One connection, opened again when the server ended it; while the server cannot be
+    reached every call raises `StoreUnavailableError` (HTTP 503), never a raw driver error."""
+
     dialect = "postgresql"
     sortable = 'TEXT COLLATE "C"'
     for_update = " FOR UPDATE"
 
     def __init__(self, conninfo: str, schema: str) -> None:
         super().__init__()
-        self._conn = psycopg.connect(conninfo, autocommit=True)
-        self._conn.execute(f"SET search_path TO {quote(schema)}".encode())
+        self._conninfo, self._schema = conninfo, schema
+        self._conn = self._open()
+
+    def _open(self) -> psycopg.Connection[Row]:
+        with _unavailable():
+            conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=2)
+            conn.execute(f"SET search_path TO {quote(self._schema)}".encode())
+        return conn
+
+    @property
+    def conn(self) -> psycopg.Connection[Row]:
+        if self._conn.closed or self._conn.broken:
+            self._conn.close()
+            self._conn = self._open()
+        return self._conn
 
     @contextmanager
     def _begin(self) -> Iterator[None]:
-        with self._conn.transaction(), self._conn.pipeline():
+        with _unavailable(), self.conn.transaction(), self._conn.pipeline():
             yield
 
     def _run(self, sql: str, params: Params, fetch: bool) -> list[Row]:
-        cursor = self._conn.execute(_pyformat(sql), params)
-        return cursor.fetchall() if fetch else []
+        with _unavailable():
+            cursor = self.conn.execute(_pyformat(sql), params)
+            return cursor.fetchall() if fetch else []
 
     def _run_many(self, sql: str, rows: list[Params]) -> None:
-        with self._conn.cursor() as cursor:
+        with _unavailable(), self.conn.cursor() as cursor:
             cursor.executemany(_pyformat(sql), rows)
 
     def close(self) -> None:
         self._conn.close()
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+        raise StoreUnavailableError(f"the read-model database is unavailable: {error}") from error
 
 
 def connect(database_url: str) -> Database:

@@ -53,16 +53,6 @@ RECOVERY_S = 20.0
 """Within this much of the store's return every kind of request succeeds again (the pool
 reconnects with exponential backoff: 1, 2, 4, 8 s...)."""
 
-STALE_READ_CONNECTIONS = pytest.mark.xfail(
-    strict=True,
-    reason="the read models' PostgreSQL connections (projections/db.py PostgresDatabase, "
-    "one per API thread in epoa/read_models.py, the runner's and the audit log's) are never "
-    "opened again once the server ends them: reads answer 500 for good, a recorded command "
-    "answers 500 from its read-your-writes wait, and `epoa project` stops applying events "
-    "until restarted; psycopg errors are not mapped to 503",
-)
-"""Remove once the read side opens its connections again and store errors answer 503."""
-
 
 def refuse_logins(role: str) -> None:
     """As a server going away looks to the role: no new session, the present ones ended."""
@@ -191,7 +181,6 @@ def _first_success_after(load: Load, moment: float, within: float) -> float:
     return float("inf")
 
 
-@STALE_READ_CONNECTIONS
 def test_the_store_refusing_the_service_under_load_gives_clean_503s_and_it_comes_back(
     kafka_broker: KafkaEndpoint, fresh_group_id: str, tmp_path: Path, people: People
 ) -> None:
