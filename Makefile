@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install serve test lint services bench clean lock chaos soak
+.PHONY: install serve test lint services bench clean lock chaos soak fuzz
 
 install: $(VENV)/.installed
 
@@ -62,3 +62,7 @@ soak: install services
 	EPOA_SOAK=1 EPOA_CHAOS_ROUNDS=$${EPOA_CHAOS_ROUNDS:-20} $(BIN)/pytest -p no:cacheprovider \
 		-s tests/test_resilience_chaos.py tests_soak
 	$(BIN)/python scripts/soak.py --minutes $${EPOA_SOAK_MINUTES:-10} --rss-growth-mib 32
+
+# A longer search of the HTTP API than CI's; EPOA_FUZZ_SEED=N for other cases.
+fuzz: install services
+	EPOA_FUZZ_EXAMPLES=$${EPOA_FUZZ_EXAMPLES:-500} $(BIN)/pytest -q -p no:cacheprovider tests/test_api_fuzz.py
