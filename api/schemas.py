@@ -209,6 +209,7 @@ class SealPublic(BaseModel):
 
 
 class SealedEventPublic(BaseModel):
+    position: int | None = Field(description="the record's place in the global log")
     version: int
     type: str
     topic: str

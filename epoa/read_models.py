@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
+from uuid import UUID
 
 import psycopg
 
@@ -193,6 +194,18 @@ class ReadModels:
         return True
 
     # -- queries -----------------------------------------------------------------------------
+
+    def positions_of(self, originator_id: UUID) -> dict[int, int]:
+        """Version -> position in the global log of one stream's records."""
+        db = self.db()
+        if db.dialect == "sqlite":
+            sql = "SELECT originator_version, rowid FROM stored_events WHERE originator_id = ?"
+            key: object = str(originator_id)
+        else:
+            sql = "SELECT originator_version, notification_id FROM epoa_events "
+            sql += "WHERE originator_id = ?"
+            key = originator_id
+        return {int(v): int(p) for v, p in db.fetch(sql, (key,))}
 
     def names(self, iin: str) -> str | None:
         found = persons.find_person(self.db(), iin)

@@ -152,6 +152,7 @@ def test_the_events_of_a_poa_show_payload_evidence_and_seal(
     poa = issue(client, people)
     events = client.get(f"/v1/powers-of-attorney/{poa['poa_id']}/events", headers=COURT).json()
     assert [e["type"] for e in events] == ["PowerOfAttorney.Issued"]
+    assert events[0]["position"] == poa["receipt"]["records"][0]["position"]
     assert events[0]["evidence"]["signer_id"] == people.principal.iin
     assert len(events[0]["seal"]["record_hash"]) == 64
     assert events[0]["seal"]["predecessor"] == "00" * 32

@@ -162,4 +162,8 @@ def renounce(
 def events(poa_id: UUID, services: ServicesDep, _: Court) -> list[dict[str, Any]]:
     registry = services.registry
     registry.get_poa(poa_id)
-    return sealed_events(registry.recorder, registry.sealed_mapper, poa_id)
+    positions = services.read_models.positions_of(poa_id)
+    return [
+        {"position": positions.get(event["version"]), **event}
+        for event in sealed_events(registry.recorder, registry.sealed_mapper, poa_id)
+    ]
