@@ -200,7 +200,7 @@ class ReadModels:
         db = self.db()
         if db.dialect == "sqlite":
             sql = "SELECT originator_version, rowid FROM stored_events WHERE originator_id = ?"
-            key: object = str(originator_id)
+            key: object = originator_id.hex
         else:
             sql = "SELECT originator_version, notification_id FROM epoa_events "
             sql += "WHERE originator_id = ?"
