@@ -41,6 +41,9 @@ def persistence_env(database_url: str) -> dict[str, str]:
             # after about 10 x (1 + 0.2) = 12 s; 5 s made that 52 s.
             "POSTGRES_CONNECT_TIMEOUT": "1",
             "POSTGRES_POOL_SIZE": query.get("pool_size", ["10"])[0],
+            # A pooled connection the server ended (a restart, a failover) is found and
+            # replaced before a command uses it, instead of failing that command.
+            "POSTGRES_PRE_PING": "y",
             "POSTGRES_MAX_OVERFLOW": "10",
             "CREATE_TABLE": "y",
         }

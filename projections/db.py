@@ -164,6 +164,17 @@ class PostgresDatabase(Database):
             yield
 
     def _run(self, sql: str, params: Params, fetch: bool) -> list[Row]:
+        """Outside a transaction a statement found a connection the server had ended only
+        when it used it: it runs once more on a new one (statements alone are retried only
+        as a whole, so nothing is applied twice)."""
+        try:
+            return self._statement(sql, params, fetch)
+        except StoreUnavailableError:
+            if self._depth or not (self._conn.closed or self._conn.broken):
+                raise
+            return self._statement(sql, params, fetch)
+
+    def _statement(self, sql: str, params: Params, fetch: bool) -> list[Row]:
         with _unavailable():
             cursor = self.conn.execute(_pyformat(sql), params)
             return cursor.fetchall() if fetch else []
