@@ -13,8 +13,8 @@ saw and emptied whenever it sees another one. It sees one:
 - before answering, if the position was last confirmed more than `AUTHORITY_STALENESS`
   seconds ago (another process may be the projection writer: `epoa serve --no-projections`
   beside `epoa project`). A projection commit made that long before a request began is in
-  its answer; a newer one may not be. Past half that age a confirmation starts in the
-  background, so under steady load requests do not wait for it.
+  its answer; a newer one may not be. Past a quarter of that age a confirmation starts in
+  the background, so under steady load requests do not wait for it.
 
 The async queries (the position, a key not held) run on the event loop itself through
 psycopg's async connections on PostgreSQL, and in a few threads on SQLite.
@@ -44,8 +44,14 @@ from projections.runner import Batch, ProjectionRunner
 Key = tuple[str, str, str]
 """(case number, attorney IIN, right code)."""
 
-AUTHORITY_STALENESS = 0.01
-"""Seconds: a projection commit at least this old is always in an authority answer."""
+AUTHORITY_STALENESS = 0.02
+"""Seconds: a projection commit at least this old is always in an authority answer. Under
+load the position is then read every 5 ms or so (`REFRESH_AFTER`); a read takes a few ms on
+a busy event loop. For scale: `epoa project` polls the event log every 200 ms."""
+REFRESH_AFTER = 0.25
+"""Past this share of the bound, a request starts a position read and does not wait for
+it: one read is in flight at a time, and a store slow to answer under load still has the
+rest of the bound to do so before any request must wait."""
 AUTHORITY_KEYS = 20_000
 """How many (case, attorney, right) the cache holds (under 1 KB each); the oldest goes first."""
 ASYNC_CONNECTIONS = 4
@@ -246,11 +252,11 @@ class ReadModels:
 
     async def _confirmed(self, began: float) -> None:
         """Return once the cache has seen a position read no earlier than `began` minus the
-        staleness bound; past half the bound, start a read without waiting for it."""
+        staleness bound; past `REFRESH_AFTER` of it, start a read without waiting for it."""
         cache, bound = self.authority_cache, self.authority_staleness
         while began - cache.confirmed_at > bound:
             await asyncio.shield(self._confirmation())
-        if began - cache.confirmed_at > bound / 2:
+        if began - cache.confirmed_at > bound * REFRESH_AFTER:
             self._confirmation()
 
     def _confirmation(self) -> asyncio.Task[None]:

@@ -124,10 +124,13 @@ def rss_table(samples: list[Sample], minutes: int) -> tuple[list[str], dict[str,
     return lines, growth
 
 
-def latency_table(attempts: list[Attempt], began: float) -> list[str]:
+def latency_table(attempts: list[Attempt], began: float, ended: float) -> list[str]:
+    """Per minute of the load, each kind's count, p50 and p99 (ms), and the errors."""
     by_minute: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     errors: dict[int, int] = defaultdict(int)
     for attempt in attempts:
+        if attempt.started >= ended:  # sent while the load was stopping
+            continue
         minute = int((attempt.started - began) // 60)
         by_minute[minute][attempt.kind].append(attempt.elapsed * 1000)
         errors[minute] += is_error(attempt)
@@ -253,7 +256,7 @@ def soak(stack: Stack, people: People, bootstrap: str, topic: str, args: argpars
         f"service role sessions min {min(connections, default=0)}, "
         f"max {max(connections, default=0)}",
         *rss_lines,
-        *latency_table(attempts, began),
+        *latency_table(attempts, began, deadline),
         f"checks: {'all passed' if not problems else f'{len(problems)} problems'}",
         *problems[:20],
     ]

@@ -29,7 +29,7 @@ from tests.support.broker import KafkaEndpoint
 from tests.support.load import Stack
 from tests.support.people import People
 from tests.support.roles import service_role
-from tests.test_resilience_outage import PARTITIONS, STALE_READ_CONNECTIONS, run_outage
+from tests.test_resilience_outage import PARTITIONS, run_outage
 
 pytestmark = [
     pytest.mark.soak,
@@ -57,7 +57,6 @@ def server_restart() -> Iterator[None]:
     yield
 
 
-@STALE_READ_CONNECTIONS
 def test_a_postgresql_restart_under_load_gives_clean_answers_and_everything_carries_on(
     kafka_broker: KafkaEndpoint, fresh_group_id: str, tmp_path: Path, people: People
 ) -> None:

@@ -864,7 +864,10 @@ def chaos(
 ) -> list[Kill]:
     """`rounds` times: wait a random while, SIGKILL one of the three processes, leave it
     down a random while, start it again and wait until it is back. The victims come in
-    shuffled threes, so that every process dies in any run of three rounds or more."""
+    shuffled threes, so that every process dies in any run of three rounds or more. A
+    consumer is killed only once it holds its partitions again: on the test broker (tansu),
+    a member that leaves before its first assignment can leave the group unable to assign
+    anyone (`tests/support/broker.py`)."""
     kills = []
     victims: list[str] = []
     began = time.monotonic()
