@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from api.deps import Services
 from api.schemas import SignedRequest
-from domain.errors import DomainError
+from domain.errors import DomainError, StoreUnavailableError
 
 T = TypeVar("T")
+log = logging.getLogger("epoa.api")
 
 
 def run(
@@ -23,7 +25,11 @@ def run(
     recorded = positions(outcome)
     services.metrics.commands.labels(name, "recorded" if recorded else "idempotent").inc()
     if recorded and services.read_models is not None:
-        services.read_models.wait_for(max(recorded), services.settings.read_wait_seconds)
+        try:
+            services.read_models.wait_for(max(recorded), services.settings.read_wait_seconds)
+        except StoreUnavailableError:
+            # The command is recorded: say so, even if the read models cannot show it yet.
+            log.warning("command %s recorded; read models unreachable for its wait", name)
     return outcome
 
 
