@@ -35,14 +35,13 @@ from tests.support.load import (
     CaseBook,
     Court,
     Load,
-    Stack,
     StoreHistory,
     chaos,
     read_model_tables,
+    started_stack,
     table_differences,
 )
 from tests.support.people import People
-from tests.support.roles import service_role
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 PARTITIONS = 3
@@ -58,19 +57,9 @@ def test_kill_9_of_any_process_under_load_loses_nothing_and_repeats_nothing(
     seed = int(os.environ.get("EPOA_CHAOS_SEED") or random.randrange(1 << 32))
     print(f"chaos seed {seed} (EPOA_CHAOS_SEED={seed} replays the same choices)")
     rng = random.Random(seed)
-    topic = f"epoa-chaos.{uuid.uuid4().hex[:12]}"
-    kafka_broker.create_topic(topic, PARTITIONS)
-    kafka_broker.create_topic(f"{topic}.dlq", 1)
-    with (
-        service_role() as role,
-        Stack(
-            role, tmp_path, people, kafka=kafka_broker.bootstrap, topic=topic, group=fresh_group_id
-        ) as stack,
-    ):
-        stack.init_database()
-        stack.start_all()
-        stack.wait_up("api")
-        stack.wait_up("consumer", PARTITIONS)
+    with started_stack(
+        kafka_broker, fresh_group_id, tmp_path, people, "epoa-chaos", PARTITIONS
+    ) as (role, stack, topic):
         cases = CaseBook(f"CH-{uuid.uuid4().hex[:6]}", rng=random.Random(seed + 1))
         load = Load(stack.url, stack.keys, people, cases, seed=seed)
         court = Court(kafka_broker.bootstrap, topic, people, cases, every=0.5, seed=seed + 2)

@@ -36,11 +36,11 @@ from tests.support.load import (
     Stack,
     StoreHistory,
     read_model_tables,
+    started_stack,
     table_differences,
 )
 from tests.support.people import People
 from tests.support.postgres import DATABASE, SERVER
-from tests.support.roles import service_role
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 PARTITIONS = 3
@@ -184,17 +184,7 @@ def _first_success_after(load: Load, moment: float, within: float) -> float:
 def test_the_store_refusing_the_service_under_load_gives_clean_503s_and_it_comes_back(
     kafka_broker: KafkaEndpoint, fresh_group_id: str, tmp_path: Path, people: People
 ) -> None:
-    topic = f"epoa-outage.{uuid.uuid4().hex[:12]}"
-    kafka_broker.create_topic(topic, PARTITIONS)
-    kafka_broker.create_topic(f"{topic}.dlq", 1)
-    with (
-        service_role() as role,
-        Stack(
-            role, tmp_path, people, kafka=kafka_broker.bootstrap, topic=topic, group=fresh_group_id
-        ) as stack,
-    ):
-        stack.init_database()
-        stack.start_all()
-        stack.wait_up("api")
-        stack.wait_up("consumer", PARTITIONS)
+    with started_stack(
+        kafka_broker, fresh_group_id, tmp_path, people, "epoa-outage", PARTITIONS
+    ) as (role, stack, topic):
         run_outage(stack, people, topic, kafka_broker.bootstrap, lambda: role_outage(role.name))

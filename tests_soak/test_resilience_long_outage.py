@@ -12,15 +12,13 @@ reconnection schedule decides when the service is back. Run by `make soak`
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.support.broker import KafkaEndpoint
-from tests.support.load import Stack
+from tests.support.load import started_stack
 from tests.support.people import People
-from tests.support.roles import service_role
 from tests.test_resilience_outage import PARTITIONS, role_outage, run_outage
 
 LONG_OUTAGE_S = 60.0
@@ -44,19 +42,9 @@ SLOW_RECOVERY = pytest.mark.xfail(
 def test_after_a_minute_without_the_store_the_service_is_back_within_the_recovery_bound(
     kafka_broker: KafkaEndpoint, fresh_group_id: str, tmp_path: Path, people: People
 ) -> None:
-    topic = f"epoa-long-outage.{uuid.uuid4().hex[:12]}"
-    kafka_broker.create_topic(topic, PARTITIONS)
-    kafka_broker.create_topic(f"{topic}.dlq", 1)
-    with (
-        service_role() as role,
-        Stack(
-            role, tmp_path, people, kafka=kafka_broker.bootstrap, topic=topic, group=fresh_group_id
-        ) as stack,
-    ):
-        stack.init_database()
-        stack.start_all()
-        stack.wait_up("api")
-        stack.wait_up("consumer", PARTITIONS)
+    with started_stack(
+        kafka_broker, fresh_group_id, tmp_path, people, "epoa-long-outage", PARTITIONS
+    ) as (role, stack, topic):
         run_outage(
             stack,
             people,

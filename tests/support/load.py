@@ -30,6 +30,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -913,3 +914,25 @@ def percentile(values: list[float], share: float) -> float:
 def median(values: Iterable[float]) -> float:
     found = list(values)
     return statistics.median(found) if found else 0.0
+
+
+@contextmanager
+def started_stack(
+    broker: Any, group: str, workdir: Path, people: People, prefix: str, partitions: int
+) -> Iterator[tuple[Any, Stack, str]]:
+    """A fresh case-events topic and its DLQ, the service role, and the three processes
+    started and ready; yields (role, stack, topic)."""
+    from tests.support.roles import service_role
+
+    topic = f"{prefix}.{uuid.uuid4().hex[:12]}"
+    broker.create_topic(topic, partitions)
+    broker.create_topic(f"{topic}.dlq", 1)
+    with (
+        service_role() as role,
+        Stack(role, workdir, people, kafka=broker.bootstrap, topic=topic, group=group) as stack,
+    ):
+        stack.init_database()
+        stack.start_all()
+        stack.wait_up("api")
+        stack.wait_up("consumer", partitions)
+        yield role, stack, topic
