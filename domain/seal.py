@@ -133,15 +133,22 @@ def verify_state(
 ) -> tuple[OpenedRecord, bytes]:
     """Check one record's seal; return it opened and its record hash. Raises SealError."""
     opened = open_state(state)
+    digest = record_hash(originator_id, version, topic, opened.predecessor, opened.body)
+    check_seal(public_keys, opened, digest)
+    return opened, digest
+
+
+def check_seal(
+    public_keys: Mapping[bytes, Ed25519PublicKey], opened: OpenedRecord, digest: bytes
+) -> None:
+    """Check that the record's signature is a known key's over its hash. Raises SealError."""
     public_key = public_keys.get(opened.key_id)
     if public_key is None:
         raise SealError(f"sealed with unknown key {opened.key_id.hex()}")
-    digest = record_hash(originator_id, version, topic, opened.predecessor, opened.body)
     try:
         public_key.verify(opened.signature, digest)
     except InvalidSignature:
         raise SealError("seal signature does not verify") from None
-    return opened, digest
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from eventsourcing.persistence import (
 )
 
 from domain.seal import GENESIS, SealError, SealKey, seal_state, verify_state
+from domain.seal_runs import open_runs
 
 
 class SealedMapper(Mapper[UUID]):
@@ -78,6 +79,18 @@ class SealedMapper(Mapper[UUID]):
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         plain, _, _ = self.open(stored_event)
         return super().to_domain_event(plain)
+
+    def to_domain_events(
+        self, stored_events: Sequence[StoredEvent]
+    ) -> list[DomainEventProtocol[UUID]]:
+        """Decode a batch, checking one seal per run of a stream (`domain.seal_runs`)."""
+        opened = open_runs(self.public_keys, stored_events)
+        return [
+            super(SealedMapper, self).to_domain_event(
+                StoredEvent(s.originator_id, s.originator_version, s.topic, parts.body)
+            )
+            for s, (parts, _) in zip(stored_events, opened, strict=True)
+        ]
 
 
 class _Heads:
@@ -192,9 +205,10 @@ class SealedEventStore(EventStore[UUID]):
         ordered = list(reversed(rows)) if desc else list(rows)
         previous: tuple[int, bytes] | None = None
         events = []
-        for row in ordered:
-            plain, predecessor, digest = self.mapper.open(row)
-            version = row.originator_version
+        opened = open_runs(self.mapper.public_keys, ordered)
+        for row, (parts, digest) in zip(ordered, opened, strict=True):
+            version, predecessor = row.originator_version, parts.predecessor
+            plain = StoredEvent(row.originator_id, version, row.topic, parts.body)
             if previous is None:
                 expected = GENESIS if version == 1 else self.heads.get(stream, version - 1)
             else:

@@ -14,7 +14,7 @@ from typing import Any, TypeAlias
 
 from domain.power_of_attorney import PowerOfAttorney as Poa
 from projections.db import Database
-from projections.read_model import ReadModel, RowBuffer, expiry_stamp, stamp
+from projections.read_model import POA_EVENTS, ReadModel, RowBuffer, expiry_stamp, stamp
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS attorney_authority (
@@ -100,7 +100,7 @@ def _close(grants: RowBuffer, event: Ending, attorney_iin: str | None) -> None:
             row["valid_to"] = stamp(event.at)
 
 
-MODEL = ReadModel("attorney_authority", ("attorney_authority",), DDL, apply)
+MODEL = ReadModel("attorney_authority", ("attorney_authority",), DDL, apply, POA_EVENTS)
 
 
 def authority_at(

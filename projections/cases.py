@@ -82,7 +82,14 @@ def _first_of(case: Record, column: str, event: Fact) -> None:
         case[column], case[f"{column}_at"] = to_json({"at": at, **event.data}), at
 
 
-MODEL = ReadModel("cases", ("case_poas", "cases"), DDL, apply)
+CASE_EVENTS = (
+    CourtCase.Opened,
+    CourtCase.PowerOfAttorneyAttached,
+    CourtCase.JudgmentEnteredIntoForce,
+    CourtCase.ExecutionDocumentsIssued,
+    CourtCase.Concluded,
+)
+MODEL = ReadModel("cases", ("case_poas", "cases"), DDL, apply, CASE_EVENTS)
 
 
 def get_case(db: Database, case_number: str) -> dict[str, Any] | None:

@@ -33,6 +33,8 @@ class Database(ABC):
     sortable: str
     for_update: str
     """Appended to a SELECT that must lock the rows it reads until the transaction ends."""
+    insert_parameters: int
+    """Parameters per multi-row INSERT statement."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -69,9 +71,17 @@ class Database(ABC):
     def insert(
         self, table: str, columns: Sequence[str], rows: Iterable[Params], on_conflict: str = ""
     ) -> None:
-        marks = ", ".join("?" * len(columns))
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) {on_conflict}"
-        self.executemany(sql.rstrip(), rows)
+        """Many rows per statement (a statement per row costs a round trip's work each);
+        an upsert's rows must have distinct keys, as one statement touches a row once."""
+        rows = list(rows)
+        row = "(" + ", ".join("?" * len(columns)) + ")"
+        per_statement = max(1, self.insert_parameters // len(columns))
+        with self.transaction():
+            for at in range(0, len(rows), per_statement):
+                chunk = rows[at : at + per_statement]
+                values = ", ".join([row] * len(chunk))
+                sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} {on_conflict}"
+                self.execute(sql.rstrip(), [value for item in chunk for value in item])
 
     def fetch(self, sql: str, params: Params = ()) -> list[Row]:
         with self._lock:
@@ -104,6 +114,8 @@ class SqliteDatabase(Database):
     dialect = "sqlite"
     sortable = "TEXT"
     for_update = ""
+    insert_parameters = 900
+    """Under the oldest SQLite's limit of 999."""
 
     def __init__(self, path: str) -> None:
         super().__init__()
@@ -139,6 +151,8 @@ class PostgresDatabase(Database):
     dialect = "postgresql"
     sortable = 'TEXT COLLATE "C"'
     for_update = " FOR UPDATE"
+    insert_parameters = 50
+    """psycopg keeps the parsed form of statements of up to 50 parameters."""
 
     def __init__(self, conninfo: str, schema: str) -> None:
         super().__init__()

@@ -18,6 +18,7 @@ from domain.power_of_attorney import ACTIVE, EXPIRED, RENOUNCED, REVOKED, TERMIN
 from domain.power_of_attorney import PowerOfAttorney as Poa
 from projections.db import Database, Row
 from projections.read_model import (
+    POA_EVENTS,
     ReadModel,
     Record,
     RowBuffer,
@@ -179,7 +180,7 @@ def _attorney(person: dict[str, Any], at: datetime) -> dict[str, Any]:
     }
 
 
-MODEL = ReadModel("poa_status", ("poa_attorneys", "poa_status"), DDL, apply)
+MODEL = ReadModel("poa_status", ("poa_attorneys", "poa_status"), DDL, apply, POA_EVENTS)
 
 
 # -- queries -------------------------------------------------------------------------------

@@ -14,9 +14,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from domain.power_of_attorney import PowerOfAttorney as Poa
 from domain.power_of_attorney import expires_at
 from projections.db import Database
 
+POA_EVENTS: tuple[type, ...] = (
+    Poa.Issued,
+    Poa.AttorneyAdded,
+    Poa.AttorneyRenounced,
+    Poa.Revoked,
+    Poa.Terminated,
+)
+"""What a POA's read models are made of."""
 STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 
 
@@ -30,6 +39,8 @@ class ReadModel:
     """`CREATE ... IF NOT EXISTS` statements, `{sortable}` for text compared as text."""
     apply: Callable[[Database, Sequence[object]], None]
     """Apply a batch of domain events, in order; events it does not know are ignored."""
+    events: tuple[type, ...] = ()
+    """The event classes `apply` uses: the runner decodes (and checks) only records of these."""
 
 
 Record = dict[str, Any]
@@ -64,10 +75,15 @@ class RowBuffer:
 
     def flush(self) -> None:
         updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c not in self.key)
+        latest = {
+            tuple(row[c] for c in self.key): tuple(row[c] for c in self.columns)
+            for rows in self._groups.values()
+            for row in rows
+        }
         self.db.insert(
             self.table,
             self.columns,
-            [tuple(row[c] for c in self.columns) for rows in self._groups.values() for row in rows],
+            list(latest.values()),
             f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {updates}",
         )
 

@@ -3,21 +3,23 @@
 A batch's rows and the new positions commit in ONE transaction, so a crash before the
 commit leaves both as they were and the batch is simply applied again: nothing twice,
 nothing lost. Each read model has its own position, so one added later catches up from
-zero without replaying the others. Every record is decoded by the registry's mapper,
-which checks its seal: a tampered record stops the projection instead of being shown.
+zero without replaying the others. The records a read model uses are decoded by the
+registry's mapper, which checks their seals (one signature per run of a stream in the
+batch, `domain.seal_runs`): a tampered record stops the projection instead of being shown.
+Records no read model uses (e.g. the idempotency keys of accepted documents) are skipped
+undecoded.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from eventsourcing.persistence import Notification
+from eventsourcing.utils import resolve_topic
 
 from domain.registry import Registry
 from projections import authority, cases, persons, poa_status
@@ -28,9 +30,6 @@ from projections.writer_lock import writer_lock
 log = logging.getLogger("epoa.projections")
 
 READ_MODELS: tuple[ReadModel, ...] = (poa_status.MODEL, authority.MODEL, cases.MODEL)
-MAX_DECODERS = 8
-PARALLEL_FROM = 64
-"""Fewer notifications than this are decoded in the calling thread: not worth a hand-off."""
 TRACKING_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_tracking "
     "(name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
@@ -43,9 +42,12 @@ class ProjectionLockedError(RuntimeError):
 
 @dataclass(frozen=True)
 class Batch:
-    """Decoded events, each with its notification id, in log order."""
+    """The decoded events a batch of the log holds for the read models, each with its
+    notification id, in log order."""
 
     events: list[tuple[int, object]]
+    read: tuple[int, ...] = ()
+    """The notification ids of every record of the batch, in order."""
 
 
 class ProjectionRunner:
@@ -61,8 +63,7 @@ class ProjectionRunner:
         self.read_models = tuple(read_models)
         self.db = connect(database_url)
         self._lock = writer_lock(database_url)
-        self._threads = min(os.cpu_count() or 1, MAX_DECODERS)
-        self._decoders = ThreadPoolExecutor(self._threads, thread_name_prefix="epoa-decode")
+        self._wanted = _wanted(self.read_models)
         self._advanced = threading.Condition()
         self._wake = threading.Event()
         self._create()
@@ -120,20 +121,14 @@ class ProjectionRunner:
         notifications = self.registry.recorder.select_notifications(
             start, self.batch_size, inclusive_of_start=False
         )
-        return Batch(self._decode(notifications))
+        if not notifications:
+            return Batch([])
+        return Batch(self._decode(notifications), tuple(n.id for n in notifications))
 
     def _decode(self, notifications: Sequence[Notification]) -> list[tuple[int, object]]:
-        """Seal checks dominate and release the GIL: spread them over the decoder threads."""
-        mapper = self.registry.mapper
-
-        def decode(part: Sequence[Notification]) -> list[tuple[int, object]]:
-            return [(n.id, mapper.to_domain_event(n)) for n in part]
-
-        if len(notifications) < PARALLEL_FROM:
-            return decode(notifications)
-        size = -(-len(notifications) // self._threads)
-        parts = [notifications[i : i + size] for i in range(0, len(notifications), size or 1)]
-        return [item for part in self._decoders.map(decode, parts) for item in part]
+        used = [n for n in notifications if self._wanted is None or _is(n.topic, self._wanted)]
+        events = self.registry.sealed_mapper.to_domain_events(used)
+        return [(n.id, event) for n, event in zip(used, events, strict=True)]
 
     def apply(self, batch: Batch) -> int:
         """Apply what each read model has not applied yet, and move the positions, at once.
@@ -141,12 +136,13 @@ class ProjectionRunner:
         The positions are read again, locked, inside the transaction: a batch another runner
         committed meanwhile is skipped, not applied twice.
         """
-        if not batch.events:
+        numbers = batch.read or tuple(number for number, _ in batch.events)
+        if not numbers:
             return 0
-        last = batch.events[-1][0]
+        last = numbers[-1]
         with self.db.transaction():
             positions = self.positions(for_update=True)
-            applied = sum(1 for number, _ in batch.events if number > min(positions.values()))
+            applied = sum(1 for number in numbers if number > min(positions.values()))
             for model in self.read_models:
                 after = positions[model.name]
                 model.apply(self.db, [event for number, event in batch.events if number > after])
@@ -206,7 +202,6 @@ class ProjectionRunner:
         return self.catch_up()
 
     def close(self) -> None:
-        self._decoders.shutdown()
         self._lock.release()
         self.db.close()
 
@@ -215,3 +210,15 @@ class ProjectionRunner:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _wanted(read_models: Sequence[ReadModel]) -> tuple[type, ...] | None:
+    """The event classes some read model uses; None if one of them takes every event."""
+    if any(not model.events for model in read_models):
+        return None
+    return tuple({cls for model in read_models for cls in model.events})
+
+
+def _is(topic: str, wanted: tuple[type, ...]) -> bool:
+    found = resolve_topic(topic)
+    return isinstance(found, type) and issubclass(found, wanted)

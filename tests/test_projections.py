@@ -84,7 +84,7 @@ def test_a_batch_read_before_another_runner_committed_it_is_not_applied_twice(
     late = ProjectionRunner(registry, database_url)
     try:
         batch = late.read_batch()
-        assert runner.run_once() == len(batch.events)
+        assert runner.run_once() == len(batch.read)
         after_first = dump(runner.db)
         assert late.apply(batch) == 0
         assert dump(runner.db) == after_first
