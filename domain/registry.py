@@ -84,6 +84,12 @@ def no_names(_: str) -> str | None:
     return None
 
 
+AGGREGATE_CACHE = {"AGGREGATE_CACHE_MAXSIZE": "2000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
+"""Aggregates loaded lately stay in memory; each load reads only the events recorded since
+(by any process), so a case with many POAs is not replayed from its start per command.
+Commands work on a copy, so a failed one leaves the cached aggregate as it was."""
+
+
 class Registry(Application[UUID]):
     name = "epoa"
 
@@ -99,7 +105,7 @@ class Registry(Application[UUID]):
         self.retired_keys = retired_keys
         self.clock = clock
         self.names = names
-        super().__init__(dict(env))
+        super().__init__({**AGGREGATE_CACHE, **env})
 
     # -- wiring of the sealed store ------------------------------------------------------
 

@@ -76,7 +76,7 @@ def test_an_untouched_store_verifies_clean(
 
 
 def test_a_byte_edited_in_a_stored_event_is_detected_on_read_and_by_the_auditor(
-    pg_registry: Registry, people: People, postgres_url: str
+    pg_registry: Registry, people: People, postgres_url: str, tmp_path: Path
 ) -> None:
     poa_id = revoked_poa(pg_registry, people)
     tamper(
@@ -86,8 +86,15 @@ def test_a_byte_edited_in_a_stored_event_is_detected_on_read_and_by_the_auditor(
         poa_id,
     )
     assert "bad-seal" in findings(pg_registry, postgres_url)
-    with pytest.raises(SealError):
-        pg_registry.get_poa(poa_id)
+    # The service keeps the copy it verified when it recorded the events; a process that
+    # reads the rows (a restart, another replica) refuses them.
+    assert pg_registry.get_poa(poa_id).status == "revoked"
+    fresh = build_registry(Settings(database_url=postgres_url, var_dir=tmp_path))
+    try:
+        with pytest.raises(SealError):
+            fresh.get_poa(poa_id)
+    finally:
+        fresh.close()
 
 
 def test_a_seal_moved_to_another_stream_is_detected(
