@@ -35,8 +35,11 @@ ENV PATH=/opt/epoa/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     EPOA_ENV=production \
     EPOA_LOG_FORMAT=json
+# /var/lib/epoa/witness: where docker-compose.yml mounts the witness volume; a new volume
+# takes this directory's owner, so the non-root user can append to it.
 RUN useradd --system --uid 10001 --user-group --no-create-home \
-        --home-dir /nonexistent --shell /usr/sbin/nologin epoa
+        --home-dir /nonexistent --shell /usr/sbin/nologin epoa \
+    && install -d -o 10001 -g 10001 -m 0750 /var/lib/epoa/witness
 COPY --from=build /opt/epoa /opt/epoa
 WORKDIR /tmp
 USER 10001:10001

@@ -5,8 +5,9 @@ and uses a fresh schema of database `epoa_test` on the local server (EPOA_TEST_P
 dropped afterwards. N signed events, half judgments and half execution documents over N/2
 cases, are published once; then a plain kafka-python consumer reads them without doing
 anything (the ceiling), and `run_consumer` applies them in a consumer group. The end-to-end
-rate is taken from the first event applied to the last, leaving the group join out; the
-ratio is what to compare between runs and machines.
+rate is taken from the moment the consumer holds its positioned partitions (its ready
+gauge turns 1) to the last event applied, leaving the group join out but not the first
+batch; the ratio is what to compare between runs and machines.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ TIMEOUT_S = 600.0
 
 
 class Span:
-    """First and last moment something happened, and how many times."""
+    """When the work could start, the last moment something happened, and how many times."""
 
     def __init__(self) -> None:
         self.first = self.last = 0.0
@@ -47,16 +48,13 @@ class Span:
         self.done = threading.Event()
 
     def tick(self, expected: int) -> None:
-        now = time.perf_counter()
-        if self.count == 0:
-            self.first = now
-        self.last = now
+        self.last = time.perf_counter()
         self.count += 1
         if self.count >= expected:
             self.done.set()
 
     def rate(self) -> float:
-        return (self.count - 1) / (self.last - self.first) if self.last > self.first else 0.0
+        return self.count / (self.last - self.first) if self.last > self.first else 0.0
 
 
 def raw_rate(bootstrap: str, expected: int) -> float:
@@ -85,13 +83,18 @@ def consumer_rate(settings: Settings, verifier: object, expected: int) -> float:
             span.tick(expected)
 
     registry = build_registry(settings)
+    metrics = ConsumerMetrics()
     stop = threading.Event()
     thread = threading.Thread(
         target=lambda: run_consumer(
-            settings, registry, verifier, stop, ConsumerMetrics(), after_commit=after_commit
+            settings, registry, verifier, stop, metrics, after_commit=after_commit
         )
     )
     thread.start()
+    deadline = time.monotonic() + TIMEOUT_S
+    while metrics.value("epoa_consumer_ready") != 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    span.first = time.perf_counter()
     finished = span.done.wait(TIMEOUT_S)
     stop.set()
     thread.join()

@@ -47,3 +47,11 @@ def broker_reachable(consumer: KafkaConsumer) -> bool:
     if coordinator is None:
         return True
     return not coordinator.coordinator_unknown()
+
+
+def group_stable(consumer: KafkaConsumer) -> bool:
+    """Whether the member has joined its group and is not rebalancing (kafka-python's
+    coordinator state; when the attribute is missing, the assignment callbacks decide)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    stable = getattr(coordinator, "stable", None)
+    return True if stable is None else bool(stable())

@@ -1,18 +1,19 @@
 """The Kafka side of the case-events consumer: a group member applying each message once.
 
 Delivery is at least once; effects are exactly once because the store, not Kafka, holds
-the position: each message's position is recorded in the transaction of its effects (see
-`consumers.positions`) and a partition newly assigned resumes at the store's position.
-Offsets are committed to Kafka as well, only so that the usual tools show the group's lag.
+the position: the messages one poll brought from a partition are applied in the transaction
+that records the partition's new position (`consumers.settling`, `consumers.batch`), and a
+partition newly assigned resumes at the store's position. Offsets are committed to Kafka as
+well, only so that the usual tools show the group's lag.
 
-A message either succeeds, or is poison (dead-lettered, then its position moves on), or
-fails for a reason that may pass (store or broker down): then the same message is retried
-with capped exponential backoff and its partition does not move on. While waiting, the
-member keeps polling with every partition paused, so it stays in its group however long
-the outage lasts, and notices rebalances.
+A failure that may pass (store or broker down) is retried with capped exponential backoff
+and its partition does not move on (`consumers.backoff`). While waiting, the member keeps
+polling with every partition paused, so it stays in its group however long the outage
+lasts, and notices rebalances.
 
-Run with `main(settings)` (`epoa consume`): SIGTERM or SIGINT finishes the message in hand,
-then leaves the group.
+Run with `main(settings)` (`epoa consume`): SIGTERM or SIGINT finishes the messages in hand,
+then leaves the group. With a metrics port it also answers `/healthz` and `/readyz`
+(`consumers.health`).
 """
 
 from __future__ import annotations
@@ -22,36 +23,32 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any
 
-from eventsourcing.persistence import InterfaceError, OperationalError
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
-from consumers.assignment import Partitions, broker_reachable
-from consumers.case_events import CaseEventHandler, Decision, Outcome
+from consumers.assignment import Partitions
+from consumers.backoff import BACKOFF_FIRST_S, Backoff
+from consumers.case_events import Decision
 from consumers.dead_letters import DeadLetters
+from consumers.health import store_check
 from consumers.metrics import ConsumerMetrics
-from consumers.positions import resume_offset, tracking_for
+from consumers.positions import resume_offset
+from consumers.readiness import Readiness
+from consumers.settling import Settler
 from domain.case_events import CaseEventVerifier
-from domain.errors import StoreUnavailableError
 from domain.registry import Registry
 from epoa.settings import Settings
 
 log = logging.getLogger("epoa.consumer")
 
-BACKOFF_FIRST_S = 0.1
-BACKOFF_CAP_S = 5.0
 POLL_TIMEOUT_MS = 500
 #: Leaving a group before the first assignment leaves it stuck on some brokers (tansu):
 #: on shutdown, a member that was never assigned waits this long for its assignment.
 FIRST_ASSIGNMENT_GRACE_S = 20.0
 
-#: Failures expected while the store or the broker is away. Anything else is retried as
-#: well, since skipping a message would lose it, but logged with its traceback as a defect.
-TRANSIENT = (StoreUnavailableError, OperationalError, InterfaceError, KafkaError)
-
-T = TypeVar("T")
 AfterCommit = Callable[[Decision], None]
 
 
@@ -68,7 +65,6 @@ class CaseEventConsumer:
         if not settings.kafka_bootstrap:
             raise ValueError("EPOA_KAFKA_BOOTSTRAP is required to consume case events")
         self.topic = settings.case_events_topic
-        self.handler = CaseEventHandler(registry, verifier)
         self.recorder = registry.process_recorder
         self.stop = stop
         self.metrics = metrics or ConsumerMetrics()
@@ -84,9 +80,11 @@ class CaseEventConsumer:
         )
         self.partitions = Partitions(self.consumer)
         self.dead_letters = DeadLetters(settings.kafka_bootstrap, settings.case_events_dlq_topic)
+        self.backoff = Backoff(stop, self._idle, self.metrics)
+        self.settler = Settler(registry, verifier, self.dead_letters, self.backoff, self.metrics)
         self.next_offsets: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}
-        self.broker_answered = False
+        self.readiness = Readiness()
 
     def run(self) -> None:
         self.consumer.subscribe([self.topic], listener=self.partitions)
@@ -104,83 +102,16 @@ class CaseEventConsumer:
 
     def _process_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         for partition, records in batch.items():
-            for record in records:
-                if self.stop.is_set():
-                    return
-                if not self.partitions.usable(partition) or not self._process(partition, record):
-                    break
+            if self.stop.is_set():
+                return
+            if self.partitions.usable(partition):
+                wanted = partial(self.partitions.usable, partition)
+                self.settler.settle(records, wanted, partial(self._done, partition))
 
-    def _process(self, partition: TopicPartition, record: Any) -> bool:
-        """Settle one message; False if it was left for later (stopping, partition moved)."""
-        tracking = tracking_for(record.topic, record.partition, record.offset)
-        dead_lettered = False
-
-        def attempt() -> Decision:
-            nonlocal dead_lettered
-            decision = self.handler.handle(record.value, tracking)
-            if decision.outcome is Outcome.POISON:
-                if not dead_lettered:
-                    self.dead_letters.publish(record, decision)
-                    dead_lettered = True
-                self.handler.settle(tracking)
-            return decision
-
-        decision = self._until_done(attempt, lambda: self.partitions.usable(partition), record)
-        if decision is None:
-            return False
+    def _done(self, partition: TopicPartition, record: Any, decision: Decision) -> None:
         if self.after_commit is not None:
             self.after_commit(decision)
         self.next_offsets[partition] = record.offset + 1
-        self._account(partition, record, decision)
-        return True
-
-    def _account(self, partition: TopicPartition, record: Any, decision: Decision) -> None:
-        self.metrics.messages.labels(decision.outcome.value).inc()
-        if decision.outcome is Outcome.POISON:
-            self.metrics.dead_letters.labels(decision.reason or "").inc()
-        highwater = self.consumer.highwater(partition)
-        if highwater is not None:
-            self.metrics.set_lag(record.topic, record.partition, highwater - record.offset - 1)
-        level = logging.WARNING if decision.outcome is Outcome.POISON else logging.INFO
-        where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
-        log.log(
-            level,
-            "case event %s: %s[%d]@%d case=%s reason=%s",
-            decision.outcome.value,
-            record.topic,
-            record.partition,
-            record.offset,
-            decision.case_number,
-            decision.reason,
-            extra={"event": "case_event", **where, **decision.log_fields()},
-        )
-
-    # -- retrying ----------------------------------------------------------------------------
-
-    def _until_done(
-        self, work: Callable[[], T], wanted: Callable[[], bool], record: Any = None
-    ) -> T | None:
-        """`work()` once it succeeds; None if stopping or the work is no longer wanted."""
-        delay = BACKOFF_FIRST_S
-        while True:
-            try:
-                return work()
-            except Exception as error:
-                self.metrics.transient_failures.inc()
-                where = f"{record.topic}[{record.partition}]@{record.offset}" if record else ""
-                log.log(
-                    logging.WARNING if isinstance(error, TRANSIENT) else logging.ERROR,
-                    "attempt failed %s, retrying in %.1f s: %r",
-                    where,
-                    delay,
-                    error,
-                    exc_info=not isinstance(error, TRANSIENT),
-                    extra={"event": "case_event_retry", "delay_s": delay},
-                )
-            self._idle(delay)
-            if self.stop.is_set() or not wanted():
-                return None
-            delay = min(delay * 2, BACKOFF_CAP_S)
 
     def _idle(self, seconds: float) -> None:
         """Wait while polling with every partition paused: heartbeats and rebalances go on."""
@@ -193,6 +124,7 @@ class CaseEventConsumer:
                 unexpected = self._poll(max(1, int(min(left, 0.5) * 1000)))
                 for partition, records in unexpected.items():
                     self.consumer.seek(partition, records[0].offset)
+                self._observe()
         finally:
             back = [p for p in paused_here if self.partitions.usable(p)]
             if back:
@@ -206,9 +138,10 @@ class CaseEventConsumer:
             self._position(min(self.partitions.unpositioned))
 
     def _position(self, partition: TopicPartition) -> None:
-        offset = self._until_done(
+        offset = self.backoff.until_done(
             lambda: resume_offset(self.recorder, partition.topic, partition.partition),
             lambda: partition in self.partitions.unpositioned,
+            f"positioning {partition.topic}[{partition.partition}]",
         )
         if offset is None:
             return
@@ -251,12 +184,12 @@ class CaseEventConsumer:
         try:
             batch: dict[TopicPartition, list[Any]] = self.consumer.poll(timeout_ms=timeout_ms)
         except KafkaError as error:
-            self.broker_answered = False
+            self.readiness.polled(answered=False)
             self.metrics.transient_failures.inc()
             log.warning("poll failed, retrying: %s", error)
             time.sleep(BACKOFF_FIRST_S)
             return {}
-        self.broker_answered = True
+        self.readiness.polled(answered=True)
         return batch
 
     def _report(self) -> None:
@@ -268,12 +201,10 @@ class CaseEventConsumer:
             highwater = self.consumer.highwater(partition)
             if highwater is not None:
                 self.metrics.set_lag(partition.topic, partition.partition, highwater - offset)
-        ready = (
-            bool(self.partitions.owned)
-            and not self.partitions.unpositioned
-            and self.broker_answered
-            and broker_reachable(self.consumer)
-        )
+        self._observe()
+
+    def _observe(self) -> None:
+        ready = self.readiness.observe(self.consumer, self.partitions)
         self.metrics.ready.set(1 if ready else 0)
 
     def _close(self) -> None:
@@ -286,6 +217,7 @@ class CaseEventConsumer:
         finally:
             self.consumer.close(autocommit=False)
             self.dead_letters.close()
+            self.settler.close()
 
 
 def run_consumer(
@@ -315,19 +247,28 @@ def main(
     verifier = build_verifier(settings)
     registry = build_registry(settings)
     metrics = ConsumerMetrics()
-    server = metrics.serve(metrics_port)[0] if metrics_port is not None else None
     stop = threading.Event()
+    members: list[CaseEventConsumer] = []
+    store = store_check(settings.database_url, registry)
+
+    def checks() -> dict[str, str | None]:
+        loop = members[0].readiness.problems() if members else {"broker": "connecting"}
+        return {"store": store(), **loop}
+
+    server = metrics.serve(metrics_port, checks=checks)[0] if metrics_port is not None else None
     previous = {
         signum: signal.signal(signum, lambda *_: stop.set())
         for signum in (signal.SIGTERM, signal.SIGINT)
     }
     try:
-        run_consumer(settings, registry, verifier, stop, metrics, after_commit=after_commit)
+        members.append(CaseEventConsumer(settings, registry, verifier, stop, metrics, after_commit))
+        members[0].run()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         if server is not None:
             server.shutdown()
+            server.server_close()
         registry.close()
     log.info("case-events consumer stopped")
     return 0
@@ -338,4 +279,4 @@ if __name__ == "__main__":
 
     configured = Settings()
     configure(configured.effective_log_format, configured.log_level)
-    raise SystemExit(main(configured))
+    raise SystemExit(main(configured, metrics_port=configured.consumer_metrics_port))

@@ -6,7 +6,9 @@ import contextlib
 import threading
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from consumers.health import Checks, serve
 
 
 class ConsumerMetrics:
@@ -37,7 +39,7 @@ class ConsumerMetrics:
         )
         self.ready = Gauge(
             "epoa_consumer_ready",
-            "1 when the consumer holds positioned partitions and reaches the broker",
+            "1 while the consumer holds its assignment, polls and reaches the broker",
             registry=self.registry,
         )
 
@@ -54,6 +56,9 @@ class ConsumerMetrics:
         found = self.registry.get_sample_value(name, labels)
         return 0.0 if found is None else found
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> tuple[WSGIServer, threading.Thread]:
-        """Expose `/metrics` over HTTP from a daemon thread; `server.shutdown()` stops it."""
-        return start_http_server(port, addr, registry=self.registry)
+    def serve(
+        self, port: int, addr: str = "0.0.0.0", checks: Checks | None = None
+    ) -> tuple[WSGIServer, threading.Thread]:
+        """`/metrics`, `/healthz` and `/readyz` (asking `checks`) over HTTP from a daemon
+        thread (`consumers.health`); `server.shutdown()` stops it."""
+        return serve(self.registry, port, addr, checks)

@@ -97,13 +97,9 @@ def committed(settings: Settings, partition: int) -> int | None:
 def test_a_consumer_killed_right_after_the_store_commit_loses_nothing_and_repeats_nothing(
     settings: Settings, store: Registry, people: People, tmp_path: Path
 ) -> None:
-    topic = settings.case_events_topic
+    bootstrap, topic = settings.kafka_bootstrap or "", settings.case_events_topic
     poa = store.issue(people.issue(case_number="R-1")).poa
-    [(partition, _), _] = publish(
-        settings.kafka_bootstrap or "",
-        topic,
-        [(b"R-1", judgment(people, "R-1")), (b"R-1", execution(people, "R-1"))],
-    )
+    [(partition, _)] = publish(bootstrap, topic, [(b"R-1", judgment(people, "R-1"))])
 
     crashing = start_consumer(settings, people, tmp_path / "first.log", "crash")
     assert crashing.wait(30) == -signal.SIGKILL, (tmp_path / "first.log").read_text()
@@ -115,6 +111,7 @@ def test_a_consumer_killed_right_after_the_store_commit_loses_nothing_and_repeat
     ]
     assert committed(settings, partition) in (None, 0)  # Kafka would have it redone
 
+    publish(bootstrap, topic, [(b"R-1", execution(people, "R-1"))])
     restarted = start_consumer(settings, people, tmp_path / "second.log")
     try:
         eventually(lambda: store.get_case("R-1").concluded, "the restarted consumer concludes", 30)
@@ -183,8 +180,8 @@ class Outage:
         )
 
 
-@pytest.fixture
-def outage(postgres_url: str) -> Iterator[Outage]:
+@pytest.fixture(name="outage")
+def outage_role(postgres_url: str) -> Iterator[Outage]:
     role = Outage(f"epoa_outage_{uuid.uuid4().hex[:12]}")
     schema = postgres_url.rsplit("schema=", 1)[1]
     role._admin(
@@ -195,8 +192,8 @@ def outage(postgres_url: str) -> Iterator[Outage]:
     role.drop()
 
 
-@pytest.fixture
-def as_role(settings: Settings, outage: Outage) -> Settings:
+@pytest.fixture(name="as_role")
+def settings_as_role(settings: Settings, outage: Outage) -> Settings:
     """The consumer's settings: the same schema, reached through the outage's role.
 
     The role must create the tables, so a test asks for this fixture before `store`."""

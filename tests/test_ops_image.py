@@ -101,7 +101,7 @@ def test_the_compose_file_keeps_secrets_out_and_runs_epoa_as_the_service_role() 
     for service in services.values():
         for key, value in (service.get("environment") or {}).items():
             assert not key.endswith(("PASSWORD", "SECRET", "TOKEN")), key
-            if key.endswith(("_KEY", "_KEYS", "_CA", "_FILE")):
+            if key.endswith(("_KEY", "_KEYS", "_CA", "_FILE")) and key != "EPOA_CHECKPOINT_FILE":
                 assert value.startswith("/run/secrets/"), key
     text = COMPOSE.read_text()
     assert "HOST_AUTH_METHOD" not in text and "BEGIN" not in text
@@ -110,13 +110,25 @@ def test_the_compose_file_keeps_secrets_out_and_runs_epoa_as_the_service_role() 
 @needs_linux_x86
 def test_the_compose_file_checks_health_before_dependants_start() -> None:
     services = compose_config()["services"]
-    for name in ("postgres", "kafka", "api"):
+    for name in ("postgres", "kafka", "api", "consumer"):
         assert services[name]["healthcheck"]["test"], name
     assert services["db-init"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["kafka-topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert services["lb"]["depends_on"]["api"]["condition"] == "service_healthy"
     topics = " ".join(services["kafka-topics"]["command"])
     assert "court.case-events --partitions" in topics and "court.case-events.dlq" in topics
+
+
+@needs_linux_x86
+def test_the_witness_file_outlives_the_projector_and_the_consumer_is_probed_on_readyz() -> None:
+    services = compose_config()["services"]
+    witness = Path(services["projector"]["environment"]["EPOA_CHECKPOINT_FILE"])
+    mounts = {mount["target"]: mount for mount in services["projector"]["volumes"]}
+    assert mounts[str(witness.parent)]["type"] == "volume"
+    assert f"-o 10001 -g 10001 -m 0750 {witness.parent}" in DOCKERFILE.read_text()
+    port = services["consumer"]["environment"]["EPOA_CONSUMER_METRICS_PORT"]
+    probe = " ".join(services["consumer"]["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/readyz" in probe
 
 
 @needs_linux_x86

@@ -221,6 +221,14 @@ class Broker(KafkaEndpoint):
             process.kill()
             process.wait(timeout)
 
+    def kill(self) -> None:
+        """SIGKILL tansu, as a crash would; `start()` runs a new (empty) one on the port."""
+        self.close()
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(5)
+
     def log_tail(self, lines: int = 30) -> str:
         """The last `lines` lines the broker wrote, for error messages."""
         if self._log_path is None or not self._log_path.exists():

@@ -1,0 +1,194 @@
+"""`epoa consume` answers `/healthz` and `/readyz` on its metrics port: ready only while the
+store and the broker answer and it holds its assignment; 503 naming what is down otherwise.
+
+Each test runs `epoa consume` as a process configured by `EPOA_*` variables, as deployed,
+against a real PostgreSQL and a real broker, and takes one of them away.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from domain.errors import NotFoundError
+from domain.registry import Registry
+from epoa.settings import Settings
+from epoa.wiring import build_registry
+from tests.support.broker import Broker, BrokerError, free_port
+from tests.support.court_events import judgment, publish
+from tests.support.people import People
+from tests.support.postgres import unavailable
+from tests.test_consumer_kafka import consumer_settings  # noqa: F401  (the `settings` fixture)
+from tests.test_consumer_recovery import (
+    Outage,
+    outage_role,  # noqa: F401  (the `outage` fixture)
+    settings_as_role,  # noqa: F401  (the `as_role` fixture)
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+EPOA = str(Path(sys.executable).with_name("epoa"))
+WITHIN_S = 30.0
+
+
+class Consume:
+    """`epoa consume` with a metrics port, its log in `log`."""
+
+    def __init__(self, settings: Settings, people: People, workdir: Path) -> None:
+        trusted = workdir / "trusted-ca.pem"
+        trusted.write_bytes(people.ca.root.pem)
+        self.port = free_port()
+        self.log = workdir / "consume.log"
+        env = {name: value for name, value in os.environ.items() if not name.startswith("EPOA_")}
+        env |= {
+            "EPOA_DATABASE_URL": settings.database_url,
+            "EPOA_VAR_DIR": str(settings.var_dir),
+            "EPOA_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
+            "EPOA_CASE_EVENTS_TOPIC": settings.case_events_topic,
+            "EPOA_CASE_EVENTS_DLQ_TOPIC": settings.case_events_dlq_topic,
+            "EPOA_CONSUMER_GROUP": settings.consumer_group,
+            "EPOA_TRUSTED_CA": str(trusted),
+            "EPOA_CONSUMER_METRICS_PORT": str(self.port),
+        }
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [EPOA, "consume"], env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL
+            )
+
+    def get(self, path: str) -> tuple[int, str, Any]:
+        """Status, media type and body of `GET path`; 0 while nothing listens."""
+        url = f"http://127.0.0.1:{self.port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.headers["Content-Type"], response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers["Content-Type"], error.read()
+        except (urllib.error.URLError, ConnectionError):
+            return 0, "", b""
+
+    def ready(self) -> tuple[int, str, dict[str, Any]]:
+        status, media_type, body = self.get("/readyz")
+        return status, media_type, json.loads(body) if body else {}
+
+    def wait_ready(self, status: int, what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + WITHIN_S
+        while True:
+            found, _, body = self.ready()
+            if found == status:
+                return body
+            assert self.process.poll() is None, self.log.read_text()
+            if time.monotonic() > deadline:
+                pytest.fail(f"/readyz stayed {found} {body} instead of {status}: {what}")
+            time.sleep(0.2)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(WITHIN_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker of this test alone, on a port it keeps, so that it can be killed and return."""
+    broker = Broker(port=free_port(), log_path=tmp_path / "tansu.log")
+    try:
+        broker.start()
+    except BrokerError as error:
+        unavailable(f"tansu broker: {error}")
+    yield broker
+    broker.stop()
+
+
+def test_readyz_is_503_naming_the_broker_while_it_is_killed_and_200_once_it_returns(
+    postgres_url: str, tmp_path: Path, people: People, own_broker: Broker
+) -> None:
+    topic = "court.case-events"
+    settings = Settings(
+        database_url=postgres_url,
+        var_dir=tmp_path / "var",
+        kafka_bootstrap=own_broker.bootstrap,
+        case_events_topic=topic,
+        case_events_dlq_topic=f"{topic}.dlq",
+        consumer_group="epoa-health",
+    )
+    for name, partitions in ((topic, 3), (f"{topic}.dlq", 1)):
+        own_broker.create_topic(name, partitions)
+    consume = Consume(settings, people, tmp_path)
+    try:
+        ready = consume.wait_ready(200, "the store and the broker answer")
+        assert ready == {
+            "status": "ready",
+            "checks": {"store": "ok", "broker": "ok", "group": "ok", "polling": "ok"},
+        }
+        assert consume.get("/healthz")[:2] == (200, "application/json")
+        metrics = consume.get("/metrics")[2].decode()
+        assert "epoa_consumer_ready 1.0" in metrics
+
+        own_broker.kill()
+        down = consume.wait_ready(503, "the broker was killed")
+        status, media_type, _ = consume.ready()
+        assert (status, media_type) == (503, "application/problem+json")
+        assert down["type"] == "urn:epoa:problem:unavailable"
+        assert "broker" in down["down"] and "store" not in down["down"]
+        assert down["checks"]["store"] == "ok"
+        assert consume.get("/healthz")[0] == 200  # alive all the same: no restart wanted
+
+        own_broker.start()  # memory only: a new, empty broker on the same port
+        for name, partitions in ((topic, 3), (f"{topic}.dlq", 1)):
+            own_broker.create_topic(name, partitions)
+        consume.wait_ready(200, "the broker is back")
+        publish(own_broker.bootstrap, topic, [(b"H-1", judgment(people, "H-1"))])
+        store = build_registry(settings)
+        try:
+            deadline = time.monotonic() + WITHIN_S
+            while not _has_case(store, "H-1"):
+                assert time.monotonic() < deadline, consume.log.read_text()
+                time.sleep(0.1)
+        finally:
+            store.close()
+    finally:
+        assert consume.stop() == 0, consume.log.read_text()
+
+
+def test_readyz_is_503_naming_the_store_while_it_refuses_the_consumer_and_200_once_back(
+    as_role: Settings, people: People, outage: Outage, tmp_path: Path
+) -> None:
+    consume = Consume(as_role, people, tmp_path)
+    try:
+        consume.wait_ready(200, "the store and the broker answer")
+        outage.refuse_logins()
+        try:
+            began = time.monotonic()
+            down = consume.wait_ready(503, "the store refuses the consumer's role")
+            assert time.monotonic() - began < 10, "the probe must answer fast in an outage"
+            assert down["down"] == ["store"]
+            assert "does not answer" in down["detail"]
+            assert outage.password not in json.dumps(down)
+            assert consume.get("/healthz")[0] == 200
+        finally:
+            outage.allow_logins()
+        consume.wait_ready(200, "the store is back")
+    finally:
+        assert consume.stop() == 0, consume.log.read_text()
+
+
+def _has_case(store: Registry, case_number: str) -> bool:
+    try:
+        return store.get_case(case_number).judgment is not None
+    except NotFoundError:
+        return False
