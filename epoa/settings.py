@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     api_keys: Path | None = None
     clock_skew_seconds: int = 300
     read_wait_seconds: float = 2.0
+    read_pool_size: int = Field(default=8, ge=1)
+    """On PostgreSQL, the API's connections for reads, at most (one process)."""
     log_format: Literal["json", "text"] | None = None
     """Unset: `json` in production, `text` in development."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

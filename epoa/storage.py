@@ -12,6 +12,21 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import psycopg
 
 EVENTS_TABLE = "epoa_events"
+STORE_ATTEMPTS = 3
+"""Tries of each call to the event store (the library's own is 10). Each try waits up to
+`POSTGRES_CONNECT_TIMEOUT` (1 s) for a pooled connection, then 0.2 s before the next:
+while the server is away a call fails after about 3 x 1 + 2 x 0.2 = 3.4 s, so a request
+answers 503 within a few seconds; a server back within that time (a restart, a failover)
+is not seen by the client at all."""
+STORE_RETRY_WAIT = 0.2
+RECONNECT_TIMEOUT = 2.0
+"""Seconds the pools (the event store's and the read models') keep trying to replace a
+connection they lost before giving up; the next request that needs one then opens it at
+once. psycopg_pool doubles the pause between tries (1, 2, 4, ... s) for up to 5 minutes by
+default, so a service could stay down for many seconds after the server was back."""
+CONNECT_TIMEOUT = 2
+"""Seconds a new connection may take (libpq's `connect_timeout`): a server that does not
+answer at all is given up on as quickly as one that refuses."""
 
 
 def persistence_env(database_url: str) -> dict[str, str]:
@@ -36,10 +51,12 @@ def persistence_env(database_url: str) -> dict[str, str]:
             "POSTGRES_PORT": str(parts.port or 5432),
             "POSTGRES_USER": unquote(parts.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
-            # How long a call waits for a pooled connection. The library tries each call
-            # 10 times, 0.2 s apart, so while the server is away a request fails with 503
-            # after about 10 x (1 + 0.2) = 12 s; 5 s made that 52 s.
+            # How long a call waits for a pooled connection (see `STORE_ATTEMPTS`).
             "POSTGRES_CONNECT_TIMEOUT": "1",
+            "EPOA_STORE_ATTEMPTS": str(STORE_ATTEMPTS),
+            "EPOA_STORE_RETRY_WAIT": str(STORE_RETRY_WAIT),
+            "EPOA_RECONNECT_TIMEOUT": str(RECONNECT_TIMEOUT),
+            "EPOA_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
             "POSTGRES_POOL_SIZE": query.get("pool_size", ["10"])[0],
             # A pooled connection the server ended (a restart, a failover) is found and
             # replaced before a command uses it, instead of failing that command.

@@ -95,4 +95,4 @@ def build_read_models(settings: Settings) -> ReadModels:
         persistence_env(settings.database_url)
     except ValueError as error:
         raise SettingsError(str(error)) from error
-    return ReadModels(settings.database_url)
+    return ReadModels(settings.database_url, pool_size=settings.read_pool_size)

@@ -25,8 +25,10 @@ from api.app import create_app
 from api.deps import get_services
 from domain.power_of_attorney import expires_at
 from domain.registry import Registry
+from epoa.async_queries import AsyncPostgres
+from epoa.authority_cache import AUTHORITY_STALENESS, AuthorityCache
 from epoa.logging_setup import configure
-from epoa.read_models import AUTHORITY_STALENESS, AsyncPostgres, AuthorityCache, ReadModels
+from epoa.read_models import ReadModels
 from epoa.settings import Settings
 from epoa.wiring import build_registry
 from projections.authority import authority_at, held_at, intervals
@@ -370,7 +372,7 @@ def test_an_unreachable_store_is_a_503_not_a_stale_answer(
         issue(client, people)
         assert authorised(client, people.attorney.iin)
         read_models = client.app.state.services.read_models  # type: ignore[attr-defined]
-        read_models._async = AsyncPostgres("postgresql://epoa@127.0.0.1:1/nowhere")
+        read_models.authority.queries = AsyncPostgres("postgresql://epoa@127.0.0.1:1/nowhere")
         time.sleep(AUTHORITY_STALENESS * 2)  # the position must be confirmed again
         response = client.get("/v1/authority", params=query(people.attorney.iin), headers=COURT)
         assert response.status_code == 503, response.text

@@ -167,7 +167,8 @@ def test_group_commit_can_be_switched_off(
     monkeypatch.setenv("EPOA_GROUP_COMMIT", "n")
     app = build_registry(Settings(database_url=postgres_url, var_dir=tmp_path))
     try:
-        assert type(app.recorder) is PostgresProcessRecorder
+        assert isinstance(app.recorder, PostgresProcessRecorder)
+        assert not isinstance(app.recorder, GroupCommitProcessRecorder)
     finally:
         app.close()
 

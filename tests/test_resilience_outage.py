@@ -45,13 +45,15 @@ from tests.support.postgres import DATABASE, SERVER
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 PARTITIONS = 3
 OUTAGE_S = 8.0
-BOUND_S = 25.0
-"""No request may take longer than this, outage or not: 10 attempts (the library's, and
-`domain.group_commit`'s) each of up to two 1 s waits for a pooled connection (one for the
-batch ahead, one for its own; `POSTGRES_CONNECT_TIMEOUT`) and a 0.2 s pause."""
-RECOVERY_S = 20.0
-"""Within this much of the store's return every kind of request succeeds again (the pool
-reconnects with exponential backoff: 1, 2, 4, 8 s...)."""
+BOUND_S = 12.0
+"""No request may take longer than this, outage or not: `epoa.storage.STORE_ATTEMPTS` (3)
+attempts, each of up to two 1 s waits for a pooled connection (one for the batch ahead, one
+for its own; `POSTGRES_CONNECT_TIMEOUT`) and a 0.2 s pause, then the read-your-writes wait
+of a command recorded just before the outage (`EPOA_READ_WAIT_SECONDS`)."""
+RECOVERY_S = 8.0
+"""Within this much of the store's return every kind of request succeeds again: the pools
+give up a reconnection after `epoa.storage.RECONNECT_TIMEOUT` (2 s), and the next request
+that needs a connection opens one."""
 
 
 def refuse_logins(role: str) -> None:

@@ -30,15 +30,7 @@ BURSTS = 4
 BURST_S, QUIET_S = 8.0, 12.0
 SLACK = 4
 
-THREAD_CONNECTIONS_LEAK = pytest.mark.xfail(
-    strict=True,
-    reason="epoa/read_models.py ReadModels.db() opens one connection per worker thread and "
-    "keeps it in `_connections` until shutdown: a thread retired after 10 s idle leaves its "
-    "session open, and its successor opens another (about 14 more per burst of 16 clients)",
-)
 
-
-@THREAD_CONNECTIONS_LEAK
 def test_bursts_of_requests_do_not_pile_up_database_sessions(
     tmp_path: Path, people: People
 ) -> None:

@@ -1,0 +1,145 @@
+"""The library's PostgreSQL process recorder, with the retries and reconnection bounds that
+the composition root chooses (`epoa/storage.py` puts them in the application's environment).
+
+The library retries each call of its recorders 10 times, 0.2 s apart, a number fixed in
+its `@retry` decorators; each try waits up to `POSTGRES_CONNECT_TIMEOUT` for a pooled
+connection, so while the server was away a request waited 12 s or more for its 503. Here
+each retried method runs the library's own code (the function its decorator wraps) inside a
+retry of `attempts` tries. The store's pool (psycopg_pool) gives up replacing a lost
+connection after `reconnect_timeout` seconds instead of its default 5 minutes of doubling
+pauses: once it has given up, the next request that needs a connection opens one at once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.persistence import (
+    InterfaceError,
+    Notification,
+    OperationalError,
+    StoredEvent,
+    Tracking,
+)
+from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
+from eventsourcing.utils import Environment
+
+T = TypeVar("T")
+
+#: The environment keys (each read with the application's prefix first: `EPOA_...`).
+ATTEMPTS, RETRY_WAIT = "STORE_ATTEMPTS", "STORE_RETRY_WAIT"
+RECONNECT_TIMEOUT, CONNECT_TIMEOUT = "RECONNECT_TIMEOUT", "CONNECT_TIMEOUT"
+
+_library = PostgresProcessRecorder
+_insert_events = inspect.unwrap(_library.insert_events)
+_select_events = inspect.unwrap(_library.select_events)
+_select_notifications = inspect.unwrap(_library.select_notifications)
+_max_notification_id = inspect.unwrap(_library.max_notification_id)
+_insert_tracking = inspect.unwrap(_library.insert_tracking)
+_max_tracking_id = inspect.unwrap(_library.max_tracking_id)
+_has_tracking_id = inspect.unwrap(_library.has_tracking_id)
+
+
+@dataclass(frozen=True)
+class StorePolicy:
+    """How often a call is tried, and how the pool reconnects (None: the library's way)."""
+
+    attempts: int = 10
+    retry_wait: float = 0.2
+    reconnect_timeout: float | None = None
+    connect_timeout: int | None = None
+
+    @classmethod
+    def of(cls, env: Environment) -> StorePolicy:
+        def number(key: str, kind: Callable[[str], Any], default: Any) -> Any:
+            value = env.get(key)
+            return kind(value) if value else default
+
+        return cls(
+            attempts=max(1, number(ATTEMPTS, int, cls.attempts)),
+            retry_wait=number(RETRY_WAIT, float, cls.retry_wait),
+            reconnect_timeout=number(RECONNECT_TIMEOUT, float, None),
+            connect_timeout=number(CONNECT_TIMEOUT, int, None),
+        )
+
+    def apply_to(self, datastore: PostgresDatastore) -> None:
+        """Bound the reconnection of the store's pool (not yet open: it opens on first use)."""
+        pool = datastore.pool
+        if self.reconnect_timeout is not None:
+            pool.reconnect_timeout = self.reconnect_timeout
+        if self.connect_timeout is not None and isinstance(pool.kwargs, dict):
+            pool.kwargs["connect_timeout"] = self.connect_timeout
+
+
+class RetryingProcessRecorder(PostgresProcessRecorder):
+    """`PostgresProcessRecorder` whose calls are tried `policy.attempts` times."""
+
+    def __init__(
+        self,
+        datastore: PostgresDatastore,
+        *,
+        events_table_name: str = "stored_events",
+        tracking_table_name: str = "notification_tracking",
+        policy: StorePolicy | None = None,
+    ) -> None:
+        super().__init__(
+            datastore,
+            events_table_name=events_table_name,
+            tracking_table_name=tracking_table_name,
+        )
+        self.policy = policy or StorePolicy()
+
+    def retried(self, call: Callable[[], T]) -> T:
+        """`call()`, tried again after a lost connection or an unreachable server."""
+        attempts, wait = self.policy.attempts, self.policy.retry_wait
+        for attempt in range(1, attempts + 1):
+            try:
+                return call()
+            except (InterfaceError, OperationalError):
+                if attempt >= attempts:
+                    raise
+                time.sleep(wait * (1 + 0.1 * (random.random() - 0.5)))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids: Sequence[int] | None = self.retried(
+            lambda: _insert_events(self, stored_events, **kwargs)
+        )
+        return ids
+
+    def select_events(self, originator_id: UUID | str, **kwargs: Any) -> Sequence[StoredEvent]:
+        rows: Sequence[StoredEvent] = self.retried(
+            lambda: _select_events(self, originator_id, **kwargs)
+        )
+        return rows
+
+    def select_notifications(
+        self, start: int | None, limit: int, *args: Any, **kwargs: Any
+    ) -> Sequence[Notification]:
+        rows: Sequence[Notification] = self.retried(
+            lambda: _select_notifications(self, start, limit, *args, **kwargs)
+        )
+        return rows
+
+    def max_notification_id(self) -> int | None:
+        found: int | None = self.retried(lambda: _max_notification_id(self))
+        return found
+
+    def insert_tracking(self, tracking: Tracking) -> None:
+        self.retried(lambda: _insert_tracking(self, tracking))
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        found: int | None = self.retried(lambda: _max_tracking_id(self, application_name))
+        return found
+
+    def has_tracking_id(self, application_name: str, notification_id: int | None) -> bool:
+        """Not retried itself: its one query is `max_tracking_id`, which is."""
+        return bool(_has_tracking_id(self, application_name, notification_id))
