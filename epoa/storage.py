@@ -96,11 +96,23 @@ CREATE TRIGGER epoa_append_only_rows BEFORE UPDATE OR DELETE ON {schema}.{table}
 DROP TRIGGER IF EXISTS epoa_append_only_truncate ON {schema}.{table};
 CREATE TRIGGER epoa_append_only_truncate BEFORE TRUNCATE ON {schema}.{table}
   FOR EACH STATEMENT EXECUTE FUNCTION {schema}.epoa_refuse_change();
+CREATE OR REPLACE FUNCTION {schema}.epoa_notify_appended() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('epoa_appended.' || TG_TABLE_SCHEMA, '');
+  RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS epoa_appended ON {schema}.{table};
+CREATE TRIGGER epoa_appended AFTER INSERT ON {schema}.{table}
+  FOR EACH STATEMENT EXECUTE FUNCTION {schema}.epoa_notify_appended();
 """
+"""The guards, and a notification at each commit that appended events, which wakes the
+projection runners (`projections/appended.py`); sent once per transaction."""
 
 
 def guard_append_only(database_url: str) -> None:
-    """Make the database itself refuse UPDATE, DELETE and TRUNCATE of event rows."""
+    """Make the database itself refuse UPDATE, DELETE and TRUNCATE of event rows, and
+    announce appends to the projection runners."""
     if urlsplit(database_url).scheme not in ("postgresql", "postgres"):
         return
     schema = schema_of(database_url)

@@ -23,6 +23,7 @@ from eventsourcing.utils import resolve_topic
 
 from domain.registry import Registry
 from projections import authority, cases, persons, poa_status
+from projections.appended import Appended
 from projections.db import connect
 from projections.read_model import ReadModel
 from projections.writer_lock import writer_lock
@@ -64,6 +65,7 @@ class ProjectionRunner:
         self.db = connect(database_url)
         self._lock = writer_lock(database_url)
         self._wanted = _wanted(self.read_models)
+        self._appended = Appended(database_url)
         self._advanced = threading.Condition()
         self._wake = threading.Event()
         self._create()
@@ -162,7 +164,8 @@ class ProjectionRunner:
         return total
 
     def run_forever(self, stop: threading.Event, poll_interval: float = 0.2) -> None:
-        """Poll the log until `stop` is set (SQLite has no notifications; polling is cheap)."""
+        """Apply new events until `stop` is set: woken by each append on PostgreSQL
+        (`projections.appended`), else polling (cheap)."""
         while not stop.is_set():
             try:
                 applied = self.catch_up()
@@ -173,13 +176,13 @@ class ProjectionRunner:
                 self._idle(stop, poll_interval)
 
     def _idle(self, stop: threading.Event, poll_interval: float) -> None:
-        """Sleep until the next poll, a `wait_for` nudge, or `stop`, whichever comes first."""
+        """Sleep until the next poll, an append, a `wait_for` nudge, or `stop`, whichever
+        comes first."""
         deadline = time.monotonic() + poll_interval
         while not stop.is_set() and not self._wake.is_set():
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._appended.wait(min(remaining, 0.05), self._wake):
                 break
-            self._wake.wait(min(remaining, 0.05))
         self._wake.clear()
 
     def rebuild(self) -> int:
@@ -202,6 +205,7 @@ class ProjectionRunner:
         return self.catch_up()
 
     def close(self) -> None:
+        self._appended.close()
         self._lock.release()
         self.db.close()
 

@@ -1,0 +1,76 @@
+"""A projection runner apart from the API applies a command's events as soon as they are
+committed (PostgreSQL tells it), not at its next poll; without the notification it polls."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from domain.registry import Registry
+from epoa.settings import Settings
+from epoa.wiring import build_registry
+from projections.runner import ProjectionRunner
+from tests.support.people import People
+from tests.support.postgres import connect
+
+pytestmark = pytest.mark.postgres
+
+POLL = 30.0
+"""Far longer than any wait below: only a notification can wake the runner in time."""
+
+
+@pytest.fixture
+def pg_registry(postgres_url: str, tmp_path: Path) -> Iterator[Registry]:
+    app = build_registry(Settings(database_url=postgres_url, var_dir=tmp_path))
+    yield app
+    app.close()
+
+
+def seconds_until_applied(runner: ProjectionRunner, position: int, within: float) -> float:
+    began = time.monotonic()
+    while runner.position() < position:
+        if time.monotonic() - began > within:
+            return float("inf")
+        time.sleep(0.005)
+    return time.monotonic() - began
+
+
+def running(runner: ProjectionRunner, poll: float) -> tuple[threading.Event, threading.Thread]:
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run_forever, args=(stop, poll), daemon=True)
+    thread.start()
+    time.sleep(0.5)  # it has caught up and sleeps
+    return stop, thread
+
+
+def test_a_commit_wakes_a_sleeping_runner_at_once(
+    pg_registry: Registry, postgres_url: str, people: People
+) -> None:
+    with ProjectionRunner(pg_registry, postgres_url) as runner:
+        stop, thread = running(runner, POLL)
+        try:
+            for _ in range(3):
+                outcome = pg_registry.issue(people.issue())
+                assert seconds_until_applied(runner, max(outcome.positions), 5.0) < 2.0
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+
+
+def test_without_the_notification_the_runner_still_polls(
+    pg_registry: Registry, postgres_url: str, people: People
+) -> None:
+    with connect(postgres_url) as conn:
+        conn.execute("DROP TRIGGER epoa_appended ON epoa_events")
+    with ProjectionRunner(pg_registry, postgres_url) as runner:
+        stop, thread = running(runner, 0.3)
+        try:
+            outcome = pg_registry.issue(people.issue())
+            assert seconds_until_applied(runner, max(outcome.positions), 5.0) < 2.0
+        finally:
+            stop.set()
+            thread.join(timeout=10)
