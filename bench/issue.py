@@ -35,9 +35,9 @@ from bench.api import free_port, wait_up  # noqa: E402
 from bench.store import rate, registry_for  # noqa: E402
 from domain.power_of_attorney import PowerOfAttorney  # noqa: E402
 from domain.registry import Registry  # noqa: E402
-from tests.support.load import signed  # noqa: E402
 from tests.support.people import People, make_people  # noqa: E402
 from tests.support.postgres import fresh_schema  # noqa: E402
+from tests.support.traffic import signed  # noqa: E402
 
 BIN = Path(sys.executable).parent
 KEY = "bench-portal-key-000000000000"

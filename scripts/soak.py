@@ -40,22 +40,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.broker import Broker, KafkaEndpoint  # noqa: E402
-from tests.support.load import (  # noqa: E402
-    NAMES,
-    Attempt,
-    CaseBook,
-    Court,
-    Load,
-    Stack,
+from tests.support.court_feed import Court  # noqa: E402
+from tests.support.history_checks import (  # noqa: E402
     StoreHistory,
-    median,
-    percentile,
     read_model_tables,
-    rss_kib,
     table_differences,
 )
+from tests.support.journal import Attempt  # noqa: E402
+from tests.support.measures import median, percentile, rss_kib  # noqa: E402
 from tests.support.people import People, make_people  # noqa: E402
 from tests.support.roles import service_role  # noqa: E402
+from tests.support.stack import NAMES, Stack  # noqa: E402
+from tests.support.traffic import CaseBook, Load  # noqa: E402
 
 PARTITIONS = 3
 KINDS = ("issue", "revoke", "authority", "read")

@@ -30,18 +30,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.broker import KafkaEndpoint
-from tests.support.load import (
-    NAMES,
-    CaseBook,
-    Court,
-    Load,
-    StoreHistory,
-    chaos,
-    read_model_tables,
-    started_stack,
-    table_differences,
-)
+from tests.support.chaos import chaos
+from tests.support.court_feed import Court
+from tests.support.history_checks import StoreHistory, read_model_tables, table_differences
 from tests.support.people import People
+from tests.support.stack import NAMES, started_stack
+from tests.support.traffic import CaseBook, Load
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 PARTITIONS = 3

@@ -28,19 +28,13 @@ import pytest
 from psycopg import sql
 
 from tests.support.broker import KafkaEndpoint
-from tests.support.load import (
-    Attempt,
-    CaseBook,
-    Court,
-    Load,
-    Stack,
-    StoreHistory,
-    read_model_tables,
-    started_stack,
-    table_differences,
-)
+from tests.support.court_feed import Court
+from tests.support.history_checks import StoreHistory, read_model_tables, table_differences
+from tests.support.journal import Attempt
 from tests.support.people import People
 from tests.support.postgres import DATABASE, SERVER
+from tests.support.stack import Stack, started_stack
+from tests.support.traffic import CaseBook, Load
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 PARTITIONS = 3

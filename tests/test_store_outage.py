@@ -19,9 +19,10 @@ import httpx
 import pytest
 
 from epoa.storage import RECONNECT_TIMEOUT
-from tests.support.load import RIGHT, Stack, signed
 from tests.support.people import CASE, People
 from tests.support.roles import ServiceRole, service_role
+from tests.support.stack import Stack
+from tests.support.traffic import RIGHT, signed
 from tests.test_resilience_outage import role_outage
 
 pytestmark = pytest.mark.postgres

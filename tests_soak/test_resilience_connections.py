@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.load import CaseBook, Load, Stack
 from tests.support.people import People
 from tests.support.roles import service_role
+from tests.support.stack import Stack
+from tests.support.traffic import CaseBook, Load
 
 pytestmark = [
     pytest.mark.soak,

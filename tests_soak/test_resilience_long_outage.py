@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.broker import KafkaEndpoint
-from tests.support.load import started_stack
 from tests.support.people import People
+from tests.support.stack import started_stack
 from tests.test_resilience_outage import PARTITIONS, role_outage, run_outage
 
 LONG_OUTAGE_S = 60.0

@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.broker import KafkaEndpoint
-from tests.support.load import Stack
 from tests.support.people import People
 from tests.support.roles import service_role
+from tests.support.stack import Stack
 from tests.test_resilience_outage import PARTITIONS, run_outage
 
 pytestmark = [
