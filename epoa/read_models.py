@@ -28,7 +28,10 @@ from epoa.authority_cache import (
 from projections import authority, cases, persons, poa_status
 from projections.db import Database
 from projections.db_pool import READ_POOL_SIZE, connect_pooled
-from projections.runner import Batch, ProjectionRunner
+from projections.runner import ProjectionRunner
+
+RUNNER_WAIT = 0.05
+"""How long a command waits on the in-process runner before it reads the positions."""
 
 
 class _Runner(ProjectionRunner):
@@ -38,12 +41,11 @@ class _Runner(ProjectionRunner):
         super().__init__(registry, database_url)
         self._cache = cache
 
-    def apply(self, batch: Batch) -> int:
-        applied = super().apply(batch)
-        if batch.events:
-            since = time.monotonic()
-            self._cache.observe_rows(self.db.fetch(TRACKING_SQL), since)
-        return applied
+    def committed(self, position: int) -> None:
+        """The cache learns the new position before any command waiting for it goes on."""
+        since = time.monotonic()
+        self._cache.observe_rows(self.db.fetch(TRACKING_SQL), since)
+        super().committed(position)
 
 
 class ReadModels:
@@ -113,16 +115,21 @@ class ReadModels:
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Read-your-writes: wait until every read model has applied `position`. The
-        in-process runner is woken at once; the position is then read here all the same, so
-        the authority cache sees it whoever applied it."""
+        in-process runner is woken and says when it committed the position (it has told
+        the authority cache by then); the position is read from the table meanwhile, so
+        another process's runner (`--no-projections`, or another replica holding the
+        writer's lock) is seen too."""
         deadline = time.monotonic() + timeout
-        if self._thread is not None and self.runner is not None:
-            self.runner.wait_for(position, timeout)
-        while self.position() < position:
+        runner = self.runner if self._thread is not None else None
+        while True:
+            if runner is not None and runner.reached(position, RUNNER_WAIT):
+                return True
+            if self.position() >= position:
+                return True
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(0.005)
-        return True
+            if runner is None:
+                time.sleep(0.005)
 
     # -- queries -----------------------------------------------------------------------------
 

@@ -67,6 +67,8 @@ class ProjectionRunner:
         self._wanted = _wanted(self.read_models)
         self._appended = Appended(database_url)
         self._advanced = threading.Condition()
+        self._reached = 0
+        """The highest position every read model was seen at (committed)."""
         self._wake = threading.Event()
         self._create()
 
@@ -95,19 +97,40 @@ class ProjectionRunner:
 
     def position(self) -> int:
         """The notification id every read model has reached."""
-        return min(self.positions().values())
+        found = min(self.positions().values())
+        self._seen(found)
+        return found
+
+    def reached(self, position: int, wait: float) -> bool:
+        """Whether every read model has applied `position`, as far as this runner has seen
+        (its own commits, the positions it read), waiting up to `wait` for it. No query:
+        the many commands that wait at once do not queue for the runner's connection."""
+        deadline = time.monotonic() + wait
+        self._wake.set()
+        with self._advanced:
+            while self._reached < position:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._advanced.wait(remaining)
+        return True
 
     def wait_for(self, position: int, timeout: float) -> bool:
-        """Read-your-writes: wait until every read model has applied `position`."""
+        """Read-your-writes: wait until every read model has applied `position`, whichever
+        runner applies it (the table is read every 50 ms while this one has not)."""
         deadline = time.monotonic() + timeout
-        self._wake.set()
-        while self.position() < position:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+        while not self.reached(position, min(0.05, max(0.0, deadline - time.monotonic()))):
+            if self.position() >= position:
+                return True
+            if time.monotonic() >= deadline:
                 return False
-            with self._advanced:
-                self._advanced.wait(min(remaining, 0.05))
         return True
+
+    def _seen(self, position: int) -> None:
+        with self._advanced:
+            if position > self._reached:
+                self._reached = position
+                self._advanced.notify_all()
 
     # -- applying --------------------------------------------------------------------------
 
@@ -152,9 +175,12 @@ class ProjectionRunner:
                 "UPDATE projection_tracking SET position = ? WHERE name = ? AND position < ?",
                 [(last, name, last) for name in positions],
             )
-        with self._advanced:
-            self._advanced.notify_all()
+        self.committed(last)
         return applied
+
+    def committed(self, position: int) -> None:
+        """A batch up to `position` is committed: release the commands waiting for it."""
+        self._seen(position)
 
     def catch_up(self) -> int:
         """Apply batches until the end of the log; return how many events were applied."""
@@ -202,6 +228,8 @@ class ProjectionRunner:
                 "UPDATE projection_tracking SET position = 0 WHERE name = ?",
                 [(model.name,) for model in self.read_models],
             )
+        with self._advanced:
+            self._reached = 0
         return self.catch_up()
 
     def close(self) -> None:
