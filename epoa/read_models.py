@@ -41,11 +41,12 @@ class _Runner(ProjectionRunner):
         super().__init__(registry, database_url)
         self._cache = cache
 
-    def committed(self, position: int) -> None:
-        """The cache learns the new position before any command waiting for it goes on."""
-        since = time.monotonic()
-        self._cache.observe_rows(self.db.fetch(TRACKING_SQL), since)
-        super().committed(position)
+    def committed(self, position: int, began: float) -> None:
+        """The cache learns the new position before any command waiting for it goes on.
+        Every projection commit before `began` is in it: the batch read the positions
+        locked, and moved them no lower than they were."""
+        self._cache.observe(position, began)
+        super().committed(position, began)
 
 
 class ReadModels:

@@ -69,6 +69,7 @@ class ProjectionRunner:
         self._advanced = threading.Condition()
         self._reached = 0
         """The highest position every read model was seen at (committed)."""
+        self._last_read = 0
         self._wake = threading.Event()
         self._create()
 
@@ -146,6 +147,7 @@ class ProjectionRunner:
         notifications = self.registry.recorder.select_notifications(
             start, self.batch_size, inclusive_of_start=False
         )
+        self._last_read = len(notifications)
         if not notifications:
             return Batch([])
         return Batch(self._decode(notifications), tuple(n.id for n in notifications))
@@ -165,6 +167,7 @@ class ProjectionRunner:
         if not numbers:
             return 0
         last = numbers[-1]
+        began = time.monotonic()
         with self.db.transaction():
             positions = self.positions(for_update=True)
             applied = sum(1 for number in numbers if number > min(positions.values()))
@@ -175,18 +178,22 @@ class ProjectionRunner:
                 "UPDATE projection_tracking SET position = ? WHERE name = ? AND position < ?",
                 [(last, name, last) for name in positions],
             )
-        self.committed(last)
+        self.committed(last, began)
         return applied
 
-    def committed(self, position: int) -> None:
-        """A batch up to `position` is committed: release the commands waiting for it."""
+    def committed(self, position: int, began: float) -> None:
+        """Every read model is at `position`, committed by a transaction that began at
+        `began` (`time.monotonic()`): release the commands waiting for it."""
         self._seen(position)
 
     def catch_up(self) -> int:
-        """Apply batches until the end of the log; return how many events were applied."""
-        total = 0
+        """Apply batches until the end of the log; return how many events were applied.
+        A batch shorter than `batch_size` reached the end: no read is spent to learn it."""
+        total, self._last_read = 0, 0
         while applied := self.run_once():
             total += applied
+            if self._last_read < self.batch_size:
+                break
         return total
 
     def run_forever(self, stop: threading.Event, poll_interval: float = 0.2) -> None:
@@ -194,11 +201,11 @@ class ProjectionRunner:
         (`projections.appended`), else polling (cheap)."""
         while not stop.is_set():
             try:
-                applied = self.catch_up()
+                self.catch_up()
             except Exception:
                 log.exception("projection batch failed; retrying in %.1fs", poll_interval)
-                applied = 0
-            if not applied:
+                self._last_read = 0
+            if self._last_read < self.batch_size:
                 self._idle(stop, poll_interval)
 
     def _idle(self, stop: threading.Event, poll_interval: float) -> None:

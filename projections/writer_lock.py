@@ -8,11 +8,16 @@ as every batch also locks its tracking rows. SQLite has one writer by constructi
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 
 from epoa.storage import psycopg_conninfo, schema_of
 
 LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext('epoa-projections'), hashtext(%s))"
+ALIVE_EVERY = 1.0
+"""Seconds between checks that the lock's session lives: a batch written meanwhile by a
+runner that lost it is still applied once, as its tracking rows are locked."""
 
 
 class WriterLock:
@@ -30,9 +35,10 @@ class PostgresWriterLock(WriterLock):
         self._schema = schema_of(database_url)
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._held = False
+        self._checked_at = 0.0
 
     def acquire(self) -> bool:
-        if self._held and self._alive():
+        if self._held and (time.monotonic() < self._checked_at + ALIVE_EVERY or self._alive()):
             return True
         self._held = False
         try:
@@ -43,6 +49,7 @@ class PostgresWriterLock(WriterLock):
             self.release()
             return False
         self._held = bool(row and row[0])
+        self._checked_at = time.monotonic()
         return self._held
 
     def _alive(self) -> bool:
@@ -52,6 +59,7 @@ class PostgresWriterLock(WriterLock):
             self._conn.execute("SELECT 1")
         except psycopg.OperationalError:
             return False
+        self._checked_at = time.monotonic()
         return True
 
     def release(self) -> None:
