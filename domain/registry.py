@@ -32,6 +32,7 @@ from domain.court_case import CourtCase
 from domain.documents import IssueRequest, parse_iin, parse_person, parse_poa_id, parse_reason
 from domain.errors import (
     ConflictError,
+    DomainError,
     DuplicateDocumentError,
     NotFoundError,
     SignerMismatchError,
@@ -332,12 +333,28 @@ class Registry(Application[UUID]):
         return found
 
     def _once(self, evidence: SignedDocument, attempt: Callable[[], Outcome]) -> Outcome:
-        """Run a command unless its document was accepted before (then answer as before)."""
+        """Run a command unless its document was accepted before (then answer as before).
+
+        The first try does not look the document up: a document accepted before makes its
+        save fail (its `AcceptedDocument` exists) or its rules refuse it (e.g. the POA is
+        revoked already), and only then is it looked up, so a new document, the common
+        case, costs no lookup."""
+        tries = 0
 
         def guarded() -> Outcome:
-            accepted = self._accepted(evidence.document_id)
-            if accepted is None:
-                return attempt()
+            nonlocal tries
+            tries += 1
+            if tries == 1:
+                try:
+                    return attempt()
+                except DomainError:
+                    accepted = self._accepted(evidence.document_id)
+                    if accepted is None:
+                        raise
+            else:
+                accepted = self._accepted(evidence.document_id)
+                if accepted is None:
+                    return attempt()
             if accepted.digest != digest_of(evidence.canonical):
                 raise DuplicateDocumentError(
                     f"document_id {evidence.document_id} was accepted before with other content"
