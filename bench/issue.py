@@ -139,12 +139,17 @@ def main() -> None:
     signed_bodies = bodies(people, int(seconds * rounds * 1500))
     print(f"signed {len(signed_bodies):,} documents in {time.perf_counter() - began:.1f}s")
     appends, issues = [], []
-    with fresh_schema() as url, tempfile.TemporaryDirectory() as tmp:
+    # Two schemas: the server must not first project the baseline's appends.
+    with (
+        fresh_schema() as url,
+        fresh_schema() as baseline_url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         var = Path(tmp)
         (var / "ca.pem").write_bytes(people.ca.root.cert.public_bytes(serialization.Encoding.PEM))
         (var / "keys.json").write_text(json.dumps({KEY: "portal"}))
         for _ in range(rounds):
-            registry = registry_for(url, tmp, group_commit=True)
+            registry = registry_for(baseline_url, tmp, group_commit=True)
             try:
                 appends.append(sealed_appends(registry, people, seconds))
             finally:
