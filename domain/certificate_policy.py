@@ -26,15 +26,20 @@ _Extension = TypeVar("_Extension", bound=x509.ExtensionType)
 
 def require_valid_at(cert: x509.Certificate, when: datetime, role: str) -> None:
     """The certificate's validity window must contain `when` (both ends inclusive)."""
-    if when < cert.not_valid_before_utc:
+    require_within(cert.not_valid_before_utc, cert.not_valid_after_utc, when, role)
+
+
+def require_within(not_before: datetime, not_after: datetime, when: datetime, role: str) -> None:
+    """`require_valid_at` for a validity window read from the certificate beforehand."""
+    if when < not_before:
         raise UntrustedCertificateError(
             f"{role} certificate not yet valid at {when.isoformat()} "
-            f"(valid from {cert.not_valid_before_utc.isoformat()})"
+            f"(valid from {not_before.isoformat()})"
         )
-    if when > cert.not_valid_after_utc:
+    if when > not_after:
         raise UntrustedCertificateError(
             f"{role} certificate expired at {when.isoformat()} "
-            f"(valid until {cert.not_valid_after_utc.isoformat()})"
+            f"(valid until {not_after.isoformat()})"
         )
 
 

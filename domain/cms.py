@@ -2,25 +2,25 @@
 
 `cryptography` verifies signatures but has no public API to verify CMS, so the structure is
 read with `asn1crypto` and every cryptographic check is made with `cryptography`.
-`asn1crypto` parses lazily, so everything needed is read here, inside one guarded block:
-a malformed structure becomes an `InvalidSignatureError`, never a stray exception later.
-Only one profile is accepted: exactly one signer, with signed attributes (so the signature
-covers the content type and the content digest, not just raw bytes).
+`asn1crypto` parses lazily, so only the fields the verifier needs are ever decoded, and
+they are all read here, inside one guarded block: a malformed structure becomes an
+`InvalidSignatureError`, never a stray exception later. Only one profile is accepted:
+exactly one signer, with signed attributes (so the signature covers the content type and
+the content digest, not just raw bytes).
 """
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
-from asn1crypto import cms, core
-from asn1crypto import x509 as asn1_x509
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from asn1crypto import algos, cms, core, parser
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from domain.errors import InvalidSignatureError
 
@@ -76,13 +76,14 @@ def _unsupported(oid: str) -> InvalidSignatureError:
     return InvalidSignatureError(f"unsupported algorithm {name} ({oid})")
 
 
-@functools.lru_cache(maxsize=1024)
-def load_certificate(der: bytes) -> x509.Certificate:
-    """Parse a DER certificate once: the same CA and signer certificates arrive again and again."""
-    try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
-        raise InvalidSignatureError(f"malformed certificate in CMS: {exc}") from None
+@dataclass(frozen=True)
+class SignerId:
+    """How the SignerInfo names its certificate: issuer and serial number, or key id."""
+
+    issuer: bytes | None = None
+    """DER of the issuer's Name."""
+    serial: int | None = None
+    key_id: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,10 @@ class SignedData:
 
     content: bytes | None
     """The encapsulated content; None when the signature is detached."""
-    certificates: tuple[bytes, ...]
-    """Every certificate the CMS carries (DER), the signer's included."""
-    signer_certificate: bytes
-    """The certificate named by the SignerInfo (DER)."""
+    certificate_set: bytes
+    """The encoded [0] CertificateSet, or empty: whole, as a signer sends the same one each
+    time; `carried_certificates` splits it."""
+    signer: SignerId
     digest_oid: str
     signature_oid: str
     signature: bytes
@@ -107,17 +108,17 @@ class SignedData:
         """The CMS must sign exactly `canonical`: detached, or carrying the same bytes."""
         if self.content is not None and self.content != canonical:
             raise InvalidSignatureError("the CMS content differs from the document")
-        digest = hashes.Hash(self._digest())
-        digest.update(canonical)
-        if not hmac.compare_digest(digest.finalize(), self.message_digest):
+        digest = hashlib.new(self._digest().name, canonical).digest()
+        if not hmac.compare_digest(digest, self.message_digest):
             raise InvalidSignatureError("message-digest does not match the document")
 
-    def check_signature(self, signer: x509.Certificate) -> None:
-        """Verify the signature over the signed attributes with the signer's public key."""
-        try:
-            key = signer.public_key()
-        except (UnsupportedAlgorithm, ValueError):
-            raise InvalidSignatureError("unsupported public key algorithm of signer") from None
+    def check_signature(self, key: CertificatePublicKeyTypes | None) -> None:
+        """Verify the signature over the signed attributes with the signer's public key.
+
+        `key` is None when the certificate's key algorithm is not supported at all.
+        """
+        if key is None:
+            raise InvalidSignatureError("unsupported public key algorithm of signer")
         oid = self.signature_oid
         try:
             if isinstance(key, rsa.RSAPublicKey) and (oid == _RSA_PKCS1 or oid in _RSA_WITH):
@@ -144,17 +145,21 @@ class SignedData:
         return algorithm()
 
 
-def open_signed_data(der: bytes) -> SignedData:
-    """Read a DER ContentInfo holding a SignedData with one signer and signed attributes."""
-    if len(der) > MAX_CMS_BYTES:
+def open_signed_data(data: bytes) -> SignedData:
+    """Read a BER ContentInfo holding a SignedData with one signer and signed attributes."""
+    if len(data) > MAX_CMS_BYTES:
         raise InvalidSignatureError(f"CMS larger than {MAX_CMS_BYTES} bytes")
     try:
-        info = cms.ContentInfo.load(der, strict=True)
+        info = cms.ContentInfo.load(data, strict=True)
         if info["content_type"].dotted != _SIGNED_DATA:
             raise InvalidSignatureError("CMS content is not SignedData")
         return _read_signed_data(info["content"])
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+    except _MALFORMED as exc:
         raise InvalidSignatureError(f"malformed CMS: {exc}") from None
+
+
+_MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
+"""What asn1crypto raises, on first access, for a structure that is not what it expects."""
 
 
 def _read_signed_data(signed: cms.SignedData) -> SignedData:
@@ -165,27 +170,32 @@ def _read_signed_data(signed: cms.SignedData) -> SignedData:
     if len(signers) != 1:
         raise InvalidSignatureError(f"exactly one signer expected, found {len(signers)}")
     signer = signers[0]
-    signed_attrs, attributes = _signed_attributes(signer)
-    certificates = _certificates(signed)
+    signed_attrs, values = _signed_attributes(signer["signed_attrs"])
     content = encap["content"]
     return SignedData(
         content=None if isinstance(content, core.Void) else bytes(content.native),
-        certificates=certificates,
-        signer_certificate=_signer_certificate(signer["sid"], certificates),
-        digest_oid=signer["digest_algorithm"]["algorithm"].dotted,
-        signature_oid=signer["signature_algorithm"]["algorithm"].dotted,
+        certificate_set=signed["certificates"].dump(),  # b"" when absent
+        signer=_signer_id(signer["sid"]),
+        digest_oid=_algorithm(signer["digest_algorithm"]),
+        signature_oid=_algorithm(signer["signature_algorithm"]),
         signature=bytes(signer["signature"].native),
         signed_attrs=signed_attrs,
-        message_digest=bytes(attributes[_MESSAGE_DIGEST].native),
-        signing_time=_signing_time(attributes.get(_SIGNING_TIME)),
+        message_digest=bytes(values[_MESSAGE_DIGEST].native),
+        signing_time=_signing_time(values.get(_SIGNING_TIME)),
     )
 
 
-def _signed_attributes(signer: cms.SignerInfo) -> tuple[bytes, dict[str, core.Asn1Value]]:
-    """The DER the signature covers, and the values of the attributes read (one pass)."""
-    attributes = signer["signed_attrs"]
-    if isinstance(attributes, core.Void) or len(attributes) == 0:
+def _signed_attributes(
+    attributes: cms.CMSAttributes | core.Void,
+) -> tuple[bytes, dict[str, core.Asn1Value]]:
+    """The DER the signature covers, and the values of the attributes read (one pass).
+
+    Only the types of the attributes are decoded, and the values of the three the profile
+    knows; the signed bytes are the attributes' own contents under a universal SET OF tag.
+    """
+    if isinstance(attributes, core.Void) or not attributes.contents:
         raise InvalidSignatureError("the CMS has no signed attributes")
+    signed = parser.emit(0, 1, 17, attributes.contents)  # [0] IMPLICIT -> SET OF
     values: dict[str, core.Asn1Value] = {}
     seen: set[str] = set()
     for attribute in attributes:
@@ -194,15 +204,59 @@ def _signed_attributes(signer: cms.SignerInfo) -> tuple[bytes, dict[str, core.As
             raise InvalidSignatureError(f"the signed attribute {oid} appears twice")
         seen.add(oid)
         if oid in _SINGLE_VALUED:
-            if len(attribute["values"]) != 1:
+            found = attribute["values"]
+            if len(found) != 1:
                 raise InvalidSignatureError(f"the {_SINGLE_VALUED[oid]} attribute needs one value")
-            values[oid] = attribute["values"][0]
+            values[oid] = found[0]
     for oid in (_CONTENT_TYPE, _MESSAGE_DIGEST):
         if oid not in values:
             raise InvalidSignatureError(f"the {_SINGLE_VALUED[oid]} signed attribute is missing")
     if values[_CONTENT_TYPE].dotted != _DATA:
         raise InvalidSignatureError("signed content-type attribute is not data")
-    return _der_set_of(attributes.contents), values
+    return signed, values
+
+
+def carried_certificates(certificate_set: bytes) -> tuple[bytes, ...]:
+    """The DER of each certificate in a `SignedData.certificate_set`, the signer's included.
+
+    Other kinds of CertificateChoices (attribute certificates...) are ignored.
+    """
+    if not certificate_set:
+        return ()
+    try:
+        found = cms.CertificateSet.load(certificate_set, strict=True, implicit=0)
+        certificates = tuple(c.chosen.dump() for c in found if c.name == "certificate")
+    except _MALFORMED as exc:
+        raise InvalidSignatureError(f"malformed CMS: {exc}") from None
+    if len(certificates) > MAX_CERTIFICATES:
+        raise InvalidSignatureError(f"more than {MAX_CERTIFICATES} certificates in the CMS")
+    return certificates
+
+
+def _identifier_encodings(*oids: str) -> dict[bytes, str]:
+    """The DER AlgorithmIdentifiers of `oids`, without parameters and with NULL ones."""
+    found = {}
+    for oid in oids:
+        encoded = core.ObjectIdentifier(oid).dump()
+        for parameters in (b"", core.Null().dump()):
+            found[parser.emit(0, 1, 16, encoded + parameters)] = oid
+    return found
+
+
+_ACCEPTED = _identifier_encodings(*_DIGESTS, _RSA_PKCS1, _ECDSA_KEY, *_RSA_WITH, *_ECDSA_WITH)
+
+
+def _algorithm(identifier: algos.DigestAlgorithm | algos.SignedDigestAlgorithm) -> str:
+    """The algorithm's OID: looked up by its encoding when it is one the profile accepts,
+    which saves decoding the identifier (and its parameters) field by field."""
+    return _ACCEPTED.get(identifier.dump()) or identifier["algorithm"].dotted
+
+
+def _signer_id(sid: cms.SignerIdentifier) -> SignerId:
+    if sid.name == "issuer_and_serial_number":
+        chosen = sid.chosen
+        return SignerId(issuer=chosen["issuer"].dump(), serial=chosen["serial_number"].native)
+    return SignerId(key_id=bytes(sid.chosen.native))
 
 
 def _signing_time(value: core.Asn1Value | None) -> datetime | None:
@@ -212,51 +266,3 @@ def _signing_time(value: core.Asn1Value | None) -> datetime | None:
     if not isinstance(when, datetime) or when.tzinfo is None:
         raise InvalidSignatureError("the signing-time attribute is not a UTC time")
     return when
-
-
-def _certificates(signed: cms.SignedData) -> tuple[bytes, ...]:
-    carried = signed["certificates"]
-    if isinstance(carried, core.Void):
-        return ()
-    found = tuple(c.chosen.dump() for c in carried if c.name == "certificate")
-    if len(found) > MAX_CERTIFICATES:
-        raise InvalidSignatureError(f"more than {MAX_CERTIFICATES} certificates in the CMS")
-    return found
-
-
-def _signer_certificate(sid: cms.SignerIdentifier, carried: tuple[bytes, ...]) -> bytes:
-    """The carried certificate the SignerInfo names, by issuer and serial or by key id."""
-    if sid.name == "issuer_and_serial_number":
-        issuer, serial = sid.chosen["issuer"], sid.chosen["serial_number"].native
-        for der in carried:
-            if load_certificate(der).serial_number == serial and _issued_by(der, issuer):
-                return der
-    else:
-        key_id = bytes(sid.chosen.native)
-        for der in carried:
-            if _key_identifier(load_certificate(der)) == key_id:
-                return der
-    raise InvalidSignatureError("the signer certificate is not in the CMS")
-
-
-def _issued_by(der: bytes, issuer: asn1_x509.Name) -> bool:
-    """Byte equality first; asn1crypto's normalising comparison is right but slow."""
-    if load_certificate(der).issuer.public_bytes() == issuer.dump():
-        return True
-    return bool(asn1_x509.Certificate.load(der).issuer == issuer)
-
-
-def _key_identifier(cert: x509.Certificate) -> bytes | None:
-    try:
-        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _der_set_of(contents: bytes) -> bytes:
-    """Re-tag the [0] IMPLICIT signed attributes as the universal SET OF they stand for."""
-    size = len(contents)
-    if size < 0x80:
-        return bytes([0x31, size]) + contents
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes([0x31, 0x80 | len(length)]) + length + contents

@@ -9,6 +9,10 @@ receipt, so that a record signed in time stays verifiable after the certificate 
 timestamp, `signed_at` (like the CMS signing-time) is the signer's own claim: a holder whose
 certificate has expired or been revoked since could backdate a document. Revocation entries
 are compared with `signed_at` all the same, as the contract fixes validity at `signed_at`.
+
+Cost: what depends only on a certificate's bytes (parsing, key, key usage, identity, the
+path to an anchor and its validity window) is kept in bounded caches, so a message from a
+known signer costs its own CMS reading, one digest, one signature check and the time checks.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain.canonical import canonical_bytes, parse_json_object
-from domain.certificate_policy import require_signing_key_usage, require_valid_at, signer_identity
-from domain.cms import load_certificate, open_signed_data
+from domain.certificates import CACHE_LIMIT, CertificateCache, named_signer
+from domain.cms import open_signed_data
 from domain.errors import InvalidInputError, InvalidSignatureError, SignerMismatchError
 from domain.evidence import SignedDocument, SignerKind
 from domain.trust import PathValidator, TrustStore, load_crl
@@ -44,7 +48,8 @@ class Verifier:
     """Turns a document and its base64 CMS into a `SignedDocument`, or a domain error.
 
     Instances are safe to share between threads; their caches only ever hold results
-    keyed by the exact DER bytes that produced them.
+    keyed by the digests of the exact DER bytes that produced them, at most `cache_size`
+    certificates and as many paths.
     """
 
     def __init__(
@@ -53,10 +58,18 @@ class Verifier:
         crls: Sequence[bytes] = (),
         clock_skew: timedelta = timedelta(minutes=5),
         clock: Callable[[], datetime] = _utc_now,
+        cache_size: int = CACHE_LIMIT,
     ) -> None:
-        self._paths = PathValidator(trust_store, crls)
+        self._certificates = CertificateCache(cache_size)
+        self._paths = PathValidator(trust_store, crls, cache_size)
         self._skew = clock_skew
         self._clock = clock
+
+    @property
+    def cache_entries(self) -> dict[str, int]:
+        """How much the verifier holds now: each count stays within `cache_size`."""
+        certificates, sets = self._certificates.entries
+        return {"certificates": certificates, "sets": sets, "paths": self._paths.cached_chains}
 
     def verify(
         self,
@@ -112,22 +125,22 @@ class Verifier:
         document = json.loads(canonical)
         signed_at = self._signed_at(document.get(field), field, now, received_at)
         signed = open_signed_data(cms_der)
+        carried = self._certificates.carried(signed.certificate_set)
+        signer = named_signer(signed.signer, carried)
         signed.check_content(canonical)
-        signer = load_certificate(signed.signer_certificate)
-        signed.check_signature(signer)
+        signed.check_signature(signer.public_key)
         if signed.signing_time is not None and signed.signing_time > received_at + self._skew:
             raise InvalidSignatureError("the CMS signing-time is later than the receipt time")
-        require_valid_at(signer, signed_at, "signer")
-        require_signing_key_usage(signer)
-        carried = [load_certificate(der) for der in signed.certificates]
-        path = self._paths.path(signer, carried, signed_at)
-        revocation = self._paths.revocation(signer, path[1], signed_at)
-        signer_id, signer_kind = signer_identity(signer)
+        signer.require_valid_at(signed_at, "signer")
+        signer.require_signing_key()
+        chain = self._paths.path(signer, carried, signed_at)
+        revocation = self._paths.revocation(signer, chain.issuer, signed_at)
+        signer_id, signer_kind = signer.signer_identity()
         return SignedDocument(
             document=document,
             canonical=canonical,
             cms=cms_der,
-            certificate=signed.signer_certificate,
+            certificate=signer.der,
             signer_id=signer_id,
             signer_kind=signer_kind,
             signed_at=signed_at,

@@ -2,8 +2,10 @@
 
 Anchors are only ever the certificates of the trust store, compared by key, never by name:
 a rogue CA may copy a trusted CA's name, and certificates carried in a CMS are whatever the
-sender chose to put there. Results are cached per exact certificate pair, since the same
-intermediate and root link is checked on every verification.
+sender chose to put there. Each certificate link is checked once per exact certificate pair,
+and each path found is kept with the window in which all its CAs are valid: a later message
+from the same signer with the same carried certificates reuses it if its `signed_at` falls
+inside that window, and searches afresh (with the precise refusal) if not.
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TypeAlias
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
 
 from domain.certificate_policy import require_ca, require_valid_at
+from domain.certificates import CACHE_LIMIT, BoundedCache, CertificateFacts
 from domain.errors import UntrustedCertificateError
 
 log = logging.getLogger(__name__)
 
 MAX_INTERMEDIATES = 4
-_CACHE_LIMIT = 4096
+_LINK_LIMIT = 4096
 
 
 class TrustStore:
@@ -61,6 +66,23 @@ def load_crl(data: bytes) -> x509.CertificateRevocationList:
     return x509.load_der_x509_crl(data)
 
 
+@dataclass(frozen=True)
+class Chain:
+    """A checked path, signer first and trust anchor last, and when all its CAs are valid."""
+
+    certificates: tuple[x509.Certificate, ...]
+    not_before: datetime
+    not_after: datetime
+
+    @property
+    def issuer(self) -> x509.Certificate:
+        return self.certificates[1]
+
+
+_Revocations: TypeAlias = tuple[bool, tuple[datetime, ...]]
+"""Whether a valid CRL of the issuer is known, and the revocation dates it gives a serial."""
+
+
 @dataclass
 class _Search:
     """The state of one path search: candidates, reference time, what was tried and why not."""
@@ -74,27 +96,49 @@ class _Search:
 class PathValidator:
     """Builds and checks certificate paths to a `TrustStore`; checks configured CRLs."""
 
-    def __init__(self, trust_store: TrustStore, crls: Sequence[bytes] = ()) -> None:
+    def __init__(
+        self, trust_store: TrustStore, crls: Sequence[bytes] = (), cache_size: int = CACHE_LIMIT
+    ) -> None:
         self._trust = trust_store
         self._crls = tuple(load_crl(data) for data in crls)
-        self._issued: dict[tuple[x509.Certificate, x509.Certificate], bool] = {}
+        self._issued: BoundedCache[tuple[bytes, bytes], bool] = BoundedCache(_LINK_LIMIT)
         self._crl_valid: dict[tuple[int, x509.Certificate], bool] = {}
+        self._chains: BoundedCache[tuple[bytes, tuple[bytes, ...]], Chain] = BoundedCache(
+            cache_size
+        )
+        self._revocations: BoundedCache[tuple[int, x509.Certificate], _Revocations]
+        self._revocations = BoundedCache(cache_size)
+
+    @property
+    def cached_chains(self) -> int:
+        return len(self._chains)
 
     def path(
-        self, signer: x509.Certificate, carried: list[x509.Certificate], when: datetime
-    ) -> list[x509.Certificate]:
-        """A path signer -> carried intermediates -> trust anchor, each link checked.
+        self, signer: CertificateFacts, carried: Sequence[CertificateFacts], when: datetime
+    ) -> Chain:
+        """A path signer -> carried intermediates -> trust anchor, each link checked at `when`.
 
         Only certificates of the trust store end a path; certificates carried in the CMS
         serve as intermediates only, however they are named. Each carried certificate is
         explored once, so a CMS stuffed with look-alike CAs costs at most a few checks.
         """
-        search = _Search(carried, when)
-        path = self._extend([signer], search)
+        key = (signer.digest, tuple(facts.digest for facts in carried))
+        chain = self._chains.get(key)
+        if chain is not None and chain.not_before <= when <= chain.not_after:
+            return chain
+        search = _Search([facts.certificate for facts in carried], when)
+        path = self._extend([signer.certificate], search)
         if path is None:
             detail = "; ".join(dict.fromkeys(search.reasons))
             raise UntrustedCertificateError(f"no path to a trusted CA: {detail}")
-        return path
+        authorities = path[1:]
+        chain = Chain(
+            tuple(path),
+            max(ca.not_valid_before_utc for ca in authorities),
+            min(ca.not_valid_after_utc for ca in authorities),
+        )
+        self._chains.put(key, chain)
+        return chain
 
     def _extend(
         self, path: list[x509.Certificate], search: _Search
@@ -138,7 +182,8 @@ class PathValidator:
         return True
 
     def _issued_by(self, cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-        key = (cert, issuer)
+        """Whether `issuer`'s key signed `cert`, remembered by the pair's fingerprints."""
+        key = (cert.fingerprint(hashes.SHA256()), issuer.fingerprint(hashes.SHA256()))
         cached = self._issued.get(key)
         if cached is None:
             try:
@@ -146,35 +191,42 @@ class PathValidator:
                 cached = True
             except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
                 cached = False
-            if len(self._issued) > _CACHE_LIMIT:
-                self._issued.clear()
-            self._issued[key] = cached
+            self._issued.put(key, cached)
         return cached
 
     def revocation(
-        self, signer: x509.Certificate, issuer: x509.Certificate, signed_at: datetime
+        self, signer: CertificateFacts, issuer: x509.Certificate, signed_at: datetime
     ) -> str:
         """`no-crl`, `crl:none-for-issuer`, `crl:not-revoked` or `crl:revoked-after-signing`.
 
         A CRL whose signature does not verify with the issuer's key is ignored (and logged):
-        it may be forged, and a forged CRL must neither revoke nor clear anybody.
+        it may be forged, and a forged CRL must neither revoke nor clear anybody. The CRLs
+        are fixed for the life of the validator, so what they say of a certificate is read
+        once; the comparison with `signed_at` is made every time.
         """
         if not self._crls:
             return "no-crl"
-        crls = [c for c in self._crls if c.issuer == issuer.subject and self._crl_ok(c, issuer)]
-        if not crls:
+        key = (signer.serial, issuer)
+        found = self._revocations.get(key)
+        if found is None:
+            found = self._read_crls(signer.serial, issuer)
+            self._revocations.put(key, found)
+        known, dates = found
+        if not known:
             return "crl:none-for-issuer"
         status = "crl:not-revoked"
-        for crl in crls:
-            entry = crl.get_revoked_certificate_by_serial_number(signer.serial_number)
-            if entry is None:
-                continue
-            if entry.revocation_date_utc <= signed_at:
+        for revoked_on in dates:
+            if revoked_on <= signed_at:
                 raise UntrustedCertificateError(
-                    f"signer certificate revoked on {entry.revocation_date_utc.isoformat()}"
+                    f"signer certificate revoked on {revoked_on.isoformat()}"
                 )
             status = "crl:revoked-after-signing"
         return status
+
+    def _read_crls(self, serial: int, issuer: x509.Certificate) -> _Revocations:
+        crls = [c for c in self._crls if c.issuer == issuer.subject and self._crl_ok(c, issuer)]
+        entries = (crl.get_revoked_certificate_by_serial_number(serial) for crl in crls)
+        return bool(crls), tuple(e.revocation_date_utc for e in entries if e is not None)
 
     def _crl_ok(self, crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
         key = (id(crl), issuer)
