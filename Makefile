@@ -39,11 +39,18 @@ lock:
 test: install services lint
 	$(BIN)/pytest
 
+# Every benchmark in bench/ (PostgreSQL from `services`; the consumer's starts its own broker).
+# bench/api.py needs wrk (apt-get install wrk): without it, it is skipped with a note.
 bench: install services
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/eds.py
 	$(BIN)/python bench/merkle.py
-	$(BIN)/python bench/api.py
+	$(BIN)/python bench/projection_catchup.py
+	$(BIN)/python bench/issue.py
+	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/consumer.py
+	@if command -v wrk >/dev/null 2>&1; then $(BIN)/python bench/api.py; \
+	else echo "bench/api.py skipped: it needs wrk (apt-get install wrk)"; fi
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

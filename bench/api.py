@@ -1,10 +1,9 @@
 """Authority checks/s and p50/p99 over HTTP beside a bare FastAPI endpoint, same server
-settings, same client (wrk, 16 connections); then projection catch-up beside the raw
-notification-log read rate. Run: `.venv/bin/python bench/api.py [seconds] [rounds]` (needs
-`wrk`). Each server runs alone while it is measured: the bare endpoint, `epoa serve`, and
-`epoa serve --no-projections` (the API replicas of docker-compose.yml), in turn, `rounds`
-times (default 1); with more than one round the medians are printed, which steadies the
-figures on a shared machine.
+settings, same client (wrk, 16 connections). Run: `.venv/bin/python bench/api.py [seconds]
+[rounds]` (needs `wrk`). Each server runs alone while it is measured: the bare endpoint,
+`epoa serve`, and `epoa serve --no-projections` (the API replicas of docker-compose.yml), in
+turn, `rounds` times (default 1); with more than one round the medians are printed, which
+steadies the figures on a shared machine.
 """
 
 from __future__ import annotations
@@ -157,8 +156,6 @@ def main() -> None:
             f"p99 {inline[2] / bare[2]:.2f}x the bare p99 (target <= 2)"
             + (f"; medians of {rounds} rounds" if rounds > 1 else "")
         )
-    print("projection catch-up (bench/projection_catchup.py):", flush=True)
-    subprocess.run([sys.executable, str(ROOT / "bench" / "projection_catchup.py")], check=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import hashlib
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 from uuid import UUID
 
@@ -48,7 +49,7 @@ class SealKey:
     def public_key(self) -> Ed25519PublicKey:
         return self.private_key.public_key()
 
-    @property
+    @cached_property
     def key_id(self) -> bytes:
         return key_id_of(self.public_key)
 
