@@ -37,6 +37,14 @@ PRINCIPAL = complete_id("85031240012")
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
+@pytest.fixture(autouse=True)
+def _now_is_when_the_test_starts() -> None:
+    """The CMS signing-time is the real clock's, so "now" is taken per test, not at import
+    (a long run would otherwise sign later than the verifier's frozen clock allows)."""
+    global NOW
+    NOW = datetime.now(UTC).replace(microsecond=0)
+
+
 class Clock:
     def __init__(self, now: datetime) -> None:
         self.now = now
