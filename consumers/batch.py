@@ -27,8 +27,9 @@ from eventsourcing.persistence import Tracking
 from consumers.case_events import Decision, Outcome
 from domain.court_case import CourtCase
 from domain.errors import NotFoundError
+from domain.outcomes import CaseEvent
 from domain.power_of_attorney import PowerOfAttorney
-from domain.registry import CaseEvent, Registry
+from domain.registry import Registry
 
 Aggregate = CourtCase | PowerOfAttorney
 

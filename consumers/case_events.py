@@ -20,7 +20,8 @@ from eventsourcing.persistence import IntegrityError, InterfaceError, Operationa
 
 from domain.case_events import CaseEventVerifier, parse_case_event
 from domain.errors import DomainError, StoreUnavailableError
-from domain.registry import CaseEvent, Registry
+from domain.outcomes import CaseEvent
+from domain.registry import Registry
 
 log = logging.getLogger("epoa.consumer")
 

@@ -26,7 +26,8 @@ from consumers.dead_letters import DeadLetters
 from consumers.metrics import ConsumerMetrics
 from consumers.positions import resume_offset, tracking_for
 from domain.case_events import CaseEventVerifier
-from domain.registry import CaseEvent, Registry
+from domain.outcomes import CaseEvent
+from domain.registry import Registry
 
 log = logging.getLogger("epoa.consumer")
 

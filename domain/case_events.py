@@ -13,7 +13,7 @@ from domain.canonical import parse_json_object
 from domain.court_case import CASE_EVENT_TYPES, JUDGMENT_IN_FORCE, parse_case_number
 from domain.errors import InvalidInputError, SignerMismatchError
 from domain.evidence import SignedDocument
-from domain.registry import CaseEvent
+from domain.outcomes import CaseEvent
 
 REQUIRED = ("specversion", "id", "source", "type", "subject", "time", "data", "signature")
 OPTIONAL = ("datacontenttype", "dataschema")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -40,6 +39,7 @@ from domain.errors import (
 )
 from domain.evidence import SignedDocument
 from domain.group_commit import process_recorder
+from domain.outcomes import CaseEvent, CaseEventOutcome, Outcome
 from domain.power_of_attorney import PowerOfAttorney
 from domain.receipt import make_receipt
 from domain.seal import SealKey, public_keys_of
@@ -48,37 +48,6 @@ from domain.sealed_store import SealedEventStore, SealedMapper
 MAX_ATTEMPTS = 20
 T = TypeVar("T")
 NameLookup = Callable[[str], str | None]
-
-
-@dataclass
-class Outcome:
-    """What a command did: the POA after it, and whether this call recorded anything."""
-
-    poa: PowerOfAttorney
-    created: bool
-    positions: list[int] = field(default_factory=list)
-    receipt: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class CaseEvent:
-    """A court's case event whose signature was verified (see `domain.case_events`)."""
-
-    source: str
-    event_id: str
-    type: str
-    case_number: str
-    data: dict[str, Any]
-    evidence: SignedDocument
-
-
-@dataclass
-class CaseEventOutcome:
-    case: CourtCase
-    applied: bool
-    terminated: list[UUID] = field(default_factory=list)
-    positions: list[int] = field(default_factory=list)
-    receipt: dict[str, Any] | None = None
 
 
 def no_names(_: str) -> str | None:

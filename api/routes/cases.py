@@ -11,7 +11,7 @@ from api.deps import ServicesDep, role
 from api.schemas import CaseEventAccepted, CasePublic, PowerOfAttorneyPublic
 from domain.case_events import parse_case_event
 from domain.court_case import parse_case_number
-from domain.registry import CaseEventOutcome
+from domain.outcomes import CaseEventOutcome
 
 router = APIRouter(tags=["cases"])
 Court = Annotated[str, Depends(role("court"))]

@@ -23,7 +23,7 @@ from api.schemas import (
 from domain.court_case import parse_case_number
 from domain.documents import parse_iin
 from domain.history import sealed_events
-from domain.registry import Outcome
+from domain.outcomes import Outcome
 
 router = APIRouter(prefix="/v1/powers-of-attorney", tags=["powers of attorney"])
 Portal = Annotated[str, Depends(role("portal"))]

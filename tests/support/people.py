@@ -9,7 +9,7 @@ from typing import Any
 
 from domain.eds import TrustStore, Verifier
 from domain.evidence import SignedDocument
-from domain.registry import CaseEvent
+from domain.outcomes import CaseEvent
 from tests.support.pki import Hierarchy, Issued, b64, complete_id, hierarchy, organisation
 from tests.support.pki import person as person_name
 from tests.support.pki import sign_cms as cms
