@@ -104,12 +104,13 @@ class ProjectionRunner:
 
     def reached(self, position: int, wait: float) -> bool:
         """Whether every read model has applied `position`, as far as this runner has seen
-        (its own commits, the positions it read), waiting up to `wait` for it. No query:
-        the many commands that wait at once do not queue for the runner's connection."""
+        (its own commits, the positions it read) while it is the writer, waiting up to
+        `wait` for it. No query: the many commands that wait at once do not queue for the
+        runner's connection. A runner that is not the writer knows nothing: False."""
         deadline = time.monotonic() + wait
         self._wake.set()
         with self._advanced:
-            while self._reached < position:
+            while not (self._lock.held and self._reached >= position):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -137,8 +138,12 @@ class ProjectionRunner:
 
     def run_once(self) -> int:
         """Apply the next batch, if this runner is the writer; return how many it applied."""
+        was_writer = self._lock.held
         if not self._lock.acquire():
             return 0
+        if not was_writer:  # another writer may have rebuilt the tables meanwhile
+            with self._advanced:
+                self._reached = 0
         return self.apply(self.read_batch())
 
     def read_batch(self, after: int | None = None) -> Batch:

@@ -21,6 +21,11 @@ runner that lost it is still applied once, as its tracking rows are locked."""
 
 
 class WriterLock:
+    @property
+    def held(self) -> bool:
+        """Whether this process was the writer at the last `acquire`."""
+        return True
+
     def acquire(self) -> bool:
         """True if this process is (still) the writer."""
         return True
@@ -36,6 +41,10 @@ class PostgresWriterLock(WriterLock):
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._held = False
         self._checked_at = 0.0
+
+    @property
+    def held(self) -> bool:
+        return self._held
 
     def acquire(self) -> bool:
         if self._held and (time.monotonic() < self._checked_at + ALIVE_EVERY or self._alive()):

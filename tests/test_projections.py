@@ -227,3 +227,29 @@ def test_of_two_runners_on_postgres_only_the_lock_holder_writes(
         first.close()
         second.close()
         app.close()
+
+
+def test_a_runner_that_is_not_the_writer_never_vouches_for_a_position(
+    postgres_url: str, people: People, tmp_path: Path, clock: Clock
+) -> None:
+    """Read-your-writes asks the in-process runner first: one that lost the writer's lock
+    (another may rebuild the tables meanwhile) must send it to the table instead."""
+    from epoa.settings import Settings
+    from epoa.wiring import build_registry
+
+    app = build_registry(Settings(database_url=postgres_url, var_dir=tmp_path), clock=clock)
+    first, second = ProjectionRunner(app, postgres_url), ProjectionRunner(app, postgres_url)
+    try:
+        position = max(app.issue(people.issue()).positions)
+        assert first.run_once() > 0
+        assert first.reached(position, 0.0)
+        first.close()  # its session, and the writer's lock with it, ended
+        assert not first.reached(position, 0.05)
+        assert not second.reached(position, 0.05)  # not the writer yet
+        assert second.wait_for(position, 2.0)  # the table says so
+        assert second.run_once() == 0  # the writer now, nothing new
+        assert second.reached(position, 0.0)
+    finally:
+        first.close()
+        second.close()
+        app.close()
