@@ -58,8 +58,9 @@ def persistence_env(database_url: str) -> dict[str, str]:
             "EPOA_RECONNECT_TIMEOUT": str(RECONNECT_TIMEOUT),
             "EPOA_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
             "POSTGRES_POOL_SIZE": query.get("pool_size", ["10"])[0],
-            # A pooled connection the server ended (a restart, a failover) is found and
-            # replaced before a command uses it, instead of failing that command.
+            # A pooled connection idle for a second is pinged before use, so one the server
+            # ended (a restart, a failover) is replaced first (`ping_if_idle` in
+            # domain/postgres_recorder.py); a call that still meets one is tried again.
             "POSTGRES_PRE_PING": "y",
             "POSTGRES_MAX_OVERFLOW": "10",
             "CREATE_TABLE": "y",
@@ -96,23 +97,11 @@ CREATE TRIGGER epoa_append_only_rows BEFORE UPDATE OR DELETE ON {schema}.{table}
 DROP TRIGGER IF EXISTS epoa_append_only_truncate ON {schema}.{table};
 CREATE TRIGGER epoa_append_only_truncate BEFORE TRUNCATE ON {schema}.{table}
   FOR EACH STATEMENT EXECUTE FUNCTION {schema}.epoa_refuse_change();
-CREATE OR REPLACE FUNCTION {schema}.epoa_notify_appended() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM pg_notify('epoa_appended.' || TG_TABLE_SCHEMA, '');
-  RETURN NULL;
-END $$;
-DROP TRIGGER IF EXISTS epoa_appended ON {schema}.{table};
-CREATE TRIGGER epoa_appended AFTER INSERT ON {schema}.{table}
-  FOR EACH STATEMENT EXECUTE FUNCTION {schema}.epoa_notify_appended();
 """
-"""The guards, and a notification at each commit that appended events, which wakes the
-projection runners (`projections/appended.py`); sent once per transaction."""
 
 
 def guard_append_only(database_url: str) -> None:
-    """Make the database itself refuse UPDATE, DELETE and TRUNCATE of event rows, and
-    announce appends to the projection runners."""
+    """Make the database itself refuse UPDATE, DELETE and TRUNCATE of event rows."""
     if urlsplit(database_url).scheme not in ("postgresql", "postgres"):
         return
     schema = schema_of(database_url)

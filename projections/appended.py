@@ -1,8 +1,8 @@
-"""A wake-up when events are appended: on PostgreSQL a trigger on the events table sends
-`NOTIFY "epoa_appended.<schema>"` at each commit that appended (`epoa/storage.py`), so the
-projection runner applies new events at once instead of at its next poll. Where it cannot
-listen (SQLite, a store initialised without the trigger, a lost connection) it sleeps out
-the poll interval as before; a lost listener is opened again at a later wait.
+"""A wake-up when events are appended: on PostgreSQL every transaction that appends
+events sends `NOTIFY` on the recorder's channel (the library's recorder and group commit
+alike), delivered at its commit, so the projection runner applies new events at once
+instead of at its next poll. Where it cannot listen (SQLite, a lost connection) it sleeps
+out the poll interval as before; a lost listener is opened again at a later wait.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import time
 from urllib.parse import urlsplit
 
 import psycopg
+from psycopg import sql
 
-from epoa.storage import psycopg_conninfo, schema_of
+from epoa.storage import psycopg_conninfo
 
 log = logging.getLogger("epoa.projections")
 
@@ -22,15 +23,12 @@ REOPEN_AFTER = 5.0
 """Seconds between attempts to listen again after the connection was lost."""
 
 
-def channel_of(database_url: str) -> str:
-    return f"epoa_appended.{schema_of(database_url)}"
-
-
 class Appended:
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, channel: str | None) -> None:
+        """`channel`: the recorder's notification channel (None: it has none, poll)."""
         postgres = urlsplit(database_url).scheme in ("postgresql", "postgres")
-        self._conninfo = psycopg_conninfo(database_url) if postgres else None
-        self._channel = channel_of(database_url)
+        self._conninfo = psycopg_conninfo(database_url) if postgres and channel else None
+        self._channel = channel or ""
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._next_try = 0.0
 
@@ -54,7 +52,7 @@ class Appended:
         self._next_try = time.monotonic() + REOPEN_AFTER
         try:
             conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=2)
-            conn.execute(f'LISTEN "{self._channel}"'.encode())
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
         except psycopg.Error as error:
             log.warning("cannot listen for appended events (%s); polling", error)
             return None

@@ -65,7 +65,7 @@ class ProjectionRunner:
         self.db = connect(database_url)
         self._lock = writer_lock(database_url)
         self._wanted = _wanted(self.read_models)
-        self._appended = Appended(database_url)
+        self._appended = Appended(database_url, getattr(registry.recorder, "channel_name", None))
         self._advanced = threading.Condition()
         self._reached = 0
         """The highest position every read model was seen at (committed)."""

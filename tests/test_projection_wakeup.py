@@ -1,5 +1,6 @@
 """A projection runner apart from the API applies a command's events as soon as they are
-committed (PostgreSQL tells it), not at its next poll; without the notification it polls."""
+committed (the writer's NOTIFY tells it), not at its next poll; without its listening
+session it polls."""
 
 from __future__ import annotations
 
@@ -61,14 +62,19 @@ def test_a_commit_wakes_a_sleeping_runner_at_once(
             thread.join(timeout=10)
 
 
-def test_without_the_notification_the_runner_still_polls(
+def test_a_runner_that_lost_its_listening_session_polls_then_listens_again(
     pg_registry: Registry, postgres_url: str, people: People
 ) -> None:
-    with connect(postgres_url) as conn:
-        conn.execute("DROP TRIGGER epoa_appended ON epoa_events")
     with ProjectionRunner(pg_registry, postgres_url) as runner:
         stop, thread = running(runner, 0.3)
         try:
+            with connect(postgres_url) as conn:
+                ended = conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN %%' AND datname = current_database() "
+                    "AND pid <> pg_backend_pid()"
+                ).fetchall()
+            assert ended
             outcome = pg_registry.issue(people.issue())
             assert seconds_until_applied(runner, max(outcome.positions), 5.0) < 2.0
         finally:
