@@ -21,7 +21,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +31,7 @@ import httpx  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 from bench.api import free_port, wait_up  # noqa: E402
-from bench.store import rate, registry_for  # noqa: E402
-from domain.power_of_attorney import PowerOfAttorney  # noqa: E402
+from bench.store import rate, registry_for, sealed_append  # noqa: E402
 from domain.registry import Registry  # noqa: E402
 from tests.support.people import People, make_people  # noqa: E402
 from tests.support.postgres import fresh_schema  # noqa: E402
@@ -46,21 +44,7 @@ CASES = 50
 
 
 def sealed_appends(registry: Registry, people: People, seconds: float) -> float:
-    evidence = people.issue().as_record()
-
-    def append() -> None:
-        registry.save(
-            PowerOfAttorney(
-                case_number="BENCH-1",
-                principal={"iin": people.principal.iin, "name": None},
-                attorneys=[{"iin": people.attorney.iin}],
-                rights=["represent_first_instance"],
-                valid_until=None,
-                at=datetime.now(UTC),
-                evidence=evidence,
-            )
-        )
-
+    append = sealed_append(registry, people, people.issue().as_record())
     append()
     return rate(CLIENTS, seconds, append)
 

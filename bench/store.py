@@ -31,7 +31,7 @@ from domain.power_of_attorney import PowerOfAttorney
 from domain.registry import Registry
 from epoa.settings import Settings
 from epoa.wiring import build_registry
-from tests.support.people import make_people
+from tests.support.people import People, make_people
 from tests.support.postgres import DATABASE, SERVER, ensure_database, fresh_schema
 
 
@@ -65,6 +65,24 @@ def registry_for(url: str, var: str, group_commit: bool) -> Registry:
             os.environ["EPOA_GROUP_COMMIT"] = previous
 
 
+def sealed_append(app: Registry, people: People, evidence: dict[str, str]) -> Callable[[], None]:
+    """One new POA saved, sealed, in a transaction of its own: the unit of the baseline."""
+
+    def append() -> None:
+        poa = PowerOfAttorney(
+            case_number="BENCH-1",
+            principal={"iin": people.principal.iin, "name": None},
+            attorneys=[{"iin": people.attorney.iin}],
+            rights=["represent_first_instance"],
+            valid_until=None,
+            at=datetime.now(UTC),
+            evidence=evidence,
+        )
+        app.save(poa)
+
+    return append
+
+
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
@@ -77,22 +95,7 @@ def main() -> None:
         assert isinstance(registry.recorder, GroupCommitProcessRecorder)
         assert not isinstance(library.recorder, GroupCommitProcessRecorder)
 
-        def sealed_append(app: Registry) -> Callable[[], None]:
-            def append() -> None:
-                poa = PowerOfAttorney(
-                    case_number="BENCH-1",
-                    principal={"iin": people.principal.iin, "name": None},
-                    attorneys=[{"iin": people.attorney.iin}],
-                    rights=["represent_first_instance"],
-                    valid_until=None,
-                    at=datetime.now(UTC),
-                    evidence=evidence,
-                )
-                app.save(poa)
-
-            return append
-
-        sealed_append(registry)()
+        sealed_append(registry, people, evidence)()
         size = len(next(iter(registry.recorder.select_notifications(1, 1))).state)
         schema = url.rsplit("schema=", 1)[1]
         conninfo = f"{SERVER}/{DATABASE}"
@@ -117,8 +120,8 @@ def main() -> None:
         print(f"record size: {size} bytes; medians of {rounds} rounds of {seconds:g} s")
         jobs = {
             "raw": raw_insert,
-            "grouped": sealed_append(registry),
-            "library": sealed_append(library),
+            "grouped": sealed_append(registry, people, evidence),
+            "library": sealed_append(library, people, evidence),
         }
         for writers in (1, 8):
             runs: dict[str, list[float]] = {name: [] for name in jobs}
