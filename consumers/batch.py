@@ -71,20 +71,11 @@ class CaseEventBatch:
             case = self.touched[CourtCase.create_id(case_event.case_number)]
             assert isinstance(case, CourtCase)
             at = self.registry.clock()
-            was_concluded = case.concluded
-            applied = case.record(
-                case_event.type,
-                case_event.source,
-                case_event.event_id,
-                case_event.data,
-                at,
-                case_event.evidence.as_record(),
-            )
+            applied, concluded_by = case_event.record_on(case, at)
             outcome = Outcome.APPLIED if applied else Outcome.DUPLICATE
             decisions.append(Decision(outcome, case.case_number, concluded=case.concluded))
-            if applied and case.concluded and not was_concluded:
-                source = f"case-event:{case_event.source}#{case_event.event_id}"
-                conclusions.append(_Conclusion(len(decisions) - 1, case, at, source))
+            if concluded_by is not None:
+                conclusions.append(_Conclusion(len(decisions) - 1, case, at, concluded_by))
         self._end_poas(conclusions, decisions)
         return decisions
 

@@ -4,6 +4,7 @@ outcome of a command or of a case event."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -32,6 +33,17 @@ class CaseEvent:
     case_number: str
     data: dict[str, Any]
     evidence: SignedDocument
+
+    def record_on(self, case: CourtCase, at: datetime) -> tuple[bool, str | None]:
+        """Record this event on its case: whether it was new to the case and, if it
+        concluded the case, the source that the case's POAs end with."""
+        was_concluded = case.concluded
+        applied = case.record(
+            self.type, self.source, self.event_id, self.data, at, self.evidence.as_record()
+        )
+        if applied and case.concluded and not was_concluded:
+            return True, f"case-event:{self.source}#{self.event_id}"
+        return applied, None
 
 
 @dataclass

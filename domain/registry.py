@@ -181,24 +181,15 @@ class Registry(Application[UUID]):
             ):
                 return CaseEventOutcome(self._case_or_new(case_event.case_number), applied=False)
             case = self._case_or_new(case_event.case_number)
-            was_concluded = case.concluded
-            applied = case.record(
-                case_event.type,
-                case_event.source,
-                case_event.event_id,
-                case_event.data,
-                at,
-                case_event.evidence.as_record(),
-            )
+            applied, concluded_by = case_event.record_on(case, at)
             if not applied:
                 self.record_position(tracking)
                 return CaseEventOutcome(case, applied=False)
             ended: list[PowerOfAttorney] = []
-            if case.concluded and not was_concluded:
-                source = f"case-event:{case_event.source}#{case_event.event_id}"
+            if concluded_by is not None:
                 for poa_id in case.poa_ids:
                     poa = self.get_poa(poa_id)
-                    if poa.end_with_case(at, source):
+                    if poa.end_with_case(at, concluded_by):
                         ended.append(poa)
             processing: ProcessingEvent[UUID] = ProcessingEvent(tracking)
             processing.collect_events(case, *ended)
