@@ -21,9 +21,10 @@ from functools import cached_property
 from typing import Protocol
 from uuid import UUID
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from domain.ed25519 import Signer, verifies
 
 MAGIC = b"EPS1"
 GENESIS = bytes(32)
@@ -52,6 +53,10 @@ class SealKey:
     @cached_property
     def key_id(self) -> bytes:
         return key_id_of(self.public_key)
+
+    @cached_property
+    def signer(self) -> Signer:
+        return Signer(self.private_key)
 
     @classmethod
     def generate(cls) -> SealKey:
@@ -109,7 +114,7 @@ def seal_state(
 ) -> tuple[bytes, bytes]:
     """Return (sealed state, record hash)."""
     digest = record_hash(originator_id, version, topic, predecessor, body)
-    signature = key.private_key.sign(digest)
+    signature = key.signer.sign(digest)
     return MAGIC + key.key_id + predecessor + signature + body, digest
 
 
@@ -146,10 +151,8 @@ def check_seal(
     public_key = public_keys.get(opened.key_id)
     if public_key is None:
         raise SealError(f"sealed with unknown key {opened.key_id.hex()}")
-    try:
-        public_key.verify(opened.signature, digest)
-    except InvalidSignature:
-        raise SealError("seal signature does not verify") from None
+    if not verifies(public_key, opened.signature, digest):
+        raise SealError("seal signature does not verify")
 
 
 @dataclass(frozen=True)

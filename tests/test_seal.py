@@ -95,3 +95,23 @@ def test_two_records_swapped_are_refused() -> None:
     a, b = stream(key, originator, 2)
     swapped = [RawRecord(originator, 1, TOPIC, b.state), RawRecord(originator, 2, TOPIC, a.state)]
     assert kinds(swapped, key) == ["bad-seal", "bad-seal"]
+
+
+def test_seals_are_the_rfc_8032_signatures_any_ed25519_tool_checks() -> None:
+    """A seal made before libsodium made them (OpenSSL's) verifies, and an auditor's
+    OpenSSL verifies libsodium's: the stored history does not depend on the library."""
+    key = SealKey.generate()
+    originator = str(uuid.uuid4())
+    body = b'{"n": 1}'
+    state, digest = seal_state(key, originator, 1, TOPIC, GENESIS, body)
+    key.public_key.verify(open_state(state).signature, digest)  # OpenSSL; raises if not
+    by_openssl = b"EPS1" + key.key_id + GENESIS + key.private_key.sign(digest) + body
+    assert by_openssl == state
+    other = SealKey.generate()
+    assert kinds([RawRecord(originator, 1, TOPIC, state)], key) == []
+    assert [
+        f.detail
+        for f in verify_records(
+            [RawRecord(originator, 1, TOPIC, state)], {key.key_id: other.public_key}
+        )
+    ] == ["seal signature does not verify"]
