@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from eventsourcing.persistence import Notification
@@ -71,6 +72,7 @@ class ProjectionRunner:
         """The highest position every read model was seen at (committed)."""
         self._last_read = 0
         self._wake = threading.Event()
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="epoa-projections-read")
         self._create()
 
     def _create(self) -> None:
@@ -138,13 +140,21 @@ class ProjectionRunner:
 
     def run_once(self) -> int:
         """Apply the next batch, if this runner is the writer; return how many it applied."""
+        if not self._writing():
+            return 0
+        batch = self.read_batch()
+        self._last_read = len(batch.read)
+        return self.apply(batch)
+
+    def _writing(self) -> bool:
+        """Whether this runner is the writer, taking the lock if it is free."""
         was_writer = self._lock.held
         if not self._lock.acquire():
-            return 0
+            return False
         if not was_writer:  # another writer may have rebuilt the tables meanwhile
             with self._advanced:
                 self._reached = 0
-        return self.apply(self.read_batch())
+        return True
 
     def read_batch(self, after: int | None = None) -> Batch:
         """Read and decode outside the write transaction, which on SQLite blocks commands."""
@@ -152,7 +162,6 @@ class ProjectionRunner:
         notifications = self.registry.recorder.select_notifications(
             start, self.batch_size, inclusive_of_start=False
         )
-        self._last_read = len(notifications)
         if not notifications:
             return Batch([])
         return Batch(self._decode(notifications), tuple(n.id for n in notifications))
@@ -193,12 +202,26 @@ class ProjectionRunner:
 
     def catch_up(self) -> int:
         """Apply batches until the end of the log; return how many events were applied.
-        A batch shorter than `batch_size` reached the end: no read is spent to learn it."""
+        A batch shorter than `batch_size` reached the end: no read is spent to learn it.
+        While a full batch is applied the next one is read and decoded beside it: the seal
+        checks and the database's replies leave the interpreter to each other. `apply`
+        reads the positions again, so a batch read ahead is never applied twice."""
         total, self._last_read = 0, 0
-        while applied := self.run_once():
-            total += applied
-            if self._last_read < self.batch_size:
-                break
+        ahead: Future[Batch] | None = None
+        try:
+            while self._writing():
+                batch = ahead.result() if ahead is not None else self.read_batch()
+                self._last_read = len(batch.read)
+                ahead = None
+                if self._last_read >= self.batch_size:
+                    ahead = self._reader.submit(self.read_batch, batch.read[-1])
+                applied = self.apply(batch)
+                total += applied
+                if not applied or self._last_read < self.batch_size:
+                    break
+        finally:
+            if ahead is not None:
+                ahead.cancel()
         return total
 
     def run_forever(self, stop: threading.Event, poll_interval: float = 0.2) -> None:
@@ -245,6 +268,7 @@ class ProjectionRunner:
         return self.catch_up()
 
     def close(self) -> None:
+        self._reader.shutdown(cancel_futures=True)
         self._appended.close()
         self._lock.release()
         self.db.close()
