@@ -205,6 +205,9 @@ class MemoryHeads:
         self._heads.pop(stream, None)
 
 
+Verdict = tuple[OpenedRecord, bytes] | SealError
+"""What checking a record's seal gave: the record opened and its hash, or the error."""
+
 Predecessor = Callable[[RawRecord], tuple[int, bytes] | None]
 """Looks up the head a stream had before a verified range starts (version, record hash)."""
 
@@ -226,17 +229,24 @@ class ChainVerifier:
     def check(self, record: RawRecord) -> list[Finding]:
         return self.check_and_hash(record)[0]
 
-    def check_and_hash(self, record: RawRecord) -> tuple[list[Finding], bytes | None]:
-        """The findings about this record's seal and link, and its record hash if sealed."""
+    def check_and_hash(
+        self, record: RawRecord, verdict: Verdict | None = None
+    ) -> tuple[list[Finding], bytes | None]:
+        """The findings about this record's seal and link, and its record hash if sealed.
+        `verdict` is the outcome of `verify_state` on the record, if already known."""
 
         def finding(kind: str, detail: str) -> Finding:
             return Finding(kind, record.originator_id, record.version, record.position, detail)
 
         stream = record.originator_id
         try:
-            opened, digest = verify_state(
-                self.public_keys, stream, record.version, record.topic, record.state
-            )
+            if verdict is None:
+                verdict = verify_state(
+                    self.public_keys, stream, record.version, record.topic, record.state
+                )
+            if isinstance(verdict, SealError):
+                raise verdict
+            opened, digest = verdict
         except SealError as error:
             kind = "unknown-key" if "unknown key" in str(error) else "bad-seal"
             self.heads.drop(stream)

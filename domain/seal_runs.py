@@ -20,7 +20,8 @@ from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from domain.seal import OpenedRecord, SealError, check_seal, open_state, record_hash
+from domain.seal import OpenedRecord, SealError, open_state, record_hash
+from domain.seal_checks import check_seals
 
 
 class Sealed(Protocol):
@@ -54,7 +55,6 @@ def open_runs(
             vouched.add(previous[1])
         newest[stream] = (version, index)
         opened.append((parts, digest))
-    for index, (parts, digest) in enumerate(opened):
-        if index not in vouched:
-            check_seal(public_keys, parts, digest)
+    checks = [opened[index] for index in range(len(opened)) if index not in vouched]
+    check_seals(public_keys, checks)
     return opened

@@ -25,6 +25,7 @@ from domain.seal import (
     Predecessor,
     RawRecord,
     SealError,
+    Verdict,
     open_state,
     record_hash,
 )
@@ -111,7 +112,9 @@ class ChainCheck:
     ) -> None:
         self._verifier = ChainVerifier(public_keys, heads, predecessor)
 
-    def check(self, record: RawRecord) -> tuple[list[Finding], bytes]:
+    def check(
+        self, record: RawRecord, verdict: Verdict | None = None
+    ) -> tuple[list[Finding], bytes]:
         """The findings about this record's seal and link, and its record hash."""
-        found, digest = self._verifier.check_and_hash(record)
+        found, digest = self._verifier.check_and_hash(record, verdict)
         return found, digest if digest is not None else stated_hash(record)

@@ -12,14 +12,15 @@ to a temporary file.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain import merkle
 from domain.eds import Verifier
-from domain.seal import Finding, Predecessor, RawRecord
+from domain.seal import Finding, Predecessor, RawRecord, Verdict
+from domain.seal_checks import verify_states
 from epoa.audit_chain import ChainCheck, Heads, Scratch
 from epoa.audit_events import Decode, EventChecks
 from epoa.audit_merkle import Claim, LeafLedger, ReceiptCheck, TreeCheck
@@ -70,6 +71,7 @@ class Audit:
         self.result = AuditResult()
         self._on_finding = on_finding
         self._scratch = Scratch()
+        self._public_keys = public_keys
         self._chain = ChainCheck(public_keys, Heads(self._scratch), predecessor)
         self._events = EventChecks(self._scratch, decode, verifier, facts=whole_log)
         self._whole_log = whole_log
@@ -96,9 +98,17 @@ class Audit:
             self.result.first_findings.append(finding)
         self._on_finding(finding)
 
-    def check(self, record: RawRecord) -> None:
+    def check_many(self, records: Sequence[RawRecord]) -> None:
+        """`check` each record in order, their seals' signatures verified together first."""
+        for record, verdict in zip(
+            records, verify_states(self._public_keys, records), strict=True
+        ):
+            self.check(record, verdict)
+
+    def check(self, record: RawRecord, verdict: Verdict | None = None) -> None:
+        """`verdict`: what checking the record's seal gave, if already known."""
         self.result.records += 1
-        found, digest = self._chain.check(record)
+        found, digest = self._chain.check(record, verdict)
         found += self._events.check(record, sealed=not found)
         if self._ledger is not None:
             found += self._ledger.observe(record, digest)

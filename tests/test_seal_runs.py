@@ -75,6 +75,19 @@ def test_a_run_ending_in_a_foreign_seal_is_refused() -> None:
         open_runs(public_keys_of(key.public_key), stored(stream(foreign, originator, 2)))
 
 
+@pytest.mark.parametrize("index", [0, 150, 299])
+def test_a_broken_seal_anywhere_in_a_long_batch_is_refused(index: int) -> None:
+    """Many streams: their seals are checked on several threads at once, and a broken one
+    at the start, middle or end of the batch is caught all the same."""
+    key = SealKey.generate()
+    records = [stream(key, str(uuid.uuid4()), 1)[0] for _ in range(300)]
+    keys = public_keys_of(key.public_key)
+    assert len(open_runs(keys, stored(records))) == 300
+    records[index] = edited(records[index], 4 + 8 + 32 + 10)  # a byte of the signature
+    with pytest.raises(SealError, match="seal signature does not verify"):
+        open_runs(keys, stored(records))
+
+
 def test_a_broken_signature_inside_a_run_is_left_to_the_auditor() -> None:
     """The bytes read are vouched for by the run's newest seal; the auditor names the seal."""
     key = SealKey.generate()
