@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 from uuid import UUID
@@ -54,11 +55,18 @@ def decoder(registry: Registry | None = None) -> Callable[[RawRecord], object]:
 
 
 def _pass(audit: Audit, records: Iterator[RawRecord], progress: Progress | None) -> None:
-    """Check the records in chunks, whose seals are verified together (on several cores)."""
-    while chunk := list(islice(records, SEAL_CHUNK)):
-        audit.check_many(chunk)
-        if progress is not None:
-            progress(chunk[-1].position or 0, audit.result.records)
+    """Check the records in chunks. Each chunk's seals are verified on other threads while
+    the chunk before it is checked: libsodium releases the GIL, so they run side by side."""
+    with ThreadPoolExecutor(1, thread_name_prefix="epoa-audit-seals") as seals:
+        chunk = list(islice(records, SEAL_CHUNK))
+        verdicts = seals.submit(audit.verdicts, chunk)
+        while chunk:
+            following = list(islice(records, SEAL_CHUNK))
+            ahead = seals.submit(audit.verdicts, following)
+            audit.check_many(chunk, verdicts.result())
+            if progress is not None:
+                progress(chunk[-1].position or 0, audit.result.records)
+            chunk, verdicts = following, ahead
 
 
 class _Relay:

@@ -98,11 +98,14 @@ class Audit:
             self.result.first_findings.append(finding)
         self._on_finding(finding)
 
-    def check_many(self, records: Sequence[RawRecord]) -> None:
-        """`check` each record in order, their seals' signatures verified together first."""
-        for record, verdict in zip(
-            records, verify_states(self._public_keys, records), strict=True
-        ):
+    def verdicts(self, records: Sequence[RawRecord]) -> list[Verdict]:
+        """What checking each record's seal gives, the signatures verified together: safe to
+        call on another thread while `check_many` works through earlier records."""
+        return verify_states(self._public_keys, records)
+
+    def check_many(self, records: Sequence[RawRecord], verdicts: Sequence[Verdict]) -> None:
+        """`check` each record in order, with its seal's verdict (`verdicts`)."""
+        for record, verdict in zip(records, verdicts, strict=True):
             self.check(record, verdict)
 
     def check(self, record: RawRecord, verdict: Verdict | None = None) -> None:
