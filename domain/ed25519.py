@@ -53,7 +53,11 @@ Check = tuple[Ed25519PublicKey, bytes, bytes]
 PARALLEL_FROM = 64
 """Fewer checks than this run in the calling thread: handing them over costs more."""
 _WORKERS = max(1, min(4, (os.cpu_count() or 1) - 1))
-_pool: ThreadPoolExecutor | None = None
+
+
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(_WORKERS, thread_name_prefix="epoa-ed25519")
 
 
 def all_verify(checks: Sequence[Check]) -> list[bool]:
@@ -61,12 +65,9 @@ def all_verify(checks: Sequence[Check]) -> list[bool]:
     thread and a few shared worker threads, which verify at the same time."""
     if len(checks) < PARALLEL_FROM:
         return _verify_each(checks)
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="epoa-ed25519")
     size = -(-len(checks) // (_WORKERS + 1))
     parts = [checks[at : at + size] for at in range(0, len(checks), size)]
-    handed = [_pool.submit(_verify_each, part) for part in parts[1:]]
+    handed = [_pool().submit(_verify_each, part) for part in parts[1:]]
     results = _verify_each(parts[0])
     for future in handed:
         results.extend(future.result())
