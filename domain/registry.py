@@ -239,6 +239,28 @@ class Registry(Application[UUID]):
         assert isinstance(case, CourtCase)
         return case
 
+    def authority(
+        self, case_number: str, attorney_iin: str, right: str, moment: datetime
+    ) -> list[UUID]:
+        """The POAs by which the attorney may exercise `right` in the case at `moment`."""
+        try:
+            case = self.get_case(case_number)
+        except NotFoundError:
+            return []
+        found = []
+        for poa_id in case.poa_ids:
+            try:
+                poa = self.get_poa_at(poa_id, moment)
+            except NotFoundError:
+                continue
+            if (
+                right in poa.rights
+                and poa.is_active_at(moment)
+                and (attorney_iin in poa.active_attorneys())
+            ):
+                found.append(poa_id)
+        return found
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _person(self, iin: str) -> dict[str, Any]:

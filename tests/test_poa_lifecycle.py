@@ -15,14 +15,13 @@ from domain.errors import (
 from domain.registry import Registry
 from tests.conftest import Clock
 from tests.support.people import CASE, People
-from tests.support.replay import authority_by_replay
 from tests.test_issue import refused
 
 RIGHT = "represent_first_instance"
 
 
 def authorised(registry: Registry, iin: str, moment: datetime | None = None) -> bool:
-    return bool(authority_by_replay(registry, CASE, iin, RIGHT, moment or registry.clock()))
+    return bool(registry.authority(CASE, iin, RIGHT, moment or registry.clock()))
 
 
 def test_an_added_attorney_gains_the_poas_rights(registry: Registry, people: People) -> None:

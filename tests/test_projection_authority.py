@@ -14,7 +14,6 @@ from projections.authority import authority_at
 from projections.runner import ProjectionRunner
 from tests.conftest import Clock
 from tests.support.people import CASE, People, case_event
-from tests.support.replay import authority_by_replay
 
 RIGHT = "represent_first_instance"
 SECOND = timedelta(seconds=1)
@@ -32,7 +31,7 @@ def authorised(
     """The read model's answer, checked against the aggregates replayed to the same moment."""
     runner.catch_up()
     found = authority_at(runner.db, CASE, iin, right, at)
-    assert found == sorted(str(p) for p in authority_by_replay(registry, CASE, iin, right, at))
+    assert found == sorted(str(p) for p in registry.authority(CASE, iin, right, at))
     return bool(found)
 
 
