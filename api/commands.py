@@ -6,9 +6,15 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from api.deps import Services
-from api.schemas import SignedRequest
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from api.deps import Services, verified
+from api.schemas import PowerOfAttorneyPublic, SignedRequest
 from domain.errors import DomainError, StoreUnavailableError
+from domain.evidence import SignedDocument
+from domain.outcomes import Outcome
 
 T = TypeVar("T")
 log = logging.getLogger("epoa.api")
@@ -31,6 +37,39 @@ def run(
             # The command is recorded: say so, even if the read models cannot show it yet.
             log.warning("command %s recorded; read models unreachable for its wait", name)
     return outcome
+
+
+async def run_signed(
+    request: Request,
+    services: Services,
+    name: str,
+    command: Callable[[SignedDocument], Outcome],
+) -> Outcome:
+    """A person's signed command: the body is read here, then verified, run and waited for
+    in ONE hand-off to a worker thread (the verification is CPU work, the rest blocks)."""
+    raw = await request.body()
+    return await run_in_threadpool(_run_signed, services, name, command, raw)
+
+
+def _run_signed(
+    services: Services, name: str, command: Callable[[SignedDocument], Outcome], raw: bytes
+) -> Outcome:
+    evidence = verified(raw, services)
+    return run(services, name, lambda: command(evidence), _positions)
+
+
+def _positions(outcome: Outcome) -> list[int]:
+    return outcome.positions
+
+
+def poa_response(outcome: Outcome, services: Services, status_code: int = 200) -> Response:
+    """The POA after a command, with its receipt, as FastAPI renders the route's
+    `response_model` (the model's JSON), without validating again what was just built."""
+    public = PowerOfAttorneyPublic.of(outcome.poa, services.clock())
+    public.receipt = outcome.receipt
+    return Response(
+        public.model_dump_json().encode(), status_code=status_code, media_type="application/json"
+    )
 
 
 def signed_body_openapi(example: Mapping[str, object]) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""Dependencies as `Annotated` aliases: the services, the caller's role, the signed body."""
+"""Dependencies as `Annotated` aliases (the services, the caller's role), and the signed body."""
 
 from __future__ import annotations
 
@@ -66,9 +66,9 @@ def caller_role(authorization: str, api_keys: ApiKeys) -> str | None:
     return api_keys.role_of(key.strip()) if scheme.lower() == "bearer" else None
 
 
-async def signed_body(request: Request, services: ServicesDep) -> SignedDocument:
-    """Parse the body refusing duplicate member names, then verify the signature."""
-    raw = await request.body()
+def verified(raw: bytes, services: Services) -> SignedDocument:
+    """The signed request body, parsed refusing duplicate member names, its signature
+    verified. CPU work, no I/O: it runs on the command's worker thread."""
     try:
         data = parse_json_object(raw)
         body = SignedRequest.model_validate(data)
@@ -81,9 +81,6 @@ async def signed_body(request: Request, services: ServicesDep) -> SignedDocument
 
 def _pydantic_detail(error: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-
-
-SignedDep = Annotated[SignedDocument, Depends(signed_body)]
 
 
 def now() -> datetime:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +33,9 @@ from projections.runner import ProjectionRunner
 
 RUNNER_WAIT = 0.05
 """How long a command waits on the in-process runner before it reads the positions."""
+POSITION_POLL = 0.005
+"""Seconds between two reads of the positions for the commands waiting on another process's
+runner (`--no-projections`); one read at a time answers all of them."""
 
 
 class _Runner(ProjectionRunner):
@@ -69,6 +73,7 @@ class ReadModels:
             else ThreadQueries(self.db)
         )
         self.authority = CachedAuthority(queries, authority_staleness, authority_keys)
+        self._polled = _SharedPosition(self.position, POSITION_POLL)
         persons.create_table(self._db)
 
     @property
@@ -119,18 +124,19 @@ class ReadModels:
         in-process runner is woken and says when it committed the position (it has told
         the authority cache by then); the position is read from the table meanwhile, so
         another process's runner (`--no-projections`, or another replica holding the
-        writer's lock) is seen too."""
+        writer's lock) is seen too. Without a runner here, the commands waiting at once
+        share the reads of the table (`POSITION_POLL`)."""
         deadline = time.monotonic() + timeout
         runner = self.runner if self._thread is not None else None
+        if runner is None:
+            return self._polled.reaches(position, deadline)
         while True:
-            if runner is not None and runner.reached(position, RUNNER_WAIT):
+            if runner.reached(position, RUNNER_WAIT):
                 return True
             if self.position() >= position:
                 return True
             if time.monotonic() >= deadline:
                 return False
-            if runner is None:
-                time.sleep(0.005)
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -169,3 +175,49 @@ class ReadModels:
 
     def get_case(self, case_number: str) -> dict[str, Any] | None:
         return cases.get_case(self._db, case_number)
+
+
+class _SharedPosition:
+    """The read models' position for every thread that waits for one: at most one read in
+    flight and one read begun per `interval`; each answer is seen by every waiter.
+
+    The highest position read is kept: whatever a read ever showed was applied by then
+    (a rebuild starts again below it, but no command waits for a position it has not
+    recorded, and each new one is above every earlier one)."""
+
+    def __init__(self, read: Callable[[], int], interval: float) -> None:
+        self._read = read
+        self._interval = interval
+        self._changed = threading.Condition()
+        self._reading = False
+        self._next_read = 0.0
+        self._highest = 0
+
+    def reaches(self, position: int, deadline: float) -> bool:
+        """Whether the position reaches `position` by `deadline` (`time.monotonic()`). A
+        read's error goes to the thread that made it; the others go on waiting."""
+        while True:
+            with self._changed:
+                while self._reading or time.monotonic() < self._next_read:
+                    now = time.monotonic()
+                    if self._highest >= position:
+                        return True
+                    if now >= deadline:
+                        return False
+                    self._changed.wait(
+                        (deadline if self._reading else min(self._next_read, deadline)) - now
+                    )
+                if self._highest >= position:
+                    return True
+                self._reading = True
+                self._next_read = time.monotonic() + self._interval
+            found = 0
+            try:
+                found = self._read()
+            finally:
+                with self._changed:
+                    self._reading = False
+                    self._highest = max(self._highest, found)
+                    self._changed.notify_all()
+            if found < position and time.monotonic() >= deadline:
+                return False

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ from fastapi.testclient import TestClient
 
 from domain.receipt import verify_receipt
 from domain.seal import public_keys_of
+from epoa.wiring import build_registry
+from projections.runner import ProjectionRunner
 from tests.support.api import api_settings, auth, body, running
 from tests.support.people import CASE, People
 
@@ -85,6 +89,39 @@ def test_a_command_is_visible_to_the_next_read_and_authority_check(
     )
     assert response.status_code == 200 and response.json()["status"] == "revoked"
     assert not authorised(client, people.attorney.iin)
+
+
+def test_with_the_read_models_applied_apart_each_answer_is_already_readable(
+    postgres_url: str, tmp_path: Path, people: People
+) -> None:
+    """`epoa serve --no-projections` beside `epoa project`: commands in flight at once wait
+    for the other runner together, and each 201 still means the reads show the POA."""
+    settings = api_settings(postgres_url, tmp_path, people)
+    stop = threading.Event()
+    with running(settings, run_projections=False) as client:
+        registry = build_registry(settings)
+        runner = ProjectionRunner(registry, postgres_url)
+        apart = threading.Thread(target=runner.run_forever, args=(stop, 0.2), daemon=True)
+        apart.start()
+        try:
+            cases = [f"APART-{n}" for n in range(12)]
+
+            def issue_and_read(case: str) -> tuple[bool, bool]:
+                poa = issue(client, people, case_number=case)
+                listed = client.get(
+                    "/v1/powers-of-attorney", params={"case_number": case}, headers=COURT
+                ).json()["items"]
+                shown = [item["poa_id"] for item in listed] == [poa["poa_id"]]
+                return shown, authorised(client, people.attorney.iin, case)
+
+            with ThreadPoolExecutor(6) as pool:
+                seen = list(pool.map(issue_and_read, cases))
+        finally:
+            stop.set()
+            apart.join(timeout=10)
+            runner.close()
+            registry.close()
+    assert seen == [(True, True)] * len(cases)
 
 
 def test_adding_an_attorney_and_renouncing_through_http(client: TestClient, people: People) -> None:

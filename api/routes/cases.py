@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from api import commands, problems
 from api.deps import ServicesDep, role
 from api.schemas import CaseEventAccepted, CasePublic, PowerOfAttorneyPublic
 from domain.case_events import parse_case_event
 from domain.court_case import parse_case_number
-from domain.outcomes import CaseEventOutcome
+from domain.outcomes import CaseEvent, CaseEventOutcome
 
 router = APIRouter(tags=["cases"])
 Court = Annotated[str, Depends(role("court"))]
@@ -92,10 +93,16 @@ async def case_event(
     request: Request, response: Response, services: ServicesDep, _: Court
 ) -> CaseEventAccepted:
     raw = await request.body()
-    event = parse_case_event(raw, services.verifier)
-    outcome = commands.run(
-        services, "case_event", lambda: services.registry.record_case_event(event), _positions
-    )
+
+    def verify_and_record() -> tuple[CaseEvent, CaseEventOutcome]:
+        # On a worker thread: the event loop goes on serving while the signature is
+        # checked, the command commits and its read-your-writes wait runs.
+        event = parse_case_event(raw, services.verifier)
+        return event, commands.run(
+            services, "case_event", lambda: services.registry.record_case_event(event), _positions
+        )
+
+    event, outcome = await run_in_threadpool(verify_and_record)
     if not outcome.applied:
         response.status_code = 200
     return CaseEventAccepted(

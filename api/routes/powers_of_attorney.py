@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api import commands, problems
-from api.deps import ServicesDep, SignedDep, role
+from api.deps import ServicesDep, role
 from api.schemas import (
     ADD_EXAMPLE,
     ISSUE_EXAMPLE,
@@ -22,6 +21,7 @@ from api.schemas import (
 )
 from domain.court_case import parse_case_number
 from domain.documents import parse_iin
+from domain.evidence import SignedDocument
 from domain.history import sealed_events
 from domain.outcomes import Outcome
 
@@ -32,19 +32,10 @@ Court = Annotated[str, Depends(role("court", "auditor"))]
 SIGNED_COMMAND = problems.responses(400, 403, 409, 422, signed=True)
 
 
-def _public(outcome: Outcome, at: datetime) -> PowerOfAttorneyPublic:
-    public = PowerOfAttorneyPublic.of(outcome.poa, at)
-    public.receipt = outcome.receipt
-    return public
-
-
-def _positions(outcome: Outcome) -> list[int]:
-    return outcome.positions
-
-
 @router.post(
     "",
     status_code=201,
+    response_model=PowerOfAttorneyPublic,
     openapi_extra=commands.signed_body_openapi(ISSUE_EXAMPLE),
     responses={
         200: {
@@ -58,14 +49,11 @@ def _positions(outcome: Outcome) -> list[int]:
         **SIGNED_COMMAND,
     },
 )
-def issue(
-    _: Portal, evidence: SignedDep, services: ServicesDep, response: Response
-) -> PowerOfAttorneyPublic:
-    outcome = commands.run(services, "issue", lambda: services.registry.issue(evidence), _positions)
+async def issue(_: Portal, request: Request, services: ServicesDep) -> Response:
+    outcome = await commands.run_signed(request, services, "issue", services.registry.issue)
+    response = commands.poa_response(outcome, services, 201 if outcome.created else 200)
     response.headers["Location"] = f"/v1/powers-of-attorney/{outcome.poa.id}"
-    if not outcome.created:
-        response.status_code = 200
-    return _public(outcome, services.clock())
+    return response
 
 
 @router.get("/{poa_id}")
@@ -111,47 +99,49 @@ def search(
 
 @router.post(
     "/{poa_id}/attorneys",
+    response_model=PowerOfAttorneyPublic,
     openapi_extra=commands.signed_body_openapi(ADD_EXAMPLE),
     responses=SIGNED_COMMAND,
 )
-def add_attorney(
-    _: Portal, poa_id: UUID, evidence: SignedDep, services: ServicesDep
-) -> PowerOfAttorneyPublic:
-    outcome = commands.run(
-        services,
-        "add_attorney",
-        lambda: services.registry.add_attorney(poa_id, evidence),
-        _positions,
-    )
-    return _public(outcome, services.clock())
+async def add_attorney(
+    _: Portal, poa_id: UUID, request: Request, services: ServicesDep
+) -> Response:
+
+    def command(evidence: SignedDocument) -> Outcome:
+        return services.registry.add_attorney(poa_id, evidence)
+
+    outcome = await commands.run_signed(request, services, "add_attorney", command)
+    return commands.poa_response(outcome, services)
 
 
 @router.post(
     "/{poa_id}/revocation",
+    response_model=PowerOfAttorneyPublic,
     openapi_extra=commands.signed_body_openapi(REVOKE_EXAMPLE),
     responses=SIGNED_COMMAND,
 )
-def revoke(
-    _: Portal, poa_id: UUID, evidence: SignedDep, services: ServicesDep
-) -> PowerOfAttorneyPublic:
-    outcome = commands.run(
-        services, "revoke", lambda: services.registry.revoke(poa_id, evidence), _positions
-    )
-    return _public(outcome, services.clock())
+async def revoke(_: Portal, poa_id: UUID, request: Request, services: ServicesDep) -> Response:
+
+    def command(evidence: SignedDocument) -> Outcome:
+        return services.registry.revoke(poa_id, evidence)
+
+    outcome = await commands.run_signed(request, services, "revoke", command)
+    return commands.poa_response(outcome, services)
 
 
 @router.post(
     "/{poa_id}/renunciation",
+    response_model=PowerOfAttorneyPublic,
     openapi_extra=commands.signed_body_openapi(RENOUNCE_EXAMPLE),
     responses=SIGNED_COMMAND,
 )
-def renounce(
-    _: Portal, poa_id: UUID, evidence: SignedDep, services: ServicesDep
-) -> PowerOfAttorneyPublic:
-    outcome = commands.run(
-        services, "renounce", lambda: services.registry.renounce(poa_id, evidence), _positions
-    )
-    return _public(outcome, services.clock())
+async def renounce(_: Portal, poa_id: UUID, request: Request, services: ServicesDep) -> Response:
+
+    def command(evidence: SignedDocument) -> Outcome:
+        return services.registry.renounce(poa_id, evidence)
+
+    outcome = await commands.run_signed(request, services, "renounce", command)
+    return commands.poa_response(outcome, services)
 
 
 @router.get(
