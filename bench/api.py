@@ -129,8 +129,8 @@ def main() -> None:
             "&right=represent_first_instance"
         )
         epoa = [str(BIN / "epoa"), "serve", "--port"]
-        # The same server settings for all: one worker, uvicorn's defaults otherwise (uvloop
-        # and httptools where installed, else the asyncio loop and h11), no access log.
+        # The same server settings for all: one worker, uvicorn's defaults otherwise (the
+        # asyncio loop and h11 here: neither uvloop nor httptools is installed), no access log.
         servers = {
             "bare FastAPI endpoint:": (
                 [str(BIN / "uvicorn"), "bench.bare_app:app", "--no-access-log", "--port"],
