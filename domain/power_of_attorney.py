@@ -6,8 +6,11 @@ methods only record, so replaying history never re-checks or re-verifies anythin
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
@@ -187,4 +190,7 @@ class PowerOfAttorney(Aggregate):
 
 
 def evidence_document_id(evidence: dict[str, str]) -> str:
-    return str(SignedDocument.from_record(evidence).document_id)
+    """The id of the document the evidence holds, as `SignedDocument.document_id` gives it;
+    only the canonical bytes are decoded (not the CMS and certificate beside them)."""
+    document = json.loads(base64.b64decode(evidence["canonical"]))
+    return str(UUID(str(document["document_id"])))
