@@ -148,11 +148,21 @@ def check_seal(
     public_keys: Mapping[bytes, Ed25519PublicKey], opened: OpenedRecord, digest: bytes
 ) -> None:
     """Check that the record's signature is a known key's over its hash. Raises SealError."""
+    if not verifies(sealing_key(public_keys, opened), opened.signature, digest):
+        raise SealError(BAD_SIGNATURE)
+
+
+BAD_SIGNATURE = "seal signature does not verify"
+
+
+def sealing_key(
+    public_keys: Mapping[bytes, Ed25519PublicKey], opened: OpenedRecord
+) -> Ed25519PublicKey:
+    """The known public key the record names. Raises SealError for an unknown one."""
     public_key = public_keys.get(opened.key_id)
     if public_key is None:
         raise SealError(f"sealed with unknown key {opened.key_id.hex()}")
-    if not verifies(public_key, opened.signature, digest):
-        raise SealError("seal signature does not verify")
+    return public_key
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,16 @@ from collections.abc import Mapping, Sequence
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain.ed25519 import all_verify
-from domain.seal import OpenedRecord, RawRecord, SealError, Verdict, open_state, record_hash
+from domain.seal import (
+    BAD_SIGNATURE,
+    OpenedRecord,
+    RawRecord,
+    SealError,
+    Verdict,
+    open_state,
+    record_hash,
+    sealing_key,
+)
 
 
 def check_seals(
@@ -50,13 +59,14 @@ def _verdicts(
         if isinstance(item, SealError):
             continue
         parts, digest = item
-        key = public_keys.get(parts.key_id)
-        if key is None:
-            verdicts[index] = SealError(f"sealed with unknown key {parts.key_id.hex()}")
+        try:
+            key = sealing_key(public_keys, parts)
+        except SealError as error:
+            verdicts[index] = error
             continue
         checks.append((key, parts.signature, digest))
         at.append(index)
     for index, good in zip(at, all_verify(checks), strict=True):
         if not good:
-            verdicts[index] = SealError("seal signature does not verify")
+            verdicts[index] = SealError(BAD_SIGNATURE)
     return verdicts
