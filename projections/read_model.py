@@ -26,7 +26,6 @@ POA_EVENTS: tuple[type, ...] = (
     Poa.Terminated,
 )
 """What a POA's read models are made of."""
-STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 
 
 @dataclass(frozen=True)
@@ -89,10 +88,11 @@ class RowBuffer:
 
 
 def stamp(moment: datetime) -> str:
-    """A naive time is taken as UTC (the domain records aware ones)."""
+    """`YYYY-MM-DDTHH:MM:SS.ffffff+00:00`, so that text order is time order. A naive time is
+    taken as UTC (the domain records aware ones)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime(STAMP_FORMAT)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def expiry_stamp(valid_until: str | None) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
@@ -168,3 +168,13 @@ def test_a_case_never_named_in_any_event_is_not_found(runner: ProjectionRunner) 
     runner.catch_up()
     assert get_case(runner.db, "NO-SUCH-1") is None
     assert find_poa(runner.db, "00000000-0000-0000-0000-000000000000", datetime.now(UTC)) is None
+
+
+def test_read_model_times_are_utc_with_microseconds_so_text_order_is_time_order() -> None:
+    almaty = timezone(timedelta(hours=5))
+    assert stamp(datetime(2026, 11, 25, 23, 0, 0, 5, tzinfo=almaty)) == (
+        "2026-11-25T18:00:00.000005+00:00"
+    )
+    assert stamp(datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05.000000+00:00"
+    moments = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(microseconds=n**3) for n in range(50)]
+    assert sorted(stamp(m) for m in reversed(moments)) == [stamp(m) for m in moments]
