@@ -50,6 +50,8 @@ class Batch:
     events: list[tuple[int, object]]
     read: tuple[int, ...] = ()
     """The notification ids of every record of the batch, in order."""
+    after: int = 0
+    """The position it was read after: every record between it and the first is in it."""
 
 
 class ProjectionRunner:
@@ -163,8 +165,8 @@ class ProjectionRunner:
             start, self.batch_size, inclusive_of_start=False
         )
         if not notifications:
-            return Batch([])
-        return Batch(self._decode(notifications), tuple(n.id for n in notifications))
+            return Batch([], after=start)
+        return Batch(self._decode(notifications), tuple(n.id for n in notifications), after=start)
 
     def _decode(self, notifications: Sequence[Notification]) -> list[tuple[int, object]]:
         used = [n for n in notifications if self._wanted is None or _is(n.topic, self._wanted)]
@@ -175,7 +177,9 @@ class ProjectionRunner:
         """Apply what each read model has not applied yet, and move the positions, at once.
 
         The positions are read again, locked, inside the transaction: a batch another runner
-        committed meanwhile is skipped, not applied twice.
+        committed meanwhile is skipped, not applied twice; a batch read after a position the
+        tables are no longer at (another runner rebuilt them meanwhile) is not applied at
+        all (0), as it would leave out the records before it.
         """
         numbers = batch.read or tuple(number for number, _ in batch.events)
         if not numbers:
@@ -184,6 +188,8 @@ class ProjectionRunner:
         began = time.monotonic()
         with self.db.transaction():
             positions = self.positions(for_update=True)
+            if min(positions.values()) < batch.after:
+                return 0
             applied = sum(1 for number in numbers if number > min(positions.values()))
             for model in self.read_models:
                 after = positions[model.name]
