@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -16,19 +16,24 @@ from domain.errors import DomainError, StoreUnavailableError
 from domain.evidence import SignedDocument
 from domain.outcomes import Outcome
 
-T = TypeVar("T")
 log = logging.getLogger("epoa.api")
 
 
-def run(
-    services: Services, name: str, command: Callable[[], T], positions: Callable[[T], list[int]]
-) -> T:
+class Recorded(Protocol):
+    positions: list[int]
+    """Where the command's records landed in the log; empty when it recorded nothing."""
+
+
+T = TypeVar("T", bound=Recorded)
+
+
+def run(services: Services, name: str, command: Callable[[], T]) -> T:
     try:
         outcome = command()
     except DomainError as error:
         services.metrics.commands.labels(name, error.kind).inc()
         raise
-    recorded = positions(outcome)
+    recorded = outcome.positions
     services.metrics.commands.labels(name, "recorded" if recorded else "idempotent").inc()
     if recorded and services.read_models is not None:
         try:
@@ -55,11 +60,7 @@ def _run_signed(
     services: Services, name: str, command: Callable[[SignedDocument], Outcome], raw: bytes
 ) -> Outcome:
     evidence = verified(raw, services)
-    return run(services, name, lambda: command(evidence), _positions)
-
-
-def _positions(outcome: Outcome) -> list[int]:
-    return outcome.positions
+    return run(services, name, lambda: command(evidence))
 
 
 def poa_response(outcome: Outcome, services: Services, status_code: int = 200) -> Response:

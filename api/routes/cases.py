@@ -65,10 +65,6 @@ def _plain(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in value.items()}
 
 
-def _positions(outcome: CaseEventOutcome) -> list[int]:
-    return outcome.positions
-
-
 @router.post(
     "/v1/case-events",
     status_code=202,
@@ -99,7 +95,7 @@ async def case_event(
         # checked, the command commits and its read-your-writes wait runs.
         event = parse_case_event(raw, services.verifier)
         return event, commands.run(
-            services, "case_event", lambda: services.registry.record_case_event(event), _positions
+            services, "case_event", lambda: services.registry.record_case_event(event)
         )
 
     event, outcome = await run_in_threadpool(verify_and_record)
