@@ -6,6 +6,7 @@ the case's version serialises issuing against concluding: no POA slips through a
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import datetime
 from typing import Any
@@ -66,6 +67,17 @@ class CourtCase(Aggregate):
         self.execution_documents: dict[str, Any] | None = None
         self.concluded_at: datetime | None = None
         self.seen: set[tuple[str, str]] = set()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CourtCase:
+        """A copy for one command (the repository hands out copies of cached aggregates).
+        A POA id is immutable, so the list of them is copied without copying each one: a
+        command in a case with many POAs does not pay for every POA of the case. Every
+        other attribute is copied deeply, as the library would."""
+        copied = object.__new__(type(self))
+        memo[id(self)] = copied
+        for name, value in self.__dict__.items():
+            copied.__dict__[name] = list(value) if name == "poa_ids" else copy.deepcopy(value, memo)
+        return copied
 
     @property
     def concluded(self) -> bool:

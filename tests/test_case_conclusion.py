@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
-from domain.errors import CaseConcludedError, DomainError
+from domain.errors import CaseConcludedError, DomainError, DuplicateDocumentError
 from domain.registry import Registry
 from tests.support.people import CASE, People, case_event
 from tests.test_issue import refused, stored_count
@@ -122,3 +122,15 @@ def test_issuing_racing_a_conclusion_never_leaves_an_active_poa_in_a_concluded_c
     assert case.concluded
     statuses = [registry.get_poa(poa_id).status for poa_id in case.poa_ids]
     assert "active" not in statuses
+
+
+def test_a_refused_issue_leaves_its_case_as_it_was(registry: Registry, people: People) -> None:
+    """The refused command attached its POA to its copy of the cached case before its save
+    failed; the case that later commands see knows only the POAs really issued in it."""
+    document = people.issue_document()
+    first = registry.issue(people.sign(document, people.principal)).poa
+    reused = dict(document, rights=["refuse_claim"])
+    refused(registry, DuplicateDocumentError, registry.issue, people.sign(reused, people.principal))
+    assert registry.get_case(CASE).poa_ids == [first.id]
+    second = registry.issue(people.issue()).poa
+    assert registry.get_case(CASE).poa_ids == [first.id, second.id]
