@@ -3,6 +3,11 @@
 Run: `.venv/bin/python bench/issue.py [seconds] [rounds] [replicas]` with PostgreSQL at
 `EPOA_TEST_POSTGRES`. In a fresh schema (dropped afterwards) it measures, in turn:
 - the baseline: sealed appends/s with 8 writers and group commit (`bench/store.py`'s);
+- the store's share of an issuance, as a ceiling: `Registry.issue` called by 8 threads in
+  this process, no HTTP and no CMS check (the API verifies; the registry trusts what it is
+  given), each call sealing and committing the POA, its case's `PowerOfAttorneyAttached`
+  and its idempotency key: three records where the baseline writes one, so over HTTP the
+  ratio cannot exceed this one's;
 - the service in its production shape (docker-compose.yml): `replicas` API processes
   (`epoa serve --no-projections`, default 1) beside one `epoa project`, all with the same
   settings, taking `POST /v1/powers-of-attorney` from 8 concurrent clients; each 201 means
@@ -38,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 from bench.api import free_port, wait_up  # noqa: E402
+from bench.projection_catchup import signed as resigned  # noqa: E402
 from bench.store import rate, registry_for, sealed_append  # noqa: E402
 from domain.registry import Registry  # noqa: E402
 from tests.support.people import People, make_people  # noqa: E402
@@ -55,6 +61,19 @@ def sealed_appends(registry: Registry, people: People, seconds: float) -> float:
     append = sealed_append(registry, people, people.issue().as_record())
     append()
     return rate(CLIENTS, seconds, append)
+
+
+def registry_issues(registry: Registry, people: People, seconds: float) -> float:
+    """`Registry.issue` by `CLIENTS` threads: the store's part of an issuance alone. The
+    documents are made before the clock starts, each with its own id."""
+    template = people.issue()
+    documents = [
+        resigned(template, people.issue_document(f"STORE-{n % CASES}"))
+        for n in range(int(seconds * 4000))
+    ]
+    queue = iter(documents)
+    registry.issue(next(queue))
+    return rate(CLIENTS, seconds, lambda: registry.issue(next(queue)))
 
 
 def bodies(people: People, count: int) -> list[bytes]:
@@ -163,7 +182,7 @@ def main() -> None:
     began = time.perf_counter()
     signed_bodies = bodies(people, int(seconds * rounds * 1500))
     print(f"signed {len(signed_bodies):,} documents in {time.perf_counter() - began:.1f}s")
-    appends, issues = [], []
+    appends, ceilings, issues = [], [], []
     # Two schemas: the server must not first project the baseline's appends.
     with (
         fresh_schema() as url,
@@ -177,6 +196,7 @@ def main() -> None:
             registry = registry_for(baseline_url, tmp, group_commit=True)
             try:
                 appends.append(sealed_appends(registry, people, seconds))
+                ceilings.append(registry_issues(registry, people, seconds))
             finally:
                 registry.close()
             apis, stop = serve(url, var, replicas)
@@ -185,7 +205,12 @@ def main() -> None:
             finally:
                 stop()
     baseline, figure = statistics.median(appends), statistics.median(issues)
+    ceiling = statistics.median(ceilings)
     print(f"sealed appends/s, {CLIENTS} writers, group commit: {baseline:8.0f}")
+    print(
+        f"Registry.issue/s, {CLIENTS} threads, no HTTP or CMS:  {ceiling:8.0f}   "
+        f"ratio {ceiling / baseline:.2f} (the ceiling of the ratio below)"
+    )
     print(f"POAs issued/s over HTTP, {CLIENTS} clients:         {figure:8.0f}")
     print(f"ratio {figure / baseline:.2f} (target >= 0.5); medians of {rounds} rounds")
 
