@@ -8,7 +8,7 @@ reloads and retries, a bounded number of times.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -47,11 +47,12 @@ from domain.sealed_store import SealedEventStore, SealedMapper
 
 MAX_ATTEMPTS = 20
 T = TypeVar("T")
-NameLookup = Callable[[str], str | None]
+NameLookup = Callable[[Sequence[str]], Mapping[str, str]]
+"""The names the person directory has for some IINs, by IIN (unknown ones left out)."""
 
 
-def no_names(_: str) -> str | None:
-    return None
+def no_names(_: Sequence[str]) -> Mapping[str, str]:
+    return {}
 
 
 AGGREGATE_CACHE = {"AGGREGATE_CACHE_MAXSIZE": "2000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
@@ -116,10 +117,11 @@ class Registry(Application[UUID]):
         def attempt() -> Outcome:
             at = self.clock()
             case = self._case_or_new(request.case_number)
+            principal, *attorneys = self._people([request.principal_iin, *request.attorney_iins])
             poa = PowerOfAttorney(
                 case_number=request.case_number,
-                principal=self._person(request.principal_iin),
-                attorneys=[self._person(iin) for iin in request.attorney_iins],
+                principal=principal,
+                attorneys=attorneys,
                 rights=request.rights,
                 valid_until=request.valid_until.isoformat() if request.valid_until else None,
                 at=at,
@@ -136,7 +138,7 @@ class Registry(Application[UUID]):
 
         def attempt() -> Outcome:
             poa = self.get_poa(poa_id)
-            poa.add_attorney(self._person(attorney), evidence, self.clock())
+            poa.add_attorney(self._people([attorney])[0], evidence, self.clock())
             return self._save_with(evidence, poa)
 
         return self._once(evidence, attempt)
@@ -263,8 +265,10 @@ class Registry(Application[UUID]):
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _person(self, iin: str) -> dict[str, Any]:
-        return {"iin": iin, "name": self.names(iin)}
+    def _people(self, iins: Sequence[str]) -> list[dict[str, Any]]:
+        """Each person with the directory's name (None if unknown): one lookup for all."""
+        found = self.names(iins)
+        return [{"iin": iin, "name": found.get(iin)} for iin in iins]
 
     def _case_or_new(self, case_number: str) -> CourtCase:
         try:

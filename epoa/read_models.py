@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -152,9 +152,8 @@ class ReadModels:
             key = originator_id
         return {int(v): int(p) for v, p in db.fetch(sql, (key,))}
 
-    def names(self, iin: str) -> str | None:
-        found = persons.find_person(self._db, iin)
-        return found["full_name"] if found else None
+    def names(self, iins: Sequence[str]) -> dict[str, str]:
+        return persons.find_names(self._db, iins)
 
     def find_person(self, iin: str) -> dict[str, str] | None:
         return persons.find_person(self._db, iin)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -113,12 +113,24 @@ def find_person(db: Database, iin: str) -> dict[str, str] | None:
     return None if row is None else {"iin": row[0], "full_name": row[1], "birth_date": row[2]}
 
 
-def names(db: Database) -> Callable[[str], str | None]:
+NAMES_PER_QUERY = 500
+"""IINs per lookup statement, under SQLite's oldest limit of 999 parameters."""
+
+
+def find_names(db: Database, iins: Sequence[str]) -> dict[str, str]:
+    """The directory's full names of `iins`, by IIN; unknown ones are left out. One query
+    for a command's principal and attorneys together."""
+    wanted = list(dict.fromkeys(iins))
+    found: dict[str, str] = {}
+    for at in range(0, len(wanted), NAMES_PER_QUERY):
+        chunk = wanted[at : at + NAMES_PER_QUERY]
+        marks = ", ".join("?" * len(chunk))
+        rows = db.fetch(f"SELECT iin, full_name FROM persons WHERE iin IN ({marks})", chunk)
+        found.update((str(iin), str(name)) for iin, name in rows)
+    return found
+
+
+def names(db: Database) -> Callable[[Sequence[str]], Mapping[str, str]]:
     """The registry's name lookup: a POA records the names the directory had when issued."""
     create_table(db)
-
-    def name_of(iin: str) -> str | None:
-        person = find_person(db, iin)
-        return None if person is None else person["full_name"]
-
-    return name_of
+    return lambda iins: find_names(db, iins)

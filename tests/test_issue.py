@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -147,7 +148,11 @@ def test_names_of_attorneys_come_from_the_directory_as_they_were(
     from epoa.wiring import build_registry
 
     directory = {people.attorney.iin: "Aigerim Nurlanovna"}
-    registry = build_registry(settings, names=directory.get)  # type: ignore[arg-type]
+
+    def names(iins: Sequence[str]) -> dict[str, str]:
+        return {iin: directory[iin] for iin in iins if iin in directory}
+
+    registry = build_registry(settings, names=names)  # type: ignore[arg-type]
     try:
         poa = registry.issue(people.issue()).poa
         directory[people.attorney.iin] = "Renamed Later"

@@ -121,3 +121,37 @@ def test_a_poa_issued_after_the_import_carries_the_directorys_names(
     assert shown is not None
     assert shown["principal"]["name"] == "Әлия"
     assert shown["attorneys"][0]["name"] == "Berik"
+
+
+def test_every_attorney_gets_the_directorys_name_and_an_unknown_one_none(
+    database_url: str, tmp_path: Path, db: Database, people: People, clock: Clock
+) -> None:
+    persons.import_csv(
+        db,
+        csv_file(
+            tmp_path,
+            f"{people.attorney.iin},Berik,1985-02-02",
+            f"{people.third_attorney.iin},Dana,1991-03-03",
+        ),
+    )
+    settings = Settings(database_url=database_url, var_dir=tmp_path / "var")
+    registry = build_registry(settings, names=persons.names(db), clock=clock)
+    try:
+        attorneys = [{"iin": people.attorney.iin}, {"iin": people.second_attorney.iin}]
+        poa = registry.issue(people.issue(attorneys=attorneys)).poa
+        added = {"iin": people.third_attorney.iin}
+        registry.add_attorney(
+            poa.id, people.act("epoa.add-attorney", poa.id, people.principal, attorney=added)
+        )
+        with ProjectionRunner(registry, database_url) as runner:
+            runner.catch_up()
+            shown = find_poa(runner.db, str(poa.id), clock.now)
+    finally:
+        registry.close()
+    assert shown is not None
+    assert shown["principal"]["name"] is None
+    assert [(a["iin"], a["name"]) for a in shown["attorneys"]] == [
+        (people.attorney.iin, "Berik"),
+        (people.second_attorney.iin, None),
+        (people.third_attorney.iin, "Dana"),
+    ]
