@@ -31,6 +31,7 @@ from domain import merkle
 from domain.checkpoint import sign_checkpoint
 from domain.registry import Registry
 from domain.seal import SealError, verify_state
+from domain.seal_runs import open_runs
 from projections import audit_tree
 from projections.audit_tree import Leaf
 from projections.db import connect
@@ -154,19 +155,24 @@ class CheckpointLog:
                 stop.wait(poll_interval)
 
     def _leaves(self, batch: Sequence[Notification], first_index: int) -> list[Leaf]:
+        """The batch's record hashes, checked as the projections check a batch (one seal per
+        run of a stream, every link, decision 0009). When the batch does not hold, each
+        record is checked alone, to name the first one that fails."""
         keys = self.registry.sealed_mapper.public_keys
-        leaves = []
-        for offset, n in enumerate(batch):
-            try:
-                _, digest = verify_state(
-                    keys, n.originator_id, n.originator_version, n.topic, n.state
-                )
-            except SealError as error:
-                raise SealError(f"audit log stops at position {n.id}: {error}") from None
-            leaves.append(
-                Leaf(first_index + offset, n.id, str(n.originator_id), n.originator_version, digest)
-            )
-        return leaves
+        try:
+            opened = open_runs(keys, batch)
+        except SealError as error:
+            for n in batch:
+                try:
+                    verify_state(keys, n.originator_id, n.originator_version, n.topic, n.state)
+                except SealError as alone:
+                    raise SealError(f"audit log stops at position {n.id}: {alone}") from None
+            where = f"{batch[0].id}-{batch[-1].id}"
+            raise SealError(f"audit log stops in positions {where}: {error}") from None
+        return [
+            Leaf(first_index + offset, n.id, str(n.originator_id), n.originator_version, digest)
+            for offset, (n, (_, digest)) in enumerate(zip(batch, opened, strict=True))
+        ]
 
     # -- one transaction per batch ------------------------------------------------------
 

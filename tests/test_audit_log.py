@@ -24,7 +24,7 @@ from projections import audit_tree
 from projections.checkpoints import CheckpointLog
 from projections.db import Database, connect
 from tests.conftest import Clock
-from tests.support.people import People
+from tests.support.people import CASE, People
 
 ORIGIN = "epoa/log-test"
 
@@ -195,3 +195,28 @@ def test_the_log_started_beside_the_service_signs_a_head_in_the_background(
     assert latest is not None and latest.tree_size == 4
     assert datetime.fromisoformat(latest.signed_at) <= datetime.now(UTC)
     assert not any(t.name == "epoa-checkpoints" for t in threading.enumerate())
+
+
+def test_the_log_names_a_record_edited_in_the_middle_of_its_stream(
+    people: People, tmp_path: Path
+) -> None:
+    """The case's second record is edited; its later ones, in the same batch, still link to
+    the original: the log stops and names the edited record, not the batch or the newest."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/e.sqlite", var_dir=tmp_path / "var")
+    registry = build_registry(settings)
+    for _ in range(3):
+        registry.issue(people.issue())
+    case_id = str(registry.get_case(CASE).id).replace("-", "")
+    db = connect(settings.database_url)
+    found = db.fetch(
+        "SELECT rowid, state FROM stored_events WHERE originator_id = ? AND originator_version = 2",
+        (case_id,),
+    )
+    (rowid, state) = found[0]
+    edited = state[:150] + bytes([state[150] ^ 1]) + state[151:]
+    db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (edited, rowid))
+    with new_log(registry, settings) as log, pytest.raises(SealError, match=f"position {rowid}:"):
+        log.run_once()
+    assert audit_tree.tree_size(db) == 0
+    db.close()
+    registry.close()
