@@ -8,6 +8,7 @@ collation, so text order is byte order, whatever the database's locale.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
@@ -35,6 +36,8 @@ class Database(ABC):
     """Appended to a SELECT that must lock the rows it reads until the transaction ends."""
     insert_parameters: int
     """Parameters per multi-row INSERT statement."""
+    rows_as_json = False
+    """Whether `insert` sends its rows as one JSON parameter (PostgreSQL)."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -72,8 +75,27 @@ class Database(ABC):
         self, table: str, columns: Sequence[str], rows: Iterable[Params], on_conflict: str = ""
     ) -> None:
         """Many rows per statement (a statement per row costs a round trip's work each);
-        an upsert's rows must have distinct keys, as one statement touches a row once."""
+        an upsert's rows must have distinct keys, as one statement touches a row once.
+
+        On PostgreSQL the rows go as one JSON array that `json_populate_recordset` reads
+        as rows of the table's own type: one statement, of the same text however many
+        rows, so psycopg parses it once and the server plans it once."""
         rows = list(rows)
+        if not rows:
+            return
+        if self.rows_as_json:
+            names = ", ".join(columns)
+            records = json.dumps(
+                [dict(zip(columns, item, strict=True)) for item in rows],
+                ensure_ascii=False,
+                default=_bytea,
+            )
+            self.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names} "
+                f"FROM json_populate_recordset(NULL::{table}, ?) {on_conflict}".rstrip(),
+                (records,),
+            )
+            return
         row = "(" + ", ".join("?" * len(columns)) + ")"
         per_statement = max(1, self.insert_parameters // len(columns))
         with self.transaction():
@@ -153,6 +175,7 @@ class PostgresDatabase(Database):
     for_update = " FOR UPDATE"
     insert_parameters = 50
     """psycopg keeps the parsed form of statements of up to 50 parameters."""
+    rows_as_json = True
 
     def __init__(self, conninfo: str, schema: str) -> None:
         super().__init__()
@@ -221,6 +244,13 @@ def connect(database_url: str) -> Database:
 
 def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
+
+
+def _bytea(value: object) -> str:
+    """A `bytes` value as the text form of BYTEA, which `json_populate_recordset` reads."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\x" + bytes(value).hex()
+    raise TypeError(f"{type(value).__name__} is not a column value")
 
 
 @lru_cache(maxsize=512)

@@ -50,6 +50,7 @@ class PostgresPool(Database):
     sortable = PostgresDatabase.sortable
     for_update = PostgresDatabase.for_update
     insert_parameters = PostgresDatabase.insert_parameters
+    rows_as_json = PostgresDatabase.rows_as_json
 
     def __init__(self, conninfo: str, schema: str, size: int = READ_POOL_SIZE) -> None:
         super().__init__()
