@@ -19,6 +19,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     EventStore,
     Mapper,
+    Notification,
     Recording,
     StoredEvent,
     Transcoder,
@@ -148,8 +149,6 @@ class SealedEventStore(EventStore[UUID]):
         stored: list[StoredEvent],
         notification_ids: Sequence[int] | None,
     ) -> list[Recording[UUID]]:
-        from eventsourcing.persistence import Notification
-
         if not notification_ids:
             return []
         return [
