@@ -5,6 +5,7 @@ A document that fails here is refused with `validation` before anything is store
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -13,10 +14,12 @@ from uuid import UUID
 from domain.court_case import parse_case_number
 from domain.errors import InvalidInputError
 from domain.iin import is_valid_iin_bin
+from domain.power_of_attorney import KZ_TIME, expires_at
 from domain.rights import parse_rights
 
 MAX_TERM_DAYS = 3 * 365 + 1
 """Civil Code art. 168: a POA's term is at most three years."""
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 _COMMON = {"type", "document_id", "signed_at"}
 FIELDS = {
@@ -104,17 +107,32 @@ class IssueRequest:
             valid_until=_valid_until(document.get("valid_until"), document["signed_at"]),
         )
 
+    def require_unexpired(self, at: datetime) -> None:
+        """A POA is never recorded already expired: its last day (in Kazakhstan) must not
+        have ended when the registry receives it, whatever the document's `signed_at`."""
+        if self.valid_until is not None and expires_at(self.valid_until) <= at:
+            raise InvalidInputError(
+                f"valid_until: {self.valid_until.isoformat()} ended at "
+                f"{expires_at(self.valid_until).isoformat()}, before the document was received"
+            )
+
+
+def parse_date(value: object, field: str) -> date:
+    """A calendar date written `YYYY-MM-DD`, and only so (Python also reads `20271231` and
+    week dates such as `2027-W52-5`, which the contract does not allow)."""
+    if isinstance(value, str) and _DATE.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise InvalidInputError(f"{field}: a date YYYY-MM-DD is required, got {value!r}")
+
 
 def _valid_until(value: object, signed_at: object) -> date | None:
     if value is None:
         return None
-    try:
-        until = date.fromisoformat(str(value))
-    except ValueError:
-        raise InvalidInputError(
-            f"valid_until: a date YYYY-MM-DD is required, got {value!r}"
-        ) from None
-    issued_on = parse_signed_at(signed_at).date()
+    until = parse_date(value, "valid_until")
+    issued_on = parse_signed_at(signed_at).astimezone(KZ_TIME).date()
     if until < issued_on:
         raise InvalidInputError("valid_until: the date is before the date of issue")
     if (until - issued_on).days > MAX_TERM_DAYS:

@@ -116,6 +116,7 @@ class Registry(Application[UUID]):
 
         def attempt() -> Outcome:
             at = self.clock()
+            request.require_unexpired(at)
             case = self._case_or_new(request.case_number)
             principal, *attorneys = self._people([request.principal_iin, *request.attorney_iins])
             poa = PowerOfAttorney(

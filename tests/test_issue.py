@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 import pytest
 
@@ -15,6 +15,7 @@ from domain.errors import (
     SignerMismatchError,
 )
 from domain.registry import Registry
+from tests.conftest import Clock
 from tests.support.people import CASE, People
 
 
@@ -136,7 +137,48 @@ def test_a_poa_expires_exactly_at_the_end_of_its_valid_until_day(
     assert poa.status_at(end) == "expired"
 
 
-def poa_zone() -> object:
+def test_a_poa_whose_last_day_has_ended_in_kazakhstan_is_refused_not_stored_expired(
+    registry: Registry, clock: Clock, people: People
+) -> None:
+    """20:00 UTC is 01:00 of the next day in Almaty, where a POA's last day ends."""
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    evening = yesterday.replace(hour=20, minute=0, second=0, microsecond=0)
+    clock.now = evening
+    utc_today = evening.date().isoformat()
+    signed_at = evening.isoformat().replace("+00:00", "Z")
+    document = people.issue_document(valid_until=utc_today, signed_at=signed_at)
+    detail = refused(
+        registry, InvalidInputError, registry.issue, people.sign(document, people.principal)
+    )
+    assert "before the date of issue" in detail
+    tomorrow = (evening + timedelta(days=1)).date().isoformat()
+    poa = registry.issue(people.issue(valid_until=tomorrow, signed_at=signed_at)).poa
+    assert poa.status_at(clock()) == "active"
+
+
+def test_a_poa_received_after_its_last_day_ended_is_refused_though_signed_in_time(
+    registry: Registry, clock: Clock, people: People
+) -> None:
+    """Signed at 23:59 in Almaty on its last day, received two minutes later."""
+    last_day = datetime.now(UTC).astimezone(poa_zone()).date() - timedelta(days=1)
+    signed = datetime.combine(last_day, datetime.min.time(), poa_zone()) + timedelta(
+        hours=23, minutes=59
+    )
+    clock.now = signed.astimezone(UTC) + timedelta(minutes=2)
+    evidence = people.issue(valid_until=last_day.isoformat(), signed_at=signed.isoformat())
+    detail = refused(registry, InvalidInputError, registry.issue, evidence)
+    assert "before the document was received" in detail
+
+
+@pytest.mark.parametrize("written", ["20271230", "2027-W52-4", "2027-12-3", " 2027-12-30"])
+def test_valid_until_is_read_only_as_yyyy_mm_dd(
+    registry: Registry, people: People, written: str
+) -> None:
+    evidence = people.issue(valid_until=written)
+    assert "YYYY-MM-DD" in refused(registry, InvalidInputError, registry.issue, evidence)
+
+
+def poa_zone() -> tzinfo:
     from domain.power_of_attorney import KZ_TIME
 
     return KZ_TIME
@@ -152,7 +194,7 @@ def test_names_of_attorneys_come_from_the_directory_as_they_were(
     def names(iins: Sequence[str]) -> dict[str, str]:
         return {iin: directory[iin] for iin in iins if iin in directory}
 
-    registry = build_registry(settings, names=names)  # type: ignore[arg-type]
+    registry = build_registry(settings, names=names)
     try:
         poa = registry.issue(people.issue()).poa
         directory[people.attorney.iin] = "Renamed Later"
