@@ -6,17 +6,20 @@ it refuses can never succeed (a poison message), what it returns is ready for th
 
 from __future__ import annotations
 
-from datetime import date
+import re
 from typing import Any, Protocol
 
 from domain.canonical import parse_json_object
 from domain.court_case import CASE_EVENT_TYPES, JUDGMENT_IN_FORCE, parse_case_number
+from domain.documents import parse_date
 from domain.errors import InvalidInputError, SignerMismatchError
 from domain.evidence import SignedDocument
 from domain.outcomes import CaseEvent
 
 REQUIRED = ("specversion", "id", "source", "type", "subject", "time", "data", "signature")
 OPTIONAL = ("datacontenttype", "dataschema")
+EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
+"""CloudEvents 1.0: an extension attribute's name."""
 MAX_ATTRIBUTE = 1024
 MAX_SIGNATURE = 400_000
 """Base64 of the largest CMS the verifier accepts (256 KiB)."""
@@ -68,11 +71,30 @@ def _check_envelope(event: dict[str, Any]) -> None:
     unknown = [name for name in event if not _known_attribute(name)]
     if unknown:
         raise InvalidInputError(f"unknown attribute(s) {unknown}")
+    _check_extensions(event)
     parse_case_number(event["subject"])
 
 
 def _known_attribute(name: str) -> bool:
-    return name in REQUIRED or name in OPTIONAL
+    return name in REQUIRED or name in OPTIONAL or EXTENSION_NAME.fullmatch(name) is not None
+
+
+def _check_extensions(event: dict[str, Any]) -> None:
+    """Extension attributes (CloudEvents 1.0: lower-case letters and digits, e.g. the
+    `traceparent` of distributed tracing) are kept, as the signature covers them, but only
+    with the JSON form of a CloudEvents type: a string, a 32-bit integer or a boolean."""
+    for name, value in event.items():
+        if name in REQUIRED or name in OPTIONAL:
+            continue
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int) and -(2**31) <= value < 2**31:
+            continue
+        if not isinstance(value, str) or len(value) > MAX_ATTRIBUTE:
+            raise InvalidInputError(
+                f"{name}: an extension attribute is a string of at most {MAX_ATTRIBUTE} "
+                "characters, a 32-bit integer or a boolean"
+            )
 
 
 def _check_data(kind: str, data: object, subject: str) -> dict[str, Any]:
@@ -100,7 +122,4 @@ def _require_fields(data: dict[str, Any], names: tuple[str, ...]) -> None:
 
 
 def _date(value: object, field: str) -> None:
-    try:
-        date.fromisoformat(str(value))
-    except ValueError:
-        raise InvalidInputError(f"{field}: a date YYYY-MM-DD is required") from None
+    parse_date(value, field)

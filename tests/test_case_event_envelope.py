@@ -1,0 +1,73 @@
+"""What a court's CloudEvent may carry besides what the registry reads: CloudEvents 1.0
+extension attributes (e.g. `traceparent`) are taken and covered by the signature; anything
+else outside the envelope, and any date not written `YYYY-MM-DD`, is refused."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from domain.case_events import parse_case_event
+from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
+from domain.errors import InvalidInputError, InvalidSignatureError
+from tests.support.court_events import event_data, judgment, signed_case_event
+from tests.support.people import People
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_extension_attributes_are_accepted_and_kept_in_the_signed_evidence(
+    people: People,
+) -> None:
+    raw = judgment(people, "EXT-1", traceparent=TRACEPARENT, sequence=7, replayed=False)
+    event = parse_case_event(raw, people.verifier)
+    assert event.case_number == "EXT-1"
+    assert event.evidence.document["traceparent"] == TRACEPARENT
+    assert event.evidence.document["sequence"] == 7
+
+
+def test_an_extension_changed_after_signing_breaks_the_signature(people: People) -> None:
+    sent = json.loads(judgment(people, "EXT-2", traceparent=TRACEPARENT))
+    sent["traceparent"] = TRACEPARENT.replace("01", "00")
+    with pytest.raises(InvalidSignatureError):
+        parse_case_event(json.dumps(sent).encode(), people.verifier)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "words"),
+    [
+        ("traceParent", TRACEPARENT, "unknown attribute"),
+        ("data_base64", "e30=", "unknown attribute"),
+        ("averyveryverylongname", "x", "unknown attribute"),
+        ("trace", {"parent": TRACEPARENT}, "extension attribute"),
+        ("trace", [TRACEPARENT], "extension attribute"),
+        ("trace", 1.5, "extension attribute"),
+        ("trace", 2**31, "extension attribute"),
+        ("trace", None, "extension attribute"),
+        ("trace", "x" * 1025, "extension attribute"),
+    ],
+)
+def test_an_attribute_outside_the_cloudevents_rules_is_refused(
+    people: People, attribute: str, value: Any, words: str
+) -> None:
+    raw = judgment(people, "EXT-3", **{attribute: value})
+    with pytest.raises(InvalidInputError) as refused:
+        parse_case_event(raw, people.verifier)
+    assert words in str(refused.value)
+
+
+@pytest.mark.parametrize("written", ["20261120", "2026-W47-1", "2026-11-2", "2026-11-20T00:00Z"])
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [(JUDGMENT_IN_FORCE, "entered_into_force_on"), (EXECUTION_DOCUMENTS_ISSUED, "issued_on")],
+)
+def test_a_date_in_a_case_event_is_read_only_as_yyyy_mm_dd(
+    people: People, kind: str, field: str, written: str
+) -> None:
+    data = {**event_data(kind, "EXT-4"), field: written}
+    raw = signed_case_event(people, kind, "EXT-4", data=data)
+    with pytest.raises(InvalidInputError) as refused:
+        parse_case_event(raw, people.verifier)
+    assert f"data.{field}: a date YYYY-MM-DD is required" in str(refused.value)
