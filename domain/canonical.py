@@ -12,20 +12,20 @@ from typing import Any
 
 import rfc8785
 
-from domain.errors import InvalidInputError
+from domain.errors import InvalidInputError, MalformedJsonError
 
 
 def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj: dict[str, Any] = {}
     for key, value in pairs:
         if key in obj:
-            raise InvalidInputError(f"duplicate JSON member name: {key!r}")
+            raise MalformedJsonError(f"duplicate JSON member name: {key!r}")
         obj[key] = value
     return obj
 
 
 def _refuse_constant(name: str) -> Any:
-    raise InvalidInputError(f"JSON value not allowed: {name}")
+    raise MalformedJsonError(f"JSON value not allowed: {name}")
 
 
 def parse_json_object(raw: bytes | str) -> dict[str, Any]:
@@ -35,9 +35,9 @@ def parse_json_object(raw: bytes | str) -> dict[str, Any]:
             raw, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant
         )
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
-        raise InvalidInputError(f"malformed JSON: {exc}") from None
+        raise MalformedJsonError(f"malformed JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise InvalidInputError(f"a JSON object is required, not {type(value).__name__}")
+        raise MalformedJsonError(f"a JSON object is required, not {type(value).__name__}")
     return value
 
 

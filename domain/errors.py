@@ -24,6 +24,14 @@ class InvalidInputError(DomainError):
     status = 422
 
 
+class MalformedJsonError(InvalidInputError):
+    """The body is not one JSON object (unparseable, duplicate member names, an array...):
+    over HTTP a 400, as nothing of it could be read; a well-formed object that breaks a
+    rule is a 422."""
+
+    status = 400
+
+
 class InvalidSignatureError(DomainError):
     """The CMS is malformed, or does not verify over the document's canonical bytes."""
 

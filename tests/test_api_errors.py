@@ -172,6 +172,24 @@ def test_a_bare_number_as_a_moment_is_a_validation_problem_not_a_time_in_1970(
     assert_problem(response, 422, "validation", "RFC 3339")
 
 
+def test_a_bare_number_as_the_moment_of_an_authority_check_is_refused_not_read_as_1970(
+    client: TestClient, people: People
+) -> None:
+    poa = issue(client, people)
+    query = {
+        "case_number": poa["case_number"],
+        "attorney_iin": people.attorney.iin,
+        "right": poa["rights"][0],
+    }
+    for moment in ("20261125", "1700000000", "2026-11-25"):
+        response = client.get("/v1/authority", params={**query, "at": moment}, headers=COURT)
+        assert_problem(response, 422, "validation", "RFC 3339")
+    later = client.get(
+        "/v1/authority", params={**query, "at": "2099-01-01T00:00:00+05:00"}, headers=COURT
+    )
+    assert later.status_code == 200, later.text
+
+
 def test_a_bad_iin_as_a_list_filter_is_a_validation_problem(client: TestClient) -> None:
     response = client.get(POAS, params={"principal_iin": invalid_iin()}, headers=COURT)
     assert_problem(response, 422, "validation", "principal_iin")
@@ -181,6 +199,19 @@ def test_a_malformed_json_body_is_a_400_validation_problem(client: TestClient) -
     with unchanged(client):
         response = post_raw(client, b'{"document": {"type": "epoa.issue",')
     assert_problem(response, 400, "validation", "malformed JSON")
+
+
+def test_a_case_event_body_that_is_not_one_json_object_is_a_400_as_on_every_command(
+    client: TestClient,
+) -> None:
+    headers = {**COURT, "Content-Type": "application/cloudevents+json"}
+    for raw in (b'{"specversion": "1.0",', b"[]", b'"event"', b"", b'{"id": "1", "id": "2"}'):
+        with unchanged(client):
+            response = client.post("/v1/case-events", content=raw, headers=headers)
+        assert_problem(response, 400, "validation")
+    with unchanged(client):
+        response = client.post("/v1/case-events", json={"specversion": "1.0"}, headers=COURT)
+    assert_problem(response, 422, "validation", "missing")
 
 
 def test_duplicate_member_names_in_the_body_are_a_400_validation_problem(

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.deps import Services, ServicesDep, caller_role, role
-from api.schemas import AuthorityPublic
+from api.schemas import AuthorityPublic, Moment
 from domain.court_case import parse_case_number
 from domain.documents import parse_iin
 from domain.errors import DomainError, InvalidInputError
@@ -38,11 +38,9 @@ async def authority(
     case_number: str,
     attorney_iin: str,
     right: str,
-    at: Annotated[datetime | None, Query(description="RFC 3339; defaults to now")] = None,
+    at: Annotated[Moment | None, Query(description="RFC 3339; defaults to now")] = None,
 ) -> AuthorityPublic:
     check_query(case_number, attorney_iin, right)
-    if at is not None and at.tzinfo is None:
-        raise InvalidInputError("at: the time zone is required")
     if at is None:
         return await now(services, case_number, attorney_iin, right)
     # A stated moment is answered from the events themselves, not from today's tables.

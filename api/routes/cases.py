@@ -82,7 +82,7 @@ def _plain(value: dict[str, Any] | None) -> dict[str, Any] | None:
             "model": CaseEventAccepted,
             "description": "this (source, id) was seen before; nothing changed",
         },
-        **problems.responses(403, 409, 422, signed=True),
+        **problems.responses(400, 403, 409, 422, signed=True),
     },
 )
 async def case_event(
