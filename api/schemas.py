@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -118,7 +118,7 @@ class PowerOfAttorneyPublic(BaseModel):
         if status == EXPIRED and poa.valid_until is not None:
             termination = {
                 "reason": "expired",
-                "at": expires_at(poa.valid_until),
+                "at": expires_at(poa.valid_until).astimezone(UTC),
                 "source": "valid_until",
                 "detail": None,
             }
@@ -136,8 +136,33 @@ class PowerOfAttorneyPublic(BaseModel):
         )
 
 
+class TerminationListed(BaseModel):
+    reason: str
+    at: datetime
+    source: str
+
+
+class PowerOfAttorneyListed(BaseModel):
+    """A POA as a list shows it: the fields of its state, times written as
+    `GET /v1/powers-of-attorney/{poa_id}` writes them, and `expires_at` (the first instant
+    it is no longer valid, from `valid_until`); the free-text `detail` of a termination
+    (a revocation's reason) is shown by that GET only."""
+
+    poa_id: UUID
+    case_number: str
+    principal: PersonRef
+    attorneys: list[AttorneyPublic]
+    rights: list[str]
+    issued_at: datetime
+    valid_until: date | None
+    expires_at: datetime | None
+    status: Literal["active", "revoked", "terminated", "expired"]
+    termination: TerminationListed | None
+    version: int
+
+
 class PowerOfAttorneyPage(BaseModel):
-    items: list[dict[str, Any]]
+    items: list[PowerOfAttorneyListed]
     next_cursor: str | None
 
 

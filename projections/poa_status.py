@@ -262,7 +262,9 @@ def state_of(row: Row, at: str) -> dict[str, Any]:
     if status == ACTIVE and r["expires_at"] is not None and r["expires_at"] <= at:
         status = EXPIRED
     termination = None
-    if r["termination_reason"] is not None:
+    if status == EXPIRED:  # as GET /v1/powers-of-attorney/{poa_id} shows it
+        termination = {"reason": EXPIRED, "at": r["expires_at"], "source": "valid_until"}
+    elif r["termination_reason"] is not None:
         termination = {
             "reason": r["termination_reason"],
             "at": r["termination_at"],

@@ -257,3 +257,26 @@ def test_the_interactive_docs_answer(client: TestClient) -> None:
     response = client.get("/docs")
     assert response.status_code == 200
     assert "/openapi.json" in response.text
+
+
+def test_a_listed_poa_reads_as_its_own_state_does(client: TestClient, people: People) -> None:
+    case = "LIST-SAME-1"
+    kept = issue(client, people, case)
+    gone = issue(client, people, case)
+    revocation = people.act(
+        "epoa.revoke", uuid.UUID(gone["poa_id"]), people.principal, reason="no longer needed"
+    )
+    revoked = client.post(
+        f"{POAS}/{gone['poa_id']}/revocation", json=body(revocation), headers=PORTAL
+    )
+    assert revoked.status_code == 200, revoked.text
+    page = client.get(POAS, params={"case_number": case}, headers=COURT).json()
+    assert {item["poa_id"] for item in page["items"]} == {kept["poa_id"], gone["poa_id"]}
+    for item in page["items"]:
+        state = client.get(f"{POAS}/{item['poa_id']}", headers=COURT).json()
+        state.pop("receipt")
+        if state["termination"] is not None:
+            assert state["termination"].pop("detail") == "no longer needed"
+        listed = dict(item)
+        assert listed.pop("expires_at") is None
+        assert listed == state

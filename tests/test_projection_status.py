@@ -137,6 +137,12 @@ def test_a_poa_past_its_last_valid_day_is_shown_expired_without_any_event(
     assert expired["status"] == "expired"
     assert expired["expires_at"] == stamp(end)
     assert expired["valid_until"] == until.isoformat()
+    assert expired["termination"] == {
+        "reason": "expired",
+        "at": stamp(end),
+        "source": "valid_until",
+    }
+    assert state(runner, poa.id, end - timedelta(microseconds=1))["termination"] is None
 
 
 def test_a_concluded_case_shows_its_facts_and_its_poas_terminated_with_it(
