@@ -14,7 +14,12 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import ConflictError, PoaNotActiveError, SignerMismatchError
+from domain.errors import (
+    ConflictError,
+    InvalidInputError,
+    PoaNotActiveError,
+    SignerMismatchError,
+)
 from domain.evidence import SignedDocument
 
 ACTIVE, REVOKED, TERMINATED, EXPIRED = "active", "revoked", "terminated", "expired"
@@ -107,7 +112,7 @@ class PowerOfAttorney(Aggregate):
         self._require_active(at)
         self._require_signer(evidence, self.principal["iin"], "the principal")
         if attorney["iin"] == self.principal["iin"]:
-            raise ConflictError("the principal cannot be their own attorney")
+            raise InvalidInputError("attorney: the principal cannot be their own attorney")
         if any(a["iin"] == attorney["iin"] for a in self.attorneys):
             raise ConflictError(f"attorney {attorney['iin']} is already named in this POA")
         self._add_attorney(attorney=attorney, at=at, evidence=evidence.as_record())

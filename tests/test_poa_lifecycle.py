@@ -44,6 +44,17 @@ def test_an_attorney_already_named_cannot_be_added_again(
     refused(registry, ConflictError, registry.add_attorney, poa.id, again)
 
 
+def test_the_principal_added_as_their_own_attorney_is_refused_as_on_issue(
+    registry: Registry, people: People
+) -> None:
+    poa = registry.issue(people.issue()).poa
+    themselves = people.act(
+        "epoa.add-attorney", poa.id, people.principal, attorney={"iin": people.principal.iin}
+    )
+    detail = refused(registry, InvalidInputError, registry.add_attorney, poa.id, themselves)
+    assert "own attorney" in detail
+
+
 def test_only_the_principal_may_add_an_attorney(registry: Registry, people: People) -> None:
     poa = registry.issue(people.issue()).poa
     by_attorney = people.act(
