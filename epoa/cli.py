@@ -27,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"epoa: bad settings: {error}", file=sys.stderr)
         return 2
     configure(settings.effective_log_format, settings.log_level)
+    from domain.errors import DomainError
+
     try:
         if args.needs is not None:
             check_production(settings, NEEDS[args.needs])
@@ -34,7 +36,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"epoa: bad settings: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a file the operator named: missing, unreadable, ...
+        where = f": {error.filename}" if error.filename else ""
+        print(f"epoa: {error.strerror or error}{where}", file=sys.stderr)
+        return 1
+    except (CommandError, DomainError) as error:
+        print(f"epoa: {error}", file=sys.stderr)
+        return 1
     return result
+
+
+class CommandError(Exception):
+    """What an operator gave a command cannot be used (the message says why)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -204,10 +217,13 @@ def _sign(args: argparse.Namespace, settings: Settings) -> int:
     document = parse_json_object(raw)
     if args.cloudevent:
         document.pop("signature", None)
+    try:
         body = sign_document(document, args.key, args.password)
-        print(json.dumps({**document, "signature": body["signature"]}, ensure_ascii=False))
-    else:
-        print(json.dumps(sign_document(document, args.key, args.password), ensure_ascii=False))
+    except ValueError as error:  # cryptography's words for a wrong password or a bad file
+        raise CommandError(f"{args.key}: cannot sign with this key: {error}") from None
+    if args.cloudevent:
+        body = {**document, "signature": body["signature"]}
+    print(json.dumps(body, ensure_ascii=False))
     return 0
 
 

@@ -80,3 +80,41 @@ def test_demo_keys_sign_a_document_and_the_projection_worker_catches_up_and_rebu
     assert once.returncode == 0, once.stderr
     rebuilt = epoa(tmp_path, "project", "--rebuild")
     assert rebuilt.returncode == 0 and "rebuilt the read models" in rebuilt.stdout
+
+
+def test_an_operators_mistake_is_one_line_naming_it_and_exit_1_never_a_traceback(
+    tmp_path: Path,
+) -> None:
+    assert epoa(tmp_path, "keys", "demo", str(tmp_path / "demo")).returncode == 0
+    key = str(tmp_path / "demo" / "principal.p12")
+    document = tmp_path / "document.json"
+    document.write_text('{"type": "epoa.revoke"}')
+    mistakes = {
+        "a wrong PKCS#12 password": (
+            ("sign", "--key", key, "--password", "wrong", str(document)),
+            None,
+            "cannot sign with this key",
+        ),
+        "a key file that is not there": (
+            ("sign", "--key", str(tmp_path / "none.p12"), str(document)),
+            None,
+            f"No such file or directory: {tmp_path / 'none.p12'}",
+        ),
+        "a document that is not JSON": (("sign", "--key", key, "-"), "{bad", "malformed JSON"),
+        "a person file that is not there": (
+            ("persons", "import", str(tmp_path / "none.csv")),
+            None,
+            f"No such file or directory: {tmp_path / 'none.csv'}",
+        ),
+        "an export to a folder that is not there": (
+            ("audit", "export", str(tmp_path / "none" / "log.jsonl")),
+            None,
+            "No such file or directory",
+        ),
+    }
+    for mistake, (args, stdin, words) in mistakes.items():
+        result = epoa(tmp_path, *args, stdin=stdin)
+        assert result.returncode == 1, mistake
+        assert "Traceback" not in result.stderr, (mistake, result.stderr)
+        last = result.stderr.splitlines()[-1]
+        assert last.startswith("epoa: ") and words in last, (mistake, result.stderr)
