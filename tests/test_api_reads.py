@@ -280,3 +280,18 @@ def test_a_listed_poa_reads_as_its_own_state_does(client: TestClient, people: Pe
         listed = dict(item)
         assert listed.pop("expires_at") is None
         assert listed == state
+
+
+def test_a_concluded_case_writes_its_times_as_its_poas_do(
+    client: TestClient, people: People
+) -> None:
+    case = "7594-26-00-2/5555"
+    issue(client, people, case)
+    for kind in (JUDGMENT_IN_FORCE, EXECUTION_DOCUMENTS_ISSUED):
+        post_case_event(client, cloud_event(people, kind, case, str(uuid.uuid4())))
+    shown = client.get(f"/v1/cases/{case}", headers=COURT).json()
+    poa = shown["powers_of_attorney"][0]
+    assert shown["concluded_at"] == poa["termination"]["at"]
+    times = [shown["concluded_at"], shown["judgment"]["at"], shown["execution_documents"]["at"]]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", t) for t in times), times
+    assert shown["judgment"]["entered_into_force_on"] == "2026-11-20"

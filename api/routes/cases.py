@@ -44,25 +44,20 @@ def read_case(case_number: str, services: ServicesDep, _: Reader) -> dict[str, A
     parse_case_number(case_number)
     case = services.registry.get_case(case_number)
     now = services.clock()
-    poas = [
-        PowerOfAttorneyPublic.of(services.registry.get_poa(poa_id), now).model_dump(mode="json")
-        for poa_id in case.poa_ids
-    ]
-    return {
-        "case_number": case.case_number,
-        "status": "concluded" if case.concluded else "open",
-        "judgment": _plain(case.judgment),
-        "execution_documents": _plain(case.execution_documents),
-        "concluded_at": case.concluded_at.isoformat() if case.concluded_at else None,
-        "powers_of_attorney": poas,
-        "version": case.version,
-    }
-
-
-def _plain(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in value.items()}
+    shown = CasePublic(
+        case_number=case.case_number,
+        status="concluded" if case.concluded else "open",
+        judgment=case.judgment,
+        execution_documents=case.execution_documents,
+        concluded_at=case.concluded_at,
+        powers_of_attorney=[
+            PowerOfAttorneyPublic.of(services.registry.get_poa(poa_id), now)
+            for poa_id in case.poa_ids
+        ],
+        version=case.version,
+    )
+    # Times as every other answer writes them (UTC with `Z`), those inside the facts too.
+    return shown.model_dump(mode="json")
 
 
 @router.post(
