@@ -91,14 +91,22 @@ class AttorneyPublic(PersonRef):
     until: datetime | None
 
 
-class TerminationPublic(BaseModel):
+class TerminationListed(BaseModel):
     reason: str
     at: datetime
     source: str
+
+
+class TerminationPublic(TerminationListed):
     detail: str | None = None
 
 
-class PowerOfAttorneyPublic(BaseModel):
+Status = Literal["active", "revoked", "terminated", "expired"]
+
+
+class _PoaFields(BaseModel):
+    """What a POA's state and its list item both show first, in this order."""
+
     poa_id: UUID
     case_number: str
     principal: PersonRef
@@ -106,7 +114,10 @@ class PowerOfAttorneyPublic(BaseModel):
     rights: list[str]
     issued_at: datetime
     valid_until: date | None
-    status: Literal["active", "revoked", "terminated", "expired"]
+
+
+class PowerOfAttorneyPublic(_PoaFields):
+    status: Status
     termination: TerminationPublic | None
     version: int
     receipt: dict[str, Any] | None = None
@@ -136,27 +147,14 @@ class PowerOfAttorneyPublic(BaseModel):
         )
 
 
-class TerminationListed(BaseModel):
-    reason: str
-    at: datetime
-    source: str
-
-
-class PowerOfAttorneyListed(BaseModel):
+class PowerOfAttorneyListed(_PoaFields):
     """A POA as a list shows it: the fields of its state, times written as
     `GET /v1/powers-of-attorney/{poa_id}` writes them, and `expires_at` (the first instant
     it is no longer valid, from `valid_until`); the free-text `detail` of a termination
     (a revocation's reason) is shown by that GET only."""
 
-    poa_id: UUID
-    case_number: str
-    principal: PersonRef
-    attorneys: list[AttorneyPublic]
-    rights: list[str]
-    issued_at: datetime
-    valid_until: date | None
     expires_at: datetime | None
-    status: Literal["active", "revoked", "terminated", "expired"]
+    status: Status
     termination: TerminationListed | None
     version: int
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 import pytest
 
+from domain.registry import Registry
 from epoa.settings import Settings
 from epoa.wiring import build_registry
 from projections import persons
@@ -98,27 +101,40 @@ def test_a_file_without_the_expected_header_is_refused_at_line_one(
     assert everyone(db) == []
 
 
-def test_a_poa_issued_after_the_import_carries_the_directorys_names(
-    database_url: str, tmp_path: Path, db: Database, people: People, clock: Clock
-) -> None:
-    persons.import_csv(
-        db,
-        csv_file(
-            tmp_path,
-            f"{people.principal.iin},Әлия,1990-01-01",
-            f"{people.attorney.iin},Berik,1985-02-02",
-        ),
-    )
+def shown_after(
+    database_url: str,
+    tmp_path: Path,
+    db: Database,
+    clock: Clock,
+    directory: list[str],
+    commands: Callable[[Registry], UUID],
+) -> dict[str, Any]:
+    """The POA that `commands` leave, as its read model shows it, once the `directory`
+    rows (`iin,full_name,birth_date`) are imported."""
+    persons.import_csv(db, csv_file(tmp_path, *directory))
     settings = Settings(database_url=database_url, var_dir=tmp_path / "var")
     registry = build_registry(settings, names=persons.names(db), clock=clock)
     try:
-        poa = registry.issue(people.issue()).poa
+        poa_id = commands(registry)
         with ProjectionRunner(registry, database_url) as runner:
             runner.catch_up()
-            shown = find_poa(runner.db, str(poa.id), clock.now)
+            shown = find_poa(runner.db, str(poa_id), clock.now)
     finally:
         registry.close()
     assert shown is not None
+    return shown
+
+
+def test_a_poa_issued_after_the_import_carries_the_directorys_names(
+    database_url: str, tmp_path: Path, db: Database, people: People, clock: Clock
+) -> None:
+    directory = [
+        f"{people.principal.iin},Әлия,1990-01-01",
+        f"{people.attorney.iin},Berik,1985-02-02",
+    ]
+    shown = shown_after(
+        database_url, tmp_path, db, clock, directory, lambda r: r.issue(people.issue()).poa.id
+    )
     assert shown["principal"]["name"] == "Әлия"
     assert shown["attorneys"][0]["name"] == "Berik"
 
@@ -126,29 +142,21 @@ def test_a_poa_issued_after_the_import_carries_the_directorys_names(
 def test_every_attorney_gets_the_directorys_name_and_an_unknown_one_none(
     database_url: str, tmp_path: Path, db: Database, people: People, clock: Clock
 ) -> None:
-    persons.import_csv(
-        db,
-        csv_file(
-            tmp_path,
-            f"{people.attorney.iin},Berik,1985-02-02",
-            f"{people.third_attorney.iin},Dana,1991-03-03",
-        ),
-    )
-    settings = Settings(database_url=database_url, var_dir=tmp_path / "var")
-    registry = build_registry(settings, names=persons.names(db), clock=clock)
-    try:
+    directory = [
+        f"{people.attorney.iin},Berik,1985-02-02",
+        f"{people.third_attorney.iin},Dana,1991-03-03",
+    ]
+
+    def commands(registry: Registry) -> UUID:
         attorneys = [{"iin": people.attorney.iin}, {"iin": people.second_attorney.iin}]
         poa = registry.issue(people.issue(attorneys=attorneys)).poa
         added = {"iin": people.third_attorney.iin}
         registry.add_attorney(
             poa.id, people.act("epoa.add-attorney", poa.id, people.principal, attorney=added)
         )
-        with ProjectionRunner(registry, database_url) as runner:
-            runner.catch_up()
-            shown = find_poa(runner.db, str(poa.id), clock.now)
-    finally:
-        registry.close()
-    assert shown is not None
+        return poa.id
+
+    shown = shown_after(database_url, tmp_path, db, clock, directory, commands)
     assert shown["principal"]["name"] is None
     assert [(a["iin"], a["name"]) for a in shown["attorneys"]] == [
         (people.attorney.iin, "Berik"),
