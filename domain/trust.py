@@ -194,24 +194,29 @@ class PathValidator:
             self._issued.put(key, cached)
         return cached
 
-    def revocation(
-        self, signer: CertificateFacts, issuer: x509.Certificate, signed_at: datetime
-    ) -> str:
-        """`no-crl`, `crl:none-for-issuer`, `crl:not-revoked` or `crl:revoked-after-signing`.
+    def revocation(self, signer: CertificateFacts, chain: Chain, signed_at: datetime) -> str:
+        """`no-crl`, `crl:none-for-issuer`, `crl:not-revoked` or `crl:revoked-after-signing`
+        (of the signer's certificate, by its issuer's CRLs).
 
-        A CRL whose signature does not verify with the issuer's key is ignored (and logged):
-        it may be forged, and a forged CRL must neither revoke nor clear anybody. The CRLs
-        are fixed for the life of the validator, so what they say of a certificate is read
-        once; the comparison with `signed_at` is made every time.
+        Every CA certificate of the path below the trust anchor is looked up in its own
+        issuer's CRLs too: a CA revoked on or before `signed_at` takes every certificate it
+        issued with it. A CRL whose signature does not verify with the issuer's key is
+        ignored (and logged): it may be forged, and a forged CRL must neither revoke nor
+        clear anybody. The CRLs are fixed for the life of the validator, so what they say of
+        a certificate is read once; the comparison with `signed_at` is made every time.
         """
         if not self._crls:
             return "no-crl"
-        key = (signer.serial, issuer)
-        found = self._revocations.get(key)
-        if found is None:
-            found = self._read_crls(signer.serial, issuer)
-            self._revocations.put(key, found)
-        known, dates = found
+        certificates = chain.certificates
+        for at in range(1, len(certificates) - 1):
+            ca, issuer = certificates[at], certificates[at + 1]
+            for revoked_on in self._revoked_on(ca.serial_number, issuer)[1]:
+                if revoked_on <= signed_at:
+                    raise UntrustedCertificateError(
+                        f"CA certificate {ca.subject.rfc4514_string()} revoked on "
+                        f"{revoked_on.isoformat()}"
+                    )
+        known, dates = self._revoked_on(signer.serial, chain.issuer)
         if not known:
             return "crl:none-for-issuer"
         status = "crl:not-revoked"
@@ -222,6 +227,14 @@ class PathValidator:
                 )
             status = "crl:revoked-after-signing"
         return status
+
+    def _revoked_on(self, serial: int, issuer: x509.Certificate) -> _Revocations:
+        key = (serial, issuer)
+        found = self._revocations.get(key)
+        if found is None:
+            found = self._read_crls(serial, issuer)
+            self._revocations.put(key, found)
+        return found
 
     def _read_crls(self, serial: int, issuer: x509.Certificate) -> _Revocations:
         crls = [c for c in self._crls if c.issuer == issuer.subject and self._crl_ok(c, issuer)]

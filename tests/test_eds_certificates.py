@@ -207,6 +207,38 @@ def test_a_crl_with_a_forged_signature_is_ignored() -> None:
     assert verify(signer, crls=[forged]).revocation == "crl:none-for-issuer"
 
 
+def test_a_signer_under_an_intermediate_ca_its_root_revoked_is_refused() -> None:
+    pki = hierarchy()
+    signer = revoked_signer(pki, "Under A Revoked CA")
+    ca = pki.intermediate.cert
+    revocations = [crl(pki.root, {ca.serial_number: NOW - timedelta(hours=1)})]
+
+    detail = refusal(signer, crls=revocations)
+    assert f"CA certificate {ca.subject.rfc4514_string()} revoked" in detail
+
+
+def test_an_intermediate_ca_revoked_after_signed_at_still_vouches_for_that_signature() -> None:
+    pki = hierarchy()
+    signer = revoked_signer(pki, "Signed Before The CA Fell")
+    ca = pki.intermediate.cert
+    revocations = [
+        crl(pki.root, {ca.serial_number: NOW + timedelta(hours=1)}),
+        crl(pki.intermediate, {12345: NOW - timedelta(days=3)}),
+    ]
+
+    assert verify(signer, crls=revocations).revocation == "crl:not-revoked"
+
+
+def test_a_forged_crl_cannot_revoke_an_intermediate_ca() -> None:
+    pki = hierarchy()
+    signer = revoked_signer(pki, "Forged Root CRL")
+    forger = make_cert(pki.root.cert.subject, ca=True, key_label="root-crl-forger")
+    ca = pki.intermediate.cert
+    forged = crl(pki.root, {ca.serial_number: NOW - timedelta(days=1)}, forger)
+
+    assert verify(signer, crls=[forged]).revocation == "crl:none-for-issuer"
+
+
 def test_a_certificate_iin_with_a_bad_check_digit_is_refused() -> None:
     wrong = PRINCIPAL[:11] + str((int(PRINCIPAL[11]) + 1) % 10)
     signer = hierarchy().signer(person(wrong, "Bad Digit"))
