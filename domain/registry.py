@@ -312,6 +312,8 @@ class Registry(Application[UUID]):
             if tries == 1:
                 try:
                     return attempt()
+                except StoreUnavailableError:
+                    raise  # nothing to look up while the store cannot be reached
                 except DomainError:
                     accepted = self._accepted(evidence.document_id)
                     if accepted is None:

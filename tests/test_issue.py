@@ -13,6 +13,7 @@ from domain.errors import (
     DuplicateDocumentError,
     InvalidInputError,
     SignerMismatchError,
+    StoreUnavailableError,
 )
 from domain.registry import Registry
 from tests.conftest import Clock
@@ -208,3 +209,20 @@ def test_an_unknown_poa_is_not_found(registry: Registry) -> None:
 
     with pytest.raises(NotFoundError):
         registry.get_poa(uuid.uuid4())
+
+
+def test_a_store_outage_is_answered_at_once_without_looking_the_document_up(
+    registry: Registry, people: People, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outage is not a refusal: asking the store whether the document was accepted
+    before would only wait out the outage a second time."""
+    looked_up: list[object] = []
+
+    def unreachable(*_: object, **__: object) -> None:
+        raise StoreUnavailableError("the event store is unavailable")
+
+    monkeypatch.setattr(registry, "save", unreachable)
+    monkeypatch.setattr(registry, "_accepted", looked_up.append)
+    with pytest.raises(StoreUnavailableError):
+        registry.issue(people.issue())
+    assert looked_up == []
