@@ -141,9 +141,12 @@ def test_a_poa_expires_exactly_at_the_end_of_its_valid_until_day(
 def test_a_poa_whose_last_day_has_ended_in_kazakhstan_is_refused_not_stored_expired(
     registry: Registry, clock: Clock, people: People
 ) -> None:
-    """20:00 UTC is 01:00 of the next day in Almaty, where a POA's last day ends."""
-    yesterday = datetime.now(UTC) - timedelta(days=1)
-    evening = yesterday.replace(hour=20, minute=0, second=0, microsecond=0)
+    """19:30 UTC is 00:30 of the next day in Almaty, where a POA's last day ends. The latest
+    19:30 UTC that has passed: within a day, so within the test certificates' validity."""
+    now = datetime.now(UTC)
+    evening = now.replace(hour=19, minute=30, second=0, microsecond=0)
+    if evening > now:
+        evening -= timedelta(days=1)
     clock.now = evening
     utc_today = evening.date().isoformat()
     signed_at = evening.isoformat().replace("+00:00", "Z")
@@ -160,12 +163,12 @@ def test_a_poa_whose_last_day_has_ended_in_kazakhstan_is_refused_not_stored_expi
 def test_a_poa_received_after_its_last_day_ended_is_refused_though_signed_in_time(
     registry: Registry, clock: Clock, people: People
 ) -> None:
-    """Signed at 23:59 in Almaty on its last day, received two minutes later."""
-    last_day = datetime.now(UTC).astimezone(poa_zone()).date() - timedelta(days=1)
-    signed = datetime.combine(last_day, datetime.min.time(), poa_zone()) + timedelta(
-        hours=23, minutes=59
-    )
-    clock.now = signed.astimezone(UTC) + timedelta(minutes=2)
+    """Signed an hour ago on its last day in Almaty; the registry's clock reads two
+    minutes after that day ended."""
+    signed = datetime.now(UTC) - timedelta(hours=1)
+    last_day = signed.astimezone(poa_zone()).date()
+    clock.now = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), poa_zone())
+    clock.now += timedelta(minutes=2)
     evidence = people.issue(valid_until=last_day.isoformat(), signed_at=signed.isoformat())
     detail = refused(registry, InvalidInputError, registry.issue, evidence)
     assert "before the document was received" in detail
