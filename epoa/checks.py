@@ -23,18 +23,20 @@ from api.auth import ROLES
 from epoa.settings import Settings
 from epoa.wiring import SettingsError
 
-Need = Literal["seal_key", "api_keys", "trusted_ca", "kafka"]
+Need = Literal["database", "seal_key", "api_keys", "trusted_ca", "kafka"]
 MIN_API_KEY_LENGTH = 24
 DEMO_CA_MARK = "EPOA DEMO"
 NEW_KEY_HINT = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
-#: What each process role needs besides its database.
+#: What each process role needs. Verifying an export reads a file and public keys only:
+#: an auditor needs neither the database nor the service's private seal key for it.
 NEEDS: dict[str, frozenset[Need]] = {
-    "serve": frozenset({"seal_key", "api_keys", "trusted_ca"}),
-    "project": frozenset({"seal_key"}),
-    "consume": frozenset({"seal_key", "trusted_ca", "kafka"}),
-    "audit": frozenset({"seal_key", "trusted_ca"}),
-    "database": frozenset(),
+    "serve": frozenset({"database", "seal_key", "api_keys", "trusted_ca"}),
+    "project": frozenset({"database", "seal_key"}),
+    "consume": frozenset({"database", "seal_key", "trusted_ca", "kafka"}),
+    "audit": frozenset({"database", "seal_key", "trusted_ca"}),
+    "audit-export": frozenset({"trusted_ca"}),
+    "database": frozenset({"database"}),
 }
 
 
@@ -49,7 +51,7 @@ def check_production(settings: Settings, needs: Iterable[Need]) -> None:
 
 
 def production_problems(settings: Settings, needs: frozenset[Need]) -> list[str]:
-    found = database_problems(settings.database_url)
+    found = database_problems(settings.database_url) if "database" in needs else []
     if "seal_key" in needs:
         found += seal_key_problems(settings.seal_key)
         found += retired_key_problems(settings.retired_seal_keys)

@@ -30,8 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from domain.errors import DomainError
 
     try:
-        if args.needs is not None:
-            check_production(settings, NEEDS[args.needs])
+        needs = "audit-export" if getattr(args, "export", None) is not None else args.needs
+        if needs is not None:
+            check_production(settings, NEEDS[needs])
         result: int = args.run(args, settings)
     except SettingsError as error:
         print(f"epoa: bad settings: {error}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -29,13 +30,21 @@ def stop_on_signals() -> threading.Event:
 def run_projections(settings: Settings, rebuild: bool = False, once: bool = False) -> int:
     """The read models and the global audit log (`--rebuild` leaves signed history alone)."""
     from epoa.audit_worker import checkpoint_log, start_checkpoint_log
-    from projections.runner import ProjectionRunner
+    from projections.runner import ProjectionLockedError, ProjectionRunner
 
     registry = build_registry(settings)
     try:
         with ProjectionRunner(registry, settings.database_url) as runner:
             if rebuild:
-                print(f"rebuilt the read models from {runner.rebuild()} events")
+                try:
+                    print(f"rebuilt the read models from {runner.rebuild()} events")
+                except ProjectionLockedError as error:
+                    print(
+                        f"epoa: {error}: stop it (or run the rebuild where it runs) and try "
+                        "again; nothing was changed",
+                        file=sys.stderr,
+                    )
+                    return 1
             elif once:
                 with checkpoint_log(settings, registry) as log:
                     log.catch_up()

@@ -166,6 +166,22 @@ def test_epoa_serve_in_production_with_the_demo_ca_exits_2(fit: Settings, tmp_pa
     assert "holds the demo CA" in done.stderr
 
 
+def test_an_auditor_verifies_an_export_with_public_keys_only_and_no_database(
+    fit: Settings, tmp_path: Path
+) -> None:
+    """In production `audit verify --export` needs the trust bundle, not the service's
+    private seal key nor its database; verifying the store needs both."""
+    env = {"EPOA_ENV": "production", "EPOA_TRUSTED_CA": str(fit.trusted_ca)}
+    missing = tmp_path / "none.jsonl"
+    export = run_epoa("audit", "verify", "--export", str(missing), env=env, cwd=tmp_path)
+    assert export.returncode == 1, export.stderr
+    assert "refuses to start" not in export.stderr
+    assert f"No such file or directory: {missing}" in export.stderr
+    store = run_epoa("audit", "verify", env=env, cwd=tmp_path)
+    assert store.returncode == 2
+    assert "EPOA_SEAL_KEY is required" in store.stderr and "SQLite" in store.stderr
+
+
 def test_a_malformed_setting_exits_2_naming_it(tmp_path: Path) -> None:
     done = run_epoa("audit", "verify", env={"EPOA_LOG_LEVEL": "chatty"}, cwd=tmp_path)
     assert done.returncode == 2

@@ -301,3 +301,35 @@ def test_a_runner_that_is_not_the_writer_never_vouches_for_a_position(
         first.close()
         second.close()
         app.close()
+
+
+@pytest.mark.postgres
+def test_epoa_project_rebuild_beside_a_running_writer_says_so_and_changes_nothing(
+    postgres_url: str, tmp_path: Path, people: People, clock: Clock
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from epoa.settings import Settings
+    from epoa.wiring import build_registry
+
+    app = build_registry(Settings(database_url=postgres_url, var_dir=tmp_path), clock=clock)
+    writer = ProjectionRunner(app, postgres_url)
+    try:
+        app.issue(people.issue())
+        assert writer.run_once() > 0
+        before = writer.position()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EPOA_")}
+        env |= {"EPOA_DATABASE_URL": postgres_url, "EPOA_VAR_DIR": str(tmp_path)}
+        epoa = str(Path(sys.executable).with_name("epoa"))
+        done = subprocess.run(
+            [epoa, "project", "--rebuild"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        assert "another runner is writing the read models" in done.stderr.splitlines()[-1]
+        assert writer.position() == before
+    finally:
+        writer.close()
+        app.close()
