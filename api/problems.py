@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, compile_path
 
-from domain.errors import DomainError
+from domain.errors import DomainError, StoreUnavailableError
 from domain.seal import SealError
 
 PROBLEM_BASE = "urn:epoa:problem:"
@@ -248,6 +248,11 @@ def _methods_at(request: Request) -> list[str]:
 def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, error: DomainError) -> JSONResponse:
+        if isinstance(error, StoreUnavailableError):
+            # The driver's words name hosts and ports: for the log, not for the caller.
+            log.warning("answering 503: %s", error.detail)
+            detail = "the store cannot be reached; nothing was changed, try again"
+            return problem(error.kind, error.status, detail, request)
         return problem(error.kind, error.status, error.detail, request)
 
     @app.exception_handler(ProblemError)

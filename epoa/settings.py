@@ -20,7 +20,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/epoa.sqlite"
     kafka_bootstrap: str | None = None
     case_events_topic: str = "court.case-events"
-    case_events_dlq_topic: str = "court.case-events.dlq"
+    case_events_dlq_topic: str = ""
+    """Unset: the case-events topic's name and `.dlq` (`court.case-events.dlq`)."""
     consumer_group: str = "epoa-case-events"
     consumer_session_timeout_ms: int = 6000
     consumer_heartbeat_interval_ms: int = 1000
@@ -62,6 +63,12 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _dead_letters_beside_their_topic(self) -> Settings:
+        if not self.case_events_dlq_topic:
+            self.case_events_dlq_topic = f"{self.case_events_topic}.dlq"
+        return self
 
     @model_validator(mode="after")
     def _passwords_from_files(self) -> Settings:

@@ -186,3 +186,11 @@ def test_a_malformed_setting_exits_2_naming_it(tmp_path: Path) -> None:
     done = run_epoa("audit", "verify", env={"EPOA_LOG_LEVEL": "chatty"}, cwd=tmp_path)
     assert done.returncode == 2
     assert "log_level" in done.stderr
+
+
+def test_dead_letters_go_beside_the_case_events_topic_unless_named() -> None:
+    assert Settings().case_events_dlq_topic == "court.case-events.dlq"
+    moved = Settings(case_events_topic="courts.almaty.case-events")
+    assert moved.case_events_dlq_topic == "courts.almaty.case-events.dlq"
+    named = Settings(case_events_topic="courts.events", case_events_dlq_topic="ops.poison")
+    assert named.case_events_dlq_topic == "ops.poison"

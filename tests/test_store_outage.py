@@ -61,6 +61,7 @@ def assert_unavailable(response: httpx.Response, took: float) -> None:
     assert response.status_code == 503, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"].endswith("unavailable")
+    assert "5432" not in response.json()["detail"], "the store's address is not shown"
     assert response.headers["retry-after"]
     assert took < ANSWER_S, f"503 after {took:.1f} s"
 
