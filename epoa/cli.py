@@ -124,9 +124,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _db_init(args: argparse.Namespace, settings: Settings) -> int:
+    import psycopg
+
     from epoa.db_admin import init_database
 
-    print(f"epoa: {init_database(settings)}")
+    try:
+        report = init_database(settings)
+    except psycopg.Error as error:  # the server's own words: a privilege, a lost server, ...
+        raise CommandError(f"db init stopped: {' '.join(str(error).split())}") from None
+    print(f"epoa: {report}")
     return 0
 
 

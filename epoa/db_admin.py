@@ -134,9 +134,11 @@ def init_database(settings: Settings) -> InitReport:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         if conn.execute("SELECT current_user = %s", (role,)).fetchone() == (True,):
             raise SettingsError("the service role must not be the owner: use another role")
-    _create_tables(owner_url)
+    # The role first: an owner that may not make it stops before any table is made.
     with psycopg.connect(psycopg_conninfo(owner_url)) as conn, conn.transaction():
         _ensure_role(conn, role, service.password)
+    _create_tables(owner_url)
+    with psycopg.connect(psycopg_conninfo(owner_url)) as conn, conn.transaction():
         owned = _grant(conn, role, schema, service.path.strip("/") or "postgres")
     return InitReport(role, schema, owned)
 
@@ -167,15 +169,45 @@ def _create_tables(owner_url: str) -> None:
         registry.close()
 
 
+_ROLE_LIMITS = {
+    "rolsuper": "NOSUPERUSER",
+    "rolcreatedb": "NOCREATEDB",
+    "rolcreaterole": "NOCREATEROLE",
+    "rolreplication": "NOREPLICATION",
+    "rolbypassrls": "NOBYPASSRLS",
+}
+"""What the service role must not be, by its column in `pg_roles`."""
+
+
 def _ensure_role(conn: psycopg.Connection[tuple[object, ...]], role: str, pw: str | None) -> None:
-    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-    verb = "ALTER" if exists else "CREATE"
+    """Create the service role, or bring an existing one to LOGIN and none of the powers
+    above. Only what differs is altered: PostgreSQL lets only a superuser name SUPERUSER,
+    REPLICATION or BYPASSRLS in `ALTER ROLE`, even to take them away, and the owner of a
+    managed database is no superuser."""
+    columns = ", ".join(_ROLE_LIMITS)
+    found = conn.execute(
+        f"SELECT {columns} FROM pg_roles WHERE rolname = %s",
+        (role,),
+    ).fetchone()
     password = sql.SQL("PASSWORD {}").format(sql.Literal(pw)) if pw else sql.SQL("")
-    conn.execute(
-        sql.SQL(
-            "{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS {}"
-        ).format(sql.SQL(verb), sql.Identifier(role), password)
-    )
+    if found is None:
+        limits = sql.SQL(" ".join(_ROLE_LIMITS.values()))
+        statement = sql.SQL("CREATE ROLE {} LOGIN {} {}").format(
+            sql.Identifier(role), limits, password
+        )
+    else:
+        held = [limit for limit, has in zip(_ROLE_LIMITS.values(), found, strict=True) if has]
+        statement = sql.SQL("ALTER ROLE {} LOGIN {} {}").format(
+            sql.Identifier(role), sql.SQL(" ".join(held)), password
+        )
+    try:
+        conn.execute(statement)
+    except psycopg.errors.InsufficientPrivilege as error:
+        raise SettingsError(
+            f"the owner may not create or change the role {role!r}: {error.diag.message_primary}; "
+            "give the owner CREATEROLE, or create the role (LOGIN, no other powers) as a "
+            "superuser and run epoa db init again"
+        ) from None
     superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
     if superuser.fetchone() != (True,):
         # Handing tables to the role needs membership in it.

@@ -5,7 +5,9 @@ guard, whatever the service's code does."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -17,7 +19,7 @@ from epoa.storage import EVENTS_TABLE, schema_of
 from epoa.wiring import SettingsError, build_registry
 from tests.support.api import api_settings, auth, body, running
 from tests.support.people import People
-from tests.support.roles import ServiceRole, service_role
+from tests.support.roles import ServiceRole, drop_role, service_role
 
 pytestmark = pytest.mark.postgres
 
@@ -149,3 +151,93 @@ def test_db_init_refuses_to_make_the_owner_the_service_role(tmp_path: Path) -> N
 def test_db_init_needs_the_owner_url() -> None:
     with pytest.raises(SettingsError, match="EPOA_ADMIN_DATABASE_URL is required"):
         init_database(Settings(database_url="postgresql://svc@127.0.0.1/epoa"))
+
+
+@contextmanager
+def managed_owner(made: ServiceRole) -> Iterator[str]:
+    """An owner as a managed PostgreSQL gives one: no superuser, CREATEROLE, owner of the
+    schema; its URL (with the schema)."""
+    name, password = f"{made.name}_owner", "owner-password"
+    parts = urlsplit(made.url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    database = parts.path.strip("/")
+    with psycopg.connect(made.admin_url.partition("?")[0], autocommit=True) as conn:
+        owner = sql.Identifier(name)
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
+                owner, sql.Literal(password)
+            )
+        )
+        conn.execute(
+            sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO {}").format(
+                sql.Identifier(database), owner
+            )
+        )
+        conn.execute(
+            sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(
+                sql.Identifier(schema_of(made.url)), owner
+            )
+        )
+    try:
+        yield f"postgresql://{name}:{password}@{host}/{database}?{parts.query}"
+    finally:
+        drop_role(made.name)
+        with psycopg.connect(made.admin_url.partition("?")[0], autocommit=True) as conn:
+            owner = sql.Identifier(name)
+            conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(owner))
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(owner))
+            conn.execute(sql.SQL("DROP ROLE {}").format(owner))
+
+
+def test_db_init_by_an_owner_that_is_no_superuser_runs_again_and_again(
+    tmp_path: Path, people: People
+) -> None:
+    with service_role() as made, managed_owner(made) as owner_url:
+        settings = Settings(database_url=made.url, admin_database_url=owner_url)
+        first = init_database(settings)
+        assert "poa_status" in first.owned_by_role
+        issue_one(made, tmp_path, people)
+        again = init_database(settings)
+        assert set(first.owned_by_role) <= set(again.owned_by_role)
+        issue_one(made, tmp_path, people)
+        with psycopg.connect(made.admin_url.partition("?")[0]) as conn:
+            powers = conn.execute(
+                "SELECT rolcanlogin, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = %s",
+                (made.name,),
+            ).fetchone()
+        assert powers == (True, False, False)
+
+
+def test_db_init_by_an_owner_that_may_not_make_roles_says_so_and_makes_no_table(
+    tmp_path: Path,
+) -> None:
+    with service_role() as made, managed_owner(made) as owner_url:
+        with psycopg.connect(made.admin_url.partition("?")[0], autocommit=True) as conn:
+            owner = owner_url.split("//", 1)[1].split(":", 1)[0]
+            conn.execute(sql.SQL("ALTER ROLE {} NOCREATEROLE").format(sql.Identifier(owner)))
+        settings = Settings(database_url=made.url, admin_database_url=owner_url)
+        with pytest.raises(SettingsError, match="may not create or change the role"):
+            init_database(settings)
+        assert store_access(made.admin_url) is not None
+        assert not store_access(made.admin_url).table_exists  # type: ignore[union-attr]
+
+
+def test_db_init_against_a_server_that_does_not_answer_is_one_line_and_exit_1(
+    tmp_path: Path,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EPOA_")}
+    env |= {
+        "EPOA_DATABASE_URL": "postgresql://epoa_service@127.0.0.1:1/epoa",
+        "EPOA_ADMIN_DATABASE_URL": "postgresql://epoa_owner@127.0.0.1:1/epoa",
+    }
+    epoa = str(Path(sys.executable).with_name("epoa"))
+    done = subprocess.run(
+        [epoa, "db", "init"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("epoa: db init stopped: ")
