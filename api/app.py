@@ -43,6 +43,7 @@ def create_app(
         from epoa.wiring import build_read_models, build_registry, build_verifier
 
         the_clock = clock or (lambda: datetime.now(UTC))
+        verifier = build_verifier(settings)  # a bad trust bundle or CRL stops start-up first
         read_models = build_read_models(settings)
         registry = build_registry(settings, names=read_models.names, clock=the_clock)
         read_models.attach(registry, run=run_projections)
@@ -53,7 +54,7 @@ def create_app(
         app.state.services = Services(
             settings=settings,
             registry=registry,
-            verifier=build_verifier(settings),
+            verifier=verifier,
             api_keys=ApiKeys.from_path(settings.api_keys),
             metrics=Metrics(),
             read_models=read_models,

@@ -150,6 +150,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             logging.getLogger("epoa").info(line.removeprefix("epoa: ").strip())
     else:
         print(text, flush=True)
+    _preflight(settings)
     app = create_app(settings, run_projections=not args.no_projections)
     # uvicorn logs through the root logger (epoa.logging_setup); the app logs each request.
     uvicorn.run(
@@ -161,6 +162,24 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=False,
     )
     return 0
+
+
+def _preflight(settings: Settings) -> None:
+    """What would stop the app's start-up, found before the server starts, so that it ends
+    as every command does (one line, exit 2 for unfit settings, 1 for an unreachable store)
+    and not as a server whose start-up failed."""
+    import psycopg
+    import psycopg_pool
+
+    from domain.errors import StoreUnavailableError
+    from epoa.wiring import build_registry, build_verifier
+
+    build_verifier(settings)
+    try:
+        build_registry(settings).close()  # says what `epoa db init` must make, if anything
+    except (StoreUnavailableError, psycopg.Error, psycopg_pool.PoolTimeout) as error:
+        detail = error.detail if isinstance(error, StoreUnavailableError) else str(error)
+        raise CommandError(f"the store cannot be reached: {' '.join(detail.split())}") from None
 
 
 def _project(args: argparse.Namespace, settings: Settings) -> int:

@@ -85,9 +85,10 @@ def build_verifier(settings: Settings) -> Verifier:
     try:
         trust = TrustStore.from_path(settings.trusted_ca)
         crls = [path.read_bytes() for path in settings.crl_files]
+        skew = timedelta(seconds=settings.clock_skew_seconds)
+        return Verifier(trust, crls, clock_skew=skew)  # parses the CRLs
     except (OSError, ValueError) as error:
         raise SettingsError(f"trust store or CRL files: {error}") from error
-    return Verifier(trust, crls, clock_skew=timedelta(seconds=settings.clock_skew_seconds))
 
 
 def build_read_models(settings: Settings) -> ReadModels:

@@ -194,3 +194,29 @@ def test_dead_letters_go_beside_the_case_events_topic_unless_named() -> None:
     assert moved.case_events_dlq_topic == "courts.almaty.case-events.dlq"
     named = Settings(case_events_topic="courts.events", case_events_dlq_topic="ops.poison")
     assert named.case_events_dlq_topic == "ops.poison"
+
+
+def test_epoa_serve_whose_store_does_not_answer_ends_with_one_line_not_a_failed_server(
+    tmp_path: Path,
+) -> None:
+    env = {"EPOA_DATABASE_URL": "postgresql://epoa_service@127.0.0.1:1/epoa"}
+    done = run_epoa("serve", "--port", "18771", env=env, cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("epoa: the store cannot be reached: ")
+
+
+def test_a_crl_file_that_is_no_crl_stops_serve_and_consume_with_exit_2(tmp_path: Path) -> None:
+    garbage = tmp_path / "revoked.crl"
+    garbage.write_bytes(b"not a certificate revocation list")
+    demo = make_demo(tmp_path / "demo")
+    env = {
+        "EPOA_CRL_FILES": str(garbage),
+        "EPOA_TRUSTED_CA": str(demo.ca_pem),
+        "EPOA_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+    }
+    for command in (("serve", "--port", "18772"), ("consume",)):
+        done = run_epoa(*command, env=env, cwd=tmp_path)
+        assert done.returncode == 2, (command, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert "epoa: bad settings: trust store or CRL files" in done.stderr.splitlines()[-1]
