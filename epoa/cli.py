@@ -27,6 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"epoa: bad settings: {error}", file=sys.stderr)
         return 2
     configure(settings.effective_log_format, settings.log_level)
+    import psycopg
+    import psycopg_pool
+
     from domain.errors import DomainError
 
     try:
@@ -43,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (CommandError, DomainError) as error:
         print(f"epoa: {error}", file=sys.stderr)
+        return 1
+    except (psycopg.Error, psycopg_pool.PoolTimeout) as error:  # the store's own words
+        name = type(error).__name__
+        print(f"epoa: the store refused: {name}: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
     return result
 

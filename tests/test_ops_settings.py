@@ -220,3 +220,14 @@ def test_a_crl_file_that_is_no_crl_stops_serve_and_consume_with_exit_2(tmp_path:
         assert done.returncode == 2, (command, done.stderr)
         assert "Traceback" not in done.stderr
         assert "epoa: bad settings: trust store or CRL files" in done.stderr.splitlines()[-1]
+
+
+def test_epoa_project_as_a_role_the_store_does_not_know_ends_with_one_line(
+    tmp_path: Path,
+) -> None:
+    env = {"EPOA_DATABASE_URL": "postgresql://epoa_no_such_role@127.0.0.1:5432/epoa_test"}
+    done = run_epoa("project", "--once", env=env, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("epoa: the store refused: ") and "epoa_no_such_role" in last

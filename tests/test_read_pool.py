@@ -85,7 +85,16 @@ def test_threads_that_come_and_go_hold_no_more_sessions_than_the_pool(
         assert max(held) <= 3, held
     finally:
         read_models.close()
-    assert sessions(role) == 0
+    assert sessions_after_closing(role) == 0
+
+
+def sessions_after_closing(role: ServiceRole, within: float = 5.0) -> int:
+    """The role's sessions once the server has ended those whose clients closed them (it
+    does so a moment after the close, later on a loaded machine)."""
+    deadline = time.monotonic() + within
+    while (found := sessions(role)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
 
 
 def test_reads_go_on_after_the_server_ended_every_connection(role: ServiceRole) -> None:
