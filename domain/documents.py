@@ -110,10 +110,13 @@ class IssueRequest:
     def require_unexpired(self, at: datetime) -> None:
         """A POA is never recorded already expired: its last day (in Kazakhstan) must not
         have ended when the registry receives it, whatever the document's `signed_at`."""
-        if self.valid_until is not None and expires_at(self.valid_until) <= at:
+        if self.valid_until is None:
+            return
+        ended = expires_at(self.valid_until)
+        if ended <= at:
             raise InvalidInputError(
-                f"valid_until: {self.valid_until.isoformat()} ended at "
-                f"{expires_at(self.valid_until).isoformat()}, before the document was received"
+                f"valid_until: {self.valid_until.isoformat()} ended at {ended.isoformat()}, "
+                "before the document was received"
             )
 
 

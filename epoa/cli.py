@@ -42,16 +42,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except OSError as error:  # a file the operator named: missing, unreadable, ...
         where = f": {error.filename}" if error.filename else ""
-        print(f"epoa: {error.strerror or error}{where}", file=sys.stderr)
-        return 1
+        return _failed(f"{error.strerror or error}{where}")
     except (CommandError, DomainError) as error:
-        print(f"epoa: {error}", file=sys.stderr)
-        return 1
+        return _failed(str(error))
     except (psycopg.Error, psycopg_pool.PoolTimeout) as error:  # the store's own words
-        name = type(error).__name__
-        print(f"epoa: the store refused: {name}: {' '.join(str(error).split())}", file=sys.stderr)
-        return 1
+        return _failed(f"the store refused: {type(error).__name__}: {error}")
     return result
+
+
+def _failed(message: str) -> int:
+    """One line on stderr (a driver's message may span several), exit status 1."""
+    print(f"epoa: {' '.join(message.split())}", file=sys.stderr)
+    return 1
 
 
 class CommandError(Exception):
@@ -131,15 +133,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _db_init(args: argparse.Namespace, settings: Settings) -> int:
-    import psycopg
-
     from epoa.db_admin import init_database
 
-    try:
-        report = init_database(settings)
-    except psycopg.Error as error:  # the server's own words: a privilege, a lost server, ...
-        raise CommandError(f"db init stopped: {' '.join(str(error).split())}") from None
-    print(f"epoa: {report}")
+    print(f"epoa: {init_database(settings)}")
     return 0
 
 
@@ -172,21 +168,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _preflight(settings: Settings) -> None:
-    """What would stop the app's start-up, found before the server starts, so that it ends
-    as every command does (one line, exit 2 for unfit settings, 1 for an unreachable store)
-    and not as a server whose start-up failed."""
-    import psycopg
-    import psycopg_pool
-
-    from domain.errors import StoreUnavailableError
+    """What would stop the app's start-up, met before the server starts, so that it ends as
+    every command does (one line; exit 2 for unfit settings, 1 for a store that does not
+    answer) and not as a server whose start-up failed."""
     from epoa.wiring import build_registry, build_verifier
 
     build_verifier(settings)
-    try:
-        build_registry(settings).close()  # says what `epoa db init` must make, if anything
-    except (StoreUnavailableError, psycopg.Error, psycopg_pool.PoolTimeout) as error:
-        detail = error.detail if isinstance(error, StoreUnavailableError) else str(error)
-        raise CommandError(f"the store cannot be reached: {' '.join(detail.split())}") from None
+    build_registry(settings).close()  # says what `epoa db init` must make, if anything
 
 
 def _project(args: argparse.Namespace, settings: Settings) -> int:

@@ -34,10 +34,10 @@ class Database(ABC):
     sortable: str
     for_update: str
     """Appended to a SELECT that must lock the rows it reads until the transaction ends."""
-    insert_parameters: int
-    """Parameters per multi-row INSERT statement."""
     rows_as_json = False
     """Whether `insert` sends its rows as one JSON parameter (PostgreSQL)."""
+    insert_parameters = 0
+    """Without `rows_as_json`: parameters per multi-row INSERT statement."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -173,8 +173,6 @@ class PostgresDatabase(Database):
     dialect = "postgresql"
     sortable = 'TEXT COLLATE "C"'
     for_update = " FOR UPDATE"
-    insert_parameters = 50
-    """psycopg keeps the parsed form of statements of up to 50 parameters."""
     rows_as_json = True
 
     def __init__(self, conninfo: str, schema: str) -> None:

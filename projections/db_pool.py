@@ -49,7 +49,6 @@ class PostgresPool(Database):
     dialect = PostgresDatabase.dialect
     sortable = PostgresDatabase.sortable
     for_update = PostgresDatabase.for_update
-    insert_parameters = PostgresDatabase.insert_parameters
     rows_as_json = PostgresDatabase.rows_as_json
 
     def __init__(self, conninfo: str, schema: str, size: int = READ_POOL_SIZE) -> None:

@@ -240,4 +240,5 @@ def test_db_init_against_a_server_that_does_not_answer_is_one_line_and_exit_1(
     )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
-    assert done.stderr.splitlines()[-1].startswith("epoa: db init stopped: ")
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("epoa: the store refused: ") and "port 1 failed" in last

@@ -203,7 +203,8 @@ def test_epoa_serve_whose_store_does_not_answer_ends_with_one_line_not_a_failed_
     done = run_epoa("serve", "--port", "18771", env=env, cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
-    assert done.stderr.splitlines()[-1].startswith("epoa: the store cannot be reached: ")
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("epoa: the store refused: ") and "port 1 failed" in last
 
 
 def test_a_crl_file_that_is_no_crl_stops_serve_and_consume_with_exit_2(tmp_path: Path) -> None:
