@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import Tracking
 
 from consumers.case_events import Decision, Outcome
@@ -30,6 +29,7 @@ from domain.errors import NotFoundError
 from domain.outcomes import CaseEvent
 from domain.power_of_attorney import PowerOfAttorney
 from domain.registry import Registry
+from domain.sealed_application import collected
 
 Aggregate = CourtCase | PowerOfAttorney
 
@@ -81,8 +81,7 @@ class CaseEventBatch:
 
     def commit(self, tracking: Tracking) -> None:
         """Write every new event and the position `tracking` in one transaction."""
-        processing: ProcessingEvent[UUID] = ProcessingEvent(tracking)
-        processing.collect_events(*self.touched.values())
+        processing = collected(self.touched.values(), tracking)
         self.registry.events.put(processing.events, tracking=processing.tracking)
 
     def _end_poas(self, conclusions: list[_Conclusion], decisions: list[Decision]) -> None:

@@ -6,11 +6,8 @@ methods only record, so replaying history never re-checks or re-verifies anythin
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
-from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
@@ -85,7 +82,6 @@ class PowerOfAttorney(Aggregate):
         self.issued_at = at
         self.status = ACTIVE
         self.termination: dict[str, Any] | None = None
-        self.documents = {evidence_document_id(evidence)}
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -100,9 +96,6 @@ class PowerOfAttorney(Aggregate):
 
     def active_attorneys(self) -> list[str]:
         return [a["iin"] for a in self.attorneys if a["status"] == ACTIVE]
-
-    def has_applied(self, evidence: SignedDocument) -> bool:
-        return str(evidence.document_id) in self.documents
 
     # -- commands --------------------------------------------------------------------------
 
@@ -167,7 +160,6 @@ class PowerOfAttorney(Aggregate):
                 "until": None,
             }
         )
-        self.documents.add(evidence_document_id(evidence))
 
     @event(AttorneyRenounced)
     def _renounce(self, attorney_iin: str, at: datetime, evidence: dict[str, str]) -> None:
@@ -175,7 +167,6 @@ class PowerOfAttorney(Aggregate):
             if attorney["iin"] == attorney_iin:
                 attorney["status"] = RENOUNCED
                 attorney["until"] = at
-        self.documents.add(evidence_document_id(evidence))
 
     @event(Revoked)
     def _revoke(self, reason: str | None, at: datetime, evidence: dict[str, str]) -> None:
@@ -186,16 +177,8 @@ class PowerOfAttorney(Aggregate):
             "source": "principal",
             "detail": reason,
         }
-        self.documents.add(evidence_document_id(evidence))
 
     @event(Terminated)
     def _terminate(self, reason: str, at: datetime, source: str) -> None:
         self.status = TERMINATED
         self.termination = {"reason": reason, "at": at, "source": source, "detail": None}
-
-
-def evidence_document_id(evidence: dict[str, str]) -> str:
-    """The id of the document the evidence holds, as `SignedDocument.document_id` gives it;
-    only the canonical bytes are decoded (not the CMS and certificate beside them)."""
-    document = json.loads(base64.b64decode(evidence["canonical"]))
-    return str(UUID(str(document["document_id"])))

@@ -15,14 +15,11 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import (
-    EventStore,
     IntegrityError,
     InterfaceError,
-    Mapper,
     OperationalError,
-    ProcessRecorder,
     Tracking,
 )
 
@@ -38,12 +35,11 @@ from domain.errors import (
     StoreUnavailableError,
 )
 from domain.evidence import SignedDocument
-from domain.group_commit import process_recorder
 from domain.outcomes import CaseEvent, CaseEventOutcome, Outcome
 from domain.power_of_attorney import PowerOfAttorney
 from domain.receipt import make_receipt
-from domain.seal import SealKey, public_keys_of
-from domain.sealed_store import SealedEventStore, SealedMapper
+from domain.seal import SealKey
+from domain.sealed_application import SealedApplication, collected
 
 MAX_ATTEMPTS = 20
 T = TypeVar("T")
@@ -61,7 +57,7 @@ AGGREGATE_CACHE = {"AGGREGATE_CACHE_MAXSIZE": "2000", "AGGREGATE_CACHE_FASTFORWA
 Commands work on a copy, so a failed one leaves the cached aggregate as it was."""
 
 
-class Registry(Application[UUID]):
+class Registry(SealedApplication):
     name = "epoa"
 
     def __init__(
@@ -77,32 +73,6 @@ class Registry(Application[UUID]):
         self.clock = clock
         self.names = names
         super().__init__({**AGGREGATE_CACHE, **env})
-
-    # -- wiring of the sealed store ------------------------------------------------------
-
-    def construct_mapper(self) -> Mapper[UUID]:
-        return SealedMapper(
-            self.construct_transcoder(), self.seal_key, public_keys_of(*self.retired_keys)
-        )
-
-    @property
-    def process_recorder(self) -> ProcessRecorder:
-        assert isinstance(self.recorder, ProcessRecorder)
-        return self.recorder
-
-    @property
-    def sealed_mapper(self) -> SealedMapper:
-        assert isinstance(self.mapper, SealedMapper)
-        return self.mapper
-
-    def construct_recorder(self) -> ProcessRecorder:
-        """A process recorder: events and a consumer's positions in one transaction; on
-        PostgreSQL, concurrent commands share transactions (`domain.group_commit`)."""
-        return process_recorder(self.factory)
-
-    def construct_event_store(self) -> EventStore[UUID]:
-        assert isinstance(self.mapper, SealedMapper)
-        return SealedEventStore(self.mapper, self.recorder)
 
     # -- commands --------------------------------------------------------------------------
 
@@ -194,9 +164,7 @@ class Registry(Application[UUID]):
                     poa = self.get_poa(poa_id)
                     if poa.end_with_case(at, concluded_by):
                         ended.append(poa)
-            processing: ProcessingEvent[UUID] = ProcessingEvent(tracking)
-            processing.collect_events(case, *ended)
-            recordings = self._record(processing)
+            recordings = self._record(collected([case, *ended], tracking))
             return CaseEventOutcome(
                 case,
                 True,

@@ -6,13 +6,16 @@ nothing was recorded twice; `read_model_tables` dumps the read models, and
 
 from __future__ import annotations
 
+import base64
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
+from uuid import UUID
 
 from domain.court_case import CourtCase
-from domain.power_of_attorney import PowerOfAttorney, evidence_document_id
+from domain.power_of_attorney import PowerOfAttorney
 from domain.registry import Registry
 from domain.seal import SealKey
 from epoa.storage import persistence_env
@@ -22,6 +25,13 @@ from tests.support.court_feed import Published
 from tests.support.journal import Journal
 
 READ_MODEL_TABLES: Final = [table for model in READ_MODELS for table in model.tables]
+
+
+def evidence_document_id(evidence: dict[str, str]) -> str:
+    """The id of the document an event's evidence holds, as `SignedDocument.document_id`
+    gives it; only the canonical bytes are decoded (not the CMS and certificate beside them)."""
+    document = json.loads(base64.b64decode(evidence["canonical"]))
+    return str(UUID(str(document["document_id"])))
 
 
 class StoreHistory:
