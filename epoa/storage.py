@@ -100,8 +100,16 @@ CREATE TRIGGER epoa_append_only_truncate BEFORE TRUNCATE ON {schema}.{table}
 """
 
 
+STATE_COMPRESSION = "lz4"
+"""How PostgreSQL compresses the records' states. Its default, pglz, tries every state
+(about 4 KB, mostly base64 of the CMS and certificate) and gives up (it saves under a
+quarter), spending about a fifth of the server's time per append; lz4 saves about 28%, in
+less time. A server built without lz4 keeps its default."""
+
+
 def guard_append_only(database_url: str) -> None:
-    """Make the database itself refuse UPDATE, DELETE and TRUNCATE of event rows."""
+    """Make the database itself refuse UPDATE, DELETE and TRUNCATE of event rows, and store
+    new states compressed by `STATE_COMPRESSION` (rows already written stay as they are)."""
     if urlsplit(database_url).scheme not in ("postgresql", "postgres"):
         return
     schema = schema_of(database_url)
@@ -110,8 +118,26 @@ def guard_append_only(database_url: str) -> None:
         conn.execute("SELECT pg_advisory_lock(hashtext('epoa-append-only-guard'))")
         try:
             conn.execute(sql.encode())
+            _compress_states(conn, schema)
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext('epoa-append-only-guard'))")
+
+
+def _compress_states(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> None:
+    table = f"{_ident(schema)}.{EVENTS_TABLE}"
+    row = conn.execute(
+        "SELECT attcompression FROM pg_attribute WHERE attrelid = %s::regclass "
+        "AND attname = 'state'",
+        (table,),
+    ).fetchone()
+    if row is None or row[0] == STATE_COMPRESSION[0]:  # "l": already lz4
+        return
+    try:
+        conn.execute(
+            f"ALTER TABLE {table} ALTER COLUMN state SET COMPRESSION {STATE_COMPRESSION}".encode()
+        )
+    except psycopg.errors.FeatureNotSupported:  # built without lz4: pglz, as before
+        return
 
 
 def _ident(name: str) -> str:

@@ -60,8 +60,13 @@ def test_the_service_role_issues_and_reads_powers_of_attorney_through_the_api(
             (EVENTS_TABLE,),
         ).fetchone()
         events = conn.execute(f"SELECT count(*) FROM {EVENTS_TABLE}").fetchone()
+        compressed = conn.execute(
+            "SELECT DISTINCT pg_column_compression(state) FROM "
+            f"{EVENTS_TABLE} WHERE length(state) > 2500"  # short states stay as they are
+        ).fetchall()
     assert owner is not None and owner[0] != role.name
     assert events is not None and int(str(events[0])) >= 2
+    assert compressed == [("lz4",)]  # set up by `epoa db init`, as the owner
 
 
 @pytest.mark.parametrize(

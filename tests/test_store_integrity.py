@@ -68,6 +68,22 @@ def test_the_database_itself_refuses_to_change_or_remove_event_rows(
     assert raw_rows(postgres_url) == before
 
 
+def test_states_are_stored_lz4_compressed_and_read_back_whole(
+    pg_registry: Registry, people: People, postgres_url: str
+) -> None:
+    poa = pg_registry.issue(people.issue()).poa
+    with connect(postgres_url) as conn:
+        rows = conn.execute(
+            "SELECT pg_column_compression(state), pg_column_size(state), length(state) "
+            "FROM epoa_events WHERE originator_id = %s",
+            (poa.id,),
+        ).fetchall()
+    assert [r[0] for r in rows] == ["lz4"]
+    assert int(rows[0][1]) < int(rows[0][2])  # type: ignore[call-overload]
+    assert pg_registry.get_poa(poa.id).case_number == poa.case_number
+    assert findings(pg_registry, postgres_url) == []
+
+
 def test_an_untouched_store_verifies_clean(
     pg_registry: Registry, people: People, postgres_url: str
 ) -> None:
