@@ -6,7 +6,7 @@ a process recorder that keeps a consumer's positions in the same transaction as 
 
 `save` does what the library's does, but collects an aggregate's pending events by its
 class: the library asks two runtime-checkable Protocols of every object saved, and on
-Python 3.11 each such `isinstance` walks the Protocol's attributes (about a tenth of an
+Python 3.11 each such `isinstance` walks the Protocol's attributes (about 6% of an
 append's CPU, `bench/store.py`). Anything that is not one of the library's aggregates goes
 the library's way.
 """
