@@ -40,21 +40,44 @@ def open_runs(
 ) -> list[tuple[OpenedRecord, bytes]]:
     """Open `records` (any streams, each stream's in version order); return each opened,
     with its record hash. Raises SealError if a run's links or newest seal do not hold."""
-    opened: list[tuple[OpenedRecord, bytes]] = []
+    opened = open_all(records)
+    check_runs(public_keys, records, opened)
+    return opened
+
+
+def open_all(records: Sequence[Sealed]) -> list[tuple[OpenedRecord, bytes]]:
+    """Each record taken apart, with its record hash; nothing verified yet. Raises
+    SealError for a record that carries no seal."""
+    opened = []
+    for record in records:
+        parts = open_state(record.state)
+        digest = record_hash(
+            str(record.originator_id),
+            record.originator_version,
+            record.topic,
+            parts.predecessor,
+            parts.body,
+        )
+        opened.append((parts, digest))
+    return opened
+
+
+def check_runs(
+    public_keys: Mapping[bytes, Ed25519PublicKey],
+    records: Sequence[Sealed],
+    opened: Sequence[tuple[OpenedRecord, bytes]],
+) -> None:
+    """Check `opened` (from `open_all(records)`): each run of a stream links, and its
+    newest seal verifies. Raises SealError."""
     newest: dict[str, tuple[int, int]] = {}
     """stream -> (version, index) of its latest record so far"""
     vouched: set[int] = set()
-    for index, record in enumerate(records):
-        parts = open_state(record.state)
+    for index, (record, (parts, _)) in enumerate(zip(records, opened, strict=True)):
         stream, version = str(record.originator_id), record.originator_version
-        digest = record_hash(stream, version, record.topic, parts.predecessor, parts.body)
         previous = newest.get(stream)
         if previous is not None and previous[0] == version - 1:
             if parts.predecessor != opened[previous[1]][1]:
                 raise SealError(f"{stream}: version {version} does not link to its predecessor")
             vouched.add(previous[1])
         newest[stream] = (version, index)
-        opened.append((parts, digest))
-    checks = [opened[index] for index in range(len(opened)) if index not in vouched]
-    check_seals(public_keys, checks)
-    return opened
+    check_seals(public_keys, [opened[i] for i in range(len(opened)) if i not in vouched])

@@ -25,7 +25,7 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
-from domain.seal import GENESIS, SealError, SealKey, seal_state, verify_state
+from domain.seal import GENESIS, OpenedRecord, SealError, SealKey, seal_state, verify_state
 from domain.seal_runs import open_runs
 
 
@@ -85,7 +85,14 @@ class SealedMapper(Mapper[UUID]):
         self, stored_events: Sequence[StoredEvent]
     ) -> list[DomainEventProtocol[UUID]]:
         """Decode a batch, checking one seal per run of a stream (`domain.seal_runs`)."""
-        opened = open_runs(self.public_keys, stored_events)
+        return self.decode_opened(stored_events, open_runs(self.public_keys, stored_events))
+
+    def decode_opened(
+        self,
+        stored_events: Sequence[StoredEvent],
+        opened: Sequence[tuple[OpenedRecord, bytes]],
+    ) -> list[DomainEventProtocol[UUID]]:
+        """Decode records already opened (`domain.seal_runs.open_all`) and vouched for."""
         return [
             super(SealedMapper, self).to_domain_event(
                 StoredEvent(s.originator_id, s.originator_version, s.topic, parts.body)

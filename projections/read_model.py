@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from operator import itemgetter
 from typing import Any
 
 from domain.power_of_attorney import PowerOfAttorney as Poa
@@ -74,11 +75,8 @@ class RowBuffer:
 
     def flush(self) -> None:
         updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c not in self.key)
-        latest = {
-            tuple(row[c] for c in self.key): tuple(row[c] for c in self.columns)
-            for rows in self._groups.values()
-            for row in rows
-        }
+        key_of, values_of = _tuple_of(self.key), _tuple_of(self.columns)
+        latest = {key_of(row): values_of(row) for rows in self._groups.values() for row in rows}
         self.db.insert(
             self.table,
             self.columns,
@@ -100,8 +98,19 @@ def expiry_stamp(valid_until: str | None) -> str | None:
     return stamp(expires_at(date.fromisoformat(valid_until))) if valid_until else None
 
 
+def _tuple_of(names: Sequence[str]) -> Callable[[Record], tuple[Any, ...]]:
+    """The values of `names` of a row, as a tuple (even of one name)."""
+    get = itemgetter(*names)
+    if len(names) == 1:
+        return lambda row: (get(row),)
+    return get
+
+
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def to_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _JSON.encode(value)
 
 
 def from_json(text: str | None) -> Any:

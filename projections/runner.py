@@ -3,11 +3,11 @@
 A batch's rows and the new positions commit in ONE transaction, so a crash before the
 commit leaves both as they were and the batch is simply applied again: nothing twice,
 nothing lost. Each read model has its own position, so one added later catches up from
-zero without replaying the others. The records a read model uses are decoded by the
-registry's mapper, which checks their seals (one signature per run of a stream in the
-batch, `domain.seal_runs`): a tampered record stops the projection instead of being shown.
-Records no read model uses (e.g. the idempotency keys of accepted documents) are skipped
-undecoded.
+zero without replaying the others. Every record read is hashed; the ones a read model uses
+are decoded (records of accepted documents, their idempotency keys, are not) once their
+seals are checked (one signature per run of a stream in the batch, `domain.seal_runs`) or
+a signed head of the audit log vouches for the batch (`projections.vouching`): a tampered
+record stops the projection instead of being shown.
 """
 
 from __future__ import annotations
@@ -23,10 +23,13 @@ from eventsourcing.persistence import Notification
 from eventsourcing.utils import resolve_topic
 
 from domain.registry import Registry
+from domain.seal import SealError
+from domain.seal_runs import check_runs, open_all
 from projections import authority, cases, persons, poa_status
 from projections.appended import Appended
 from projections.db import connect
 from projections.read_model import ReadModel
+from projections.vouching import Vouching
 from projections.writer_lock import writer_lock
 
 log = logging.getLogger("epoa.projections")
@@ -75,6 +78,7 @@ class ProjectionRunner:
         self._last_read = 0
         self._wake = threading.Event()
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="epoa-projections-read")
+        self._vouching = Vouching(database_url, registry.sealed_mapper.public_keys)
         self._create()
 
     def _create(self) -> None:
@@ -166,12 +170,33 @@ class ProjectionRunner:
         )
         if not notifications:
             return Batch([], after=start)
-        return Batch(self._decode(notifications), tuple(n.id for n in notifications), after=start)
+        events = self._decode(notifications, start)
+        return Batch(events, tuple(n.id for n in notifications), after=start)
 
-    def _decode(self, notifications: Sequence[Notification]) -> list[tuple[int, object]]:
-        used = [n for n in notifications if self._wanted is None or _is(n.topic, self._wanted)]
-        events = self.registry.sealed_mapper.to_domain_events(used)
-        return [(n.id, event) for n, event in zip(used, events, strict=True)]
+    def _decode(
+        self, notifications: Sequence[Notification], after: int
+    ) -> list[tuple[int, object]]:
+        """The records the read models use, decoded: without their own seal checks where a
+        signed tree head vouches for the batch (`projections.vouching`), else with them."""
+        mapper = self.registry.sealed_mapper
+        used = [
+            index
+            for index, n in enumerate(notifications)
+            if self._wanted is None or _is(n.topic, self._wanted)
+        ]
+        records = [notifications[i] for i in used]
+        try:
+            opened = open_all(notifications)
+        except SealError:  # a record with no seal: no head can cover it, nor what follows
+            self._vouching.forget()
+            events = mapper.to_domain_events(records)
+        else:
+            ours = [opened[i] for i in used]
+            hashes = [digest for _, digest in opened]
+            if not self._vouching.covers(after, notifications[-1].id, hashes):
+                check_runs(mapper.public_keys, records, ours)
+            events = mapper.decode_opened(records, ours)
+        return [(notifications[i].id, e) for i, e in zip(used, events, strict=True)]
 
     def apply(self, batch: Batch) -> int:
         """Apply what each read model has not applied yet, and move the positions, at once.
@@ -277,6 +302,7 @@ class ProjectionRunner:
         self._reader.shutdown(cancel_futures=True)
         self._appended.close()
         self._lock.release()
+        self._vouching.close()
         self.db.close()
 
     def __enter__(self) -> ProjectionRunner:
