@@ -34,7 +34,7 @@ log = logging.getLogger("epoa.projections")
 ASK_EVERY = 1.0
 """Seconds between two questions for a newer head (heads come every 10 s by default)."""
 CACHED_SUBTREES = 4096
-"""Subtree roots of the newest head kept between batches: successive proofs share most."""
+"""Perfect subtree roots kept between batches: successive proofs share most of them."""
 
 
 class Vouching:
@@ -48,7 +48,7 @@ class Vouching:
         self._head: Checkpoint | None = None
         self._head_note = ""
         self._asked = -ASK_EVERY
-        self._subtrees: dict[tuple[int, int], bytes] = {}
+        self._perfect: dict[tuple[int, int], bytes] = {}
 
     def covers(self, after: int, last: int, record_hashes: Sequence[bytes]) -> bool:
         """Whether a signed head vouches for the batch read after notification id `after`,
@@ -110,17 +110,30 @@ class Vouching:
                 log.warning("the newest checkpoint is not signed by a seal key: seals checked")
                 return None
             self._head, self._head_note = head, stored.note
-            self._subtrees.clear()
         return self._head
 
     def _subtree_root(self, start: int, end: int) -> bytes:
-        key = (start, end)
-        found = self._subtrees.get(key)
+        """As `audit_tree.subtree_roots`, a range as a run of perfect subtrees, each one
+        remembered: the log's perfect subtrees never change, and successive batches'
+        proofs are made mostly of the same ones."""
+        parts, at = [], start
+        while at < end:
+            height = (end - at).bit_length() - 1
+            parts.append(self._perfect_root(at, height))
+            at += 1 << height
+        acc = parts[-1]
+        for part in reversed(parts[:-1]):
+            acc = merkle.node_hash(part, acc)
+        return acc
+
+    def _perfect_root(self, start: int, height: int) -> bytes:
+        key = (start, height)
+        found = self._perfect.get(key)
         if found is None:
-            found = audit_tree.subtree_roots(self._db)(start, end)
-            if len(self._subtrees) >= CACHED_SUBTREES:
-                self._subtrees.clear()
-            self._subtrees[key] = found
+            found = audit_tree.perfect_root(self._db, start, height)
+            if len(self._perfect) >= CACHED_SUBTREES:
+                self._perfect.clear()
+            self._perfect[key] = found
         return found
 
     def close(self) -> None:
