@@ -20,6 +20,7 @@ from projections.runner import ProjectionRunner
 from projections.vouching import Vouching
 from tests.conftest import Clock
 from tests.support.people import People
+from tests.support.sqlite_tamper import flip_poa_record
 from tests.test_projections import busy_history, dump
 
 ORIGIN = "epoa/vouching-test"
@@ -76,24 +77,25 @@ def test_records_beyond_the_newest_head_are_checked_by_their_seals(
     assert 0 < sum(seal_checks) <= 3  # only the batches past the head: its last records
 
 
-def test_a_record_changed_under_a_signed_head_stops_the_rebuild(
-    tmp_path: Path, people: People, clock: Clock
-) -> None:
+@pytest.fixture
+def signed_sqlite(tmp_path: Path, people: People, clock: Clock) -> Iterator[tuple[str, Registry]]:
+    """A SQLite store of three POAs, all under a signed head; edit it with `sqlite3`."""
     url = f"sqlite:///{tmp_path}/epoa.sqlite"
     app = build_registry(Settings(database_url=url, var_dir=tmp_path / "var"), clock=clock)
     for _ in range(3):
         app.issue(people.issue())
     sign_heads(app, url)
-    with sqlite3.connect(tmp_path / "epoa.sqlite") as conn:
-        rowid, state = conn.execute(
-            "SELECT rowid, state FROM stored_events WHERE topic LIKE '%PowerOfAttorney%' "
-            "ORDER BY rowid LIMIT 1"
-        ).fetchone()
-        forged = state[:-1] + bytes([state[-1] ^ 1])
-        conn.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (forged, rowid))
+    yield url, app
+    app.close()
+
+
+def test_a_record_changed_under_a_signed_head_stops_the_rebuild(
+    tmp_path: Path, signed_sqlite: tuple[str, Registry]
+) -> None:
+    url, app = signed_sqlite
+    flip_poa_record(tmp_path / "epoa.sqlite", newest=False)
     with ProjectionRunner(app, url, batch_size=2) as runner, pytest.raises(SealError):
         runner.rebuild()
-    app.close()
 
 
 @pytest.mark.parametrize(
@@ -105,13 +107,9 @@ def test_a_record_changed_under_a_signed_head_stops_the_rebuild(
     ],
 )
 def test_an_edited_audit_log_only_sends_the_batches_back_to_their_seals(
-    tmp_path: Path, people: People, clock: Clock, seal_checks: list[int], edit: str
+    tmp_path: Path, signed_sqlite: tuple[str, Registry], seal_checks: list[int], edit: str
 ) -> None:
-    url = f"sqlite:///{tmp_path}/epoa.sqlite"
-    app = build_registry(Settings(database_url=url, var_dir=tmp_path / "var"), clock=clock)
-    for _ in range(3):
-        app.issue(people.issue())
-    sign_heads(app, url)
+    url, app = signed_sqlite
     with sqlite3.connect(tmp_path / "epoa.sqlite") as conn:
         conn.execute(edit)
     with ProjectionRunner(app, url, batch_size=3) as runner:
@@ -119,7 +117,6 @@ def test_an_edited_audit_log_only_sends_the_batches_back_to_their_seals(
         runner.rebuild()
         assert runner.position() == app.recorder.max_notification_id()
     assert sum(seal_checks) > 0
-    app.close()
 
 
 @pytest.fixture

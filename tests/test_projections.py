@@ -16,6 +16,7 @@ from projections.read_model import ReadModel
 from projections.runner import READ_MODELS, ProjectionLockedError, ProjectionRunner
 from tests.conftest import Clock
 from tests.support.people import People, case_event
+from tests.support.sqlite_tamper import flip_poa_record
 
 TABLES = [table for model in READ_MODELS for table in model.tables]
 
@@ -203,8 +204,6 @@ def test_a_tampered_record_stops_the_projection_and_nothing_of_its_batch_is_show
 def test_a_tampered_record_met_while_reading_ahead_stops_the_catch_up_before_its_batch(
     tmp_path: Path, people: People, clock: Clock
 ) -> None:
-    import sqlite3
-
     from domain.seal import SealError
     from epoa.settings import Settings
     from epoa.wiring import build_registry
@@ -213,13 +212,7 @@ def test_a_tampered_record_met_while_reading_ahead_stops_the_catch_up_before_its
     app = build_registry(Settings(database_url=url, var_dir=tmp_path / "var"), clock=clock)
     for _ in range(4):
         app.issue(people.issue())
-    with sqlite3.connect(tmp_path / "epoa.sqlite") as conn:
-        rowid, state = conn.execute(
-            "SELECT rowid, state FROM stored_events WHERE topic LIKE '%PowerOfAttorney%' "
-            "ORDER BY rowid DESC LIMIT 1"
-        ).fetchone()
-        forged = state[:-1] + bytes([state[-1] ^ 1])
-        conn.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (forged, rowid))
+    rowid = flip_poa_record(tmp_path / "epoa.sqlite", newest=True)
     with ProjectionRunner(app, url, batch_size=2) as projection:
         with pytest.raises(SealError):
             projection.catch_up()
