@@ -56,8 +56,9 @@ class Vouching:
         records are hashed into the frontier either way: a batch that falls back to the
         seal checks is vouched for with the next one a head covers."""
         with self._lock:
-            if after == 0:  # from the start (a rebuild): the newest head is asked for now
+            if after == 0:  # from the start (a rebuild): ask for the newest head now
                 self._frontier, self._asked = merkle.Frontier(), -ASK_EVERY
+                self._perfect.clear()  # hashes read before, in case the tables were mended
             elif self._frontier is None or after != self._at:
                 self._frontier = None  # not read from the start in one run: seal checks
                 return False
