@@ -2,17 +2,19 @@
 
 The global audit log (`projections.checkpoints`) signs heads of one Merkle tree over every
 record's hash, in log order, and signs only after it has checked every record's seal. A
-runner that reads the log from its start hashes each record it reads into a frontier of
-the same tree. When a signed head covers what it has read (the frontier's root is the
-head's tree cut at that size: equal, or proven a prefix by a consistency proof from the
-stored tiles), each record read so far is exactly one the log checked. The batch then
-needs one signature check per head instead of one per stream and batch.
+runner hashes each record it reads into a frontier of the same tree: from empty when it
+reads from the start of the log, else from the stored tiles up to where it starts, once a
+signed head proves them. When a signed head covers what it has read (the frontier's root
+is the head's tree cut at that size: equal, or proven a prefix by a consistency proof from
+the stored tiles), each record read is exactly one the log checked. The batch then needs
+one signature check per head instead of one per stream and batch.
 
-The proof's hashes come from the database and are not trusted: they only help the root
+The tiles' hashes come from the database and are not trusted: they only help the root
 computed from the records read to meet the signed one; a wrong hash makes them miss. So
 anything else falls back to the seal checks, which refuse a changed record: no head yet
-over the batch, a runner that did not read the log from its start in one run, a proof
-that does not hold (a record, a leaf or a tile changed), an audit log that never ran.
+over the batch (a runner tailing the log is ahead of the heads), a proof that does not
+hold (a record, a leaf or a tile changed), an audit log that has not reached the runner's
+position or never ran.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class Vouching:
         """The notification id of the last record hashed into the frontier."""
         self._head: Checkpoint | None = None
         self._head_note = ""
-        self._asked = -ASK_EVERY
+        self._asked = self._resume_tried = -ASK_EVERY
         self._perfect: dict[tuple[int, int], bytes] = {}
 
     def covers(self, after: int, last: int, record_hashes: Sequence[bytes]) -> bool:
@@ -60,8 +62,9 @@ class Vouching:
                 self._frontier, self._asked = merkle.Frontier(), -ASK_EVERY
                 self._perfect.clear()  # hashes read before, in case the tables were mended
             elif self._frontier is None or after != self._at:
-                self._frontier = None  # not read from the start in one run: seal checks
-                return False
+                self._frontier = None  # not read on from the last batch: start again there
+                if not self._resumed_at(after):
+                    return False
             assert self._frontier is not None
             self._frontier.extend(merkle.leaf_hash(digest) for digest in record_hashes)
             self._at = last
@@ -70,6 +73,32 @@ class Vouching:
             except Exception:  # a missing table, a short tile, a lost connection
                 log.debug("no signed head vouches for records to %d", last, exc_info=True)
                 return False
+
+    def _resumed_at(self, after: int) -> bool:
+        """Take the tree as far as the record at `after` from the stored tiles, once a
+        signed head proves it (a runner that stopped and started again goes on vouched);
+        tried at most once every `ASK_EVERY` seconds."""
+        now = time.monotonic()
+        if now - self._resume_tried < ASK_EVERY:
+            return False
+        self._resume_tried = now
+        try:
+            leaf = audit_tree.leaf_at(self._db, after)
+            if leaf is None:  # the audit log has not reached it (or never ran)
+                return False
+            size, hashes, start = leaf.leaf_index + 1, [], 0
+            for height in reversed(range(size.bit_length())):
+                if size >> height & 1:
+                    hashes.append(self._perfect_root(start, height).hex())
+                    start += 1 << height
+            frontier = merkle.Frontier.from_dict({"size": size, "hashes": hashes})
+            if not self._signed_over(frontier):
+                return False
+        except Exception:  # a missing table, a short tile, a lost connection
+            log.debug("cannot resume the audit tree at %d", after, exc_info=True)
+            return False
+        self._frontier, self._at = frontier, after
+        return True
 
     def forget(self) -> None:
         """A batch could not be hashed: nothing after it is vouched for in this run."""

@@ -24,6 +24,10 @@ from tests.support.sqlite_tamper import flip_poa_record
 from tests.test_projections import busy_history, dump
 
 ORIGIN = "epoa/vouching-test"
+OTHER_HASH = (
+    "CASE WHEN substr(record_hash, 1, 1) = 'f' THEN 'e' ELSE 'f' END || substr(record_hash, 2)"
+)
+"""SQL: a leaf's record hash with its first hex digit changed."""
 
 
 @pytest.fixture
@@ -101,7 +105,7 @@ def test_a_record_changed_under_a_signed_head_stops_the_rebuild(
 @pytest.mark.parametrize(
     "edit",
     [
-        "UPDATE audit_leaves SET record_hash = replace(record_hash, '0', '1') "
+        f"UPDATE audit_leaves SET record_hash = {OTHER_HASH} "
         "WHERE leaf_index = (SELECT max(leaf_index) FROM audit_leaves)",
         "UPDATE audit_checkpoints SET note = replace(note, 'epoa/', 'epoa-')",
     ],
@@ -128,7 +132,7 @@ def signed_log(registry: Registry, settings: Settings, people: People) -> Iterat
     yield [digest for _, digest in open_all(notifications)]
 
 
-def test_a_head_vouches_only_for_the_records_it_covers_read_from_the_start(
+def test_a_head_vouches_only_for_the_records_it_covers_read_in_order(
     registry: Registry, settings: Settings, signed_log: list[bytes]
 ) -> None:
     keys = registry.sealed_mapper.public_keys
@@ -137,7 +141,16 @@ def test_a_head_vouches_only_for_the_records_it_covers_read_from_the_start(
     try:
         assert vouching.covers(0, 3, signed_log[:3])  # a prefix: by a consistency proof
         assert vouching.covers(3, size, signed_log[3:])  # up to the head itself
-        assert not Vouching(settings.database_url, keys).covers(3, size, signed_log[3:])
+        resumed, misplaced = (
+            Vouching(settings.database_url, keys),
+            Vouching(settings.database_url, keys),
+        )
+        try:
+            assert resumed.covers(3, size, signed_log[3:])  # the tree to 3 from the tiles
+            assert not misplaced.covers(2, size, signed_log[3:])  # record 3 left out
+        finally:
+            resumed.close()
+            misplaced.close()
         changed = [*signed_log[:2], bytes(32), *signed_log[3:]]
         assert not vouching.covers(0, size, changed)
         assert not vouching.covers(0, size + 1, [*signed_log, bytes(32)])  # past the head
@@ -154,3 +167,37 @@ def test_a_head_signed_by_no_seal_key_of_the_registry_vouches_for_nothing(
         assert not vouching.covers(0, len(signed_log), signed_log)
     finally:
         vouching.close()
+
+
+def test_a_runner_started_again_part_way_goes_on_vouched_from_the_stored_tiles(
+    registry: Registry, settings: Settings, people: People, clock: Clock, seal_checks: list[int]
+) -> None:
+    busy_history(registry, people, clock)
+    sign_heads(registry, settings.database_url)
+    with ProjectionRunner(registry, settings.database_url, batch_size=4) as first:
+        first.run_once()
+        first.run_once()
+        part_way = first.position()
+    seal_checks.clear()
+    with ProjectionRunner(registry, settings.database_url, batch_size=4) as again:
+        again.catch_up()
+        assert part_way < again.position() == registry.recorder.max_notification_id()
+        resumed = dump(again.db)
+        again.rebuild()
+        assert dump(again.db) == resumed
+    assert seal_checks == []
+
+
+def test_a_tile_edited_before_the_restart_point_sends_the_rest_back_to_their_seals(
+    tmp_path: Path, signed_sqlite: tuple[str, Registry], seal_checks: list[int]
+) -> None:
+    url, app = signed_sqlite
+    with ProjectionRunner(app, url, batch_size=4) as first:
+        first.run_once()
+    with sqlite3.connect(tmp_path / "epoa.sqlite") as conn:
+        conn.execute(f"UPDATE audit_leaves SET record_hash = {OTHER_HASH}")
+    seal_checks.clear()
+    with ProjectionRunner(app, url, batch_size=4) as again:
+        again.catch_up()
+        assert again.position() == app.recorder.max_notification_id()
+    assert sum(seal_checks) > 0
