@@ -130,7 +130,7 @@ def _compress_states(conn: psycopg.Connection[tuple[object, ...]], schema: str) 
         "AND attname = 'state'",
         (table,),
     ).fetchone()
-    if row is None or row[0] == STATE_COMPRESSION[0]:  # "l": already lz4
+    if row is None or row[0] == "l":  # `pg_attribute.attcompression` of lz4
         return
     try:
         conn.execute(
