@@ -12,7 +12,7 @@ one schema serves SQLite and PostgreSQL and an administrator can read the rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,12 +220,18 @@ def _hashes(db: Database, level: int, first: int, count: int) -> list[bytes]:
 
 def subtree_roots(db: Database) -> merkle.SubtreeRoot:
     """`merkle.SubtreeRoot` over the stored tiles: a range is a run of perfect subtrees."""
+    return subtree_roots_over(lambda start, height: perfect_root(db, start, height))
+
+
+def subtree_roots_over(perfect: Callable[[int, int], bytes]) -> merkle.SubtreeRoot:
+    """`merkle.SubtreeRoot` from the roots of aligned perfect subtrees,
+    `perfect(start, height)`: a range is a run of them, folded from the right."""
 
     def subtree_root(start: int, end: int) -> bytes:
         parts, at = [], start
         while at < end:
             height = (end - at).bit_length() - 1
-            parts.append(perfect_root(db, at, height))
+            parts.append(perfect(at, height))
             at += 1 << height
         acc = parts[-1]
         for part in reversed(parts[:-1]):

@@ -112,7 +112,9 @@ class Vouching:
         root = frontier.root()
         if head.size == frontier.size:
             return hmac.compare_digest(root, head.root)
-        proof = merkle.consistency_proof_from(self._subtree_root, frontier.size, head.size)
+        proof = merkle.consistency_proof_from(
+            audit_tree.subtree_roots_over(self._perfect_root), frontier.size, head.size
+        )
         return merkle.verify_consistency(frontier.size, head.size, root, head.root, proof)
 
     def _head_over(self, size: int) -> Checkpoint | None:
@@ -142,21 +144,9 @@ class Vouching:
             self._head, self._head_note = head, stored.note
         return self._head
 
-    def _subtree_root(self, start: int, end: int) -> bytes:
-        """As `audit_tree.subtree_roots`, a range as a run of perfect subtrees, each one
-        remembered: the log's perfect subtrees never change, and successive batches'
-        proofs are made mostly of the same ones."""
-        parts, at = [], start
-        while at < end:
-            height = (end - at).bit_length() - 1
-            parts.append(self._perfect_root(at, height))
-            at += 1 << height
-        acc = parts[-1]
-        for part in reversed(parts[:-1]):
-            acc = merkle.node_hash(part, acc)
-        return acc
-
     def _perfect_root(self, start: int, height: int) -> bytes:
+        """A stored perfect subtree's root, remembered: the log's perfect subtrees never
+        change, and successive batches' proofs are made mostly of the same ones."""
         key = (start, height)
         found = self._perfect.get(key)
         if found is None:
