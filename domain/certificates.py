@@ -23,9 +23,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from domain.certificate_policy import require_signing_key_usage, require_within, signer_identity
-from domain.cms import SignerId, carried_certificates
+from domain.cms import carried_certificates
 from domain.errors import InvalidSignatureError, UntrustedCertificateError
 from domain.evidence import SignerKind
+from domain.signed_data import SignerId
 
 CACHE_LIMIT = 1024
 """Certificates kept per verifier: far more than the signers active at any one time."""

@@ -21,6 +21,7 @@ from tests.support.pki import (
     Issued,
     b64,
     complete_id,
+    edit_signer_info,
     hierarchy,
     person,
     rfc3339,
@@ -38,13 +39,6 @@ def signed(document: dict[str, Any] | None = None) -> tuple[dict[str, Any], byte
     document = document or sample_document(PRINCIPAL)
     signer = pki.signer(person(PRINCIPAL), key_type="rsa")
     return document, sign_cms(canonical_bytes(document), signer, pki.chain)
-
-
-def edit_signer_info(signature: bytes, edit: Any) -> bytes:
-    """Re-encode the CMS after `edit(signer_info)`, keeping the original signature value."""
-    info = cms.ContentInfo.load(signature)
-    edit(info["content"]["signer_infos"][0])
-    return bytes(info.dump(force=True))
 
 
 def refusal(document: dict[str, Any], signature: str) -> str:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import base64
 import functools
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from asn1crypto import cms
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -186,6 +188,13 @@ def sign_cms_openssl(
     command += ["-out", "signature.der"]
     subprocess.run(command, cwd=workdir, check=True, capture_output=True)
     return (workdir / "signature.der").read_bytes()
+
+
+def edit_signer_info(signature: bytes, edit: Callable[[Any], None]) -> bytes:
+    """Re-encode the CMS after `edit(signer_info)`, keeping the original signature value."""
+    info = cms.ContentInfo.load(signature)
+    edit(info["content"]["signer_infos"][0])
+    return bytes(info.dump(force=True))
 
 
 def b64(der: bytes) -> str:
