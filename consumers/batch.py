@@ -1,10 +1,10 @@
 """Several case events of one partition applied in ONE store transaction, with one position.
 
 `Registry.record_case_event` is the one-message form of the same rules. This form reads
-every case the events name at once (concurrent round trips, which may start before the
-events are verified: `prefetch`), applies the events in order to the cases in memory, so
-that the second event of a case sees what the first did, then reads the POAs of the cases
-they concluded at once and ends them, and writes all the new events and the partition's
+every case the events name at once (one statement, which may start before the events are
+verified: `prefetch`), applies the events in order to the cases in memory, so that the
+second event of a case sees what the first did, then reads the POAs of the cases they
+concluded at once and ends them, and writes all the new events and the partition's
 position together (`docs/decisions/0011-consumer-batches.md`).
 
 The position recorded is that of the batch's last message. The library keeps one position
@@ -15,10 +15,10 @@ per tracking name and moves it only forward, so a batch whose position was alrea
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+import logging
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, Future
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Tracking
@@ -32,6 +32,7 @@ from domain.registry import Registry
 from domain.sealed_application import collected
 
 Aggregate = CourtCase | PowerOfAttorney
+log = logging.getLogger("epoa.consumer")
 
 
 @dataclasses.dataclass
@@ -52,19 +53,23 @@ class CaseEventBatch:
         #: Every aggregate read or created, in the order first needed: their new events
         #: are written in that order.
         self.touched: dict[UUID, Aggregate] = {}
-        self.reading: dict[UUID, Future[Aggregate]] = {}
+        self.prefetched: tuple[frozenset[UUID], Future[dict[UUID, Aggregate]]] | None = None
 
     def prefetch(self, case_numbers: Iterable[str]) -> None:
-        """Start reading these cases (e.g. named by the messages' keys, before their events
-        are verified); a read not needed in the end is dropped, its failure with it."""
-        for case_number in case_numbers:
-            case_id = CourtCase.create_id(case_number)
-            if case_id not in self.reading:
-                self.reading[case_id] = self.readers.submit(self._case_or_new, case_number)
+        """Start reading these cases, in one statement (e.g. named by the messages' keys,
+        before their events are verified). Where that read failed, or lacks a case needed,
+        the cases needed are read again: a case named but not needed cannot fail a batch."""
+        ids = list(dict.fromkeys(CourtCase.create_id(n) for n in case_numbers))
+        if ids:
+            self.prefetched = (frozenset(ids), self.readers.submit(self.registry.get_many, ids))
 
     def apply(self, case_events: Sequence[CaseEvent]) -> list[Decision]:
         """What each event does to its case and, if it concludes the case, to its POAs."""
-        self._read(dict.fromkeys(e.case_number for e in case_events), self._case_or_new)
+        numbers = {CourtCase.create_id(e.case_number): e.case_number for e in case_events}
+        found = self._read(list(numbers))
+        for case_id, case_number in numbers.items():
+            if case_id not in self.touched:
+                self.touched[case_id] = found.get(case_id) or CourtCase(case_number)
         decisions: list[Decision] = []
         conclusions: list[_Conclusion] = []
         for case_event in case_events:
@@ -87,8 +92,13 @@ class CaseEventBatch:
     def _end_poas(self, conclusions: list[_Conclusion], decisions: list[Decision]) -> None:
         """End the active POAs of each case concluded (no other case event touches a POA, so
         ending them after the batch's other events is the same as in between)."""
-        poa_ids = [poa_id for c in conclusions for poa_id in c.case.poa_ids]
-        self._read(dict.fromkeys(poa_ids), self.registry.get_poa)
+        poa_ids = list(dict.fromkeys(poa_id for c in conclusions for poa_id in c.case.poa_ids))
+        found = self._read(poa_ids)
+        for poa_id in poa_ids:
+            if poa_id not in self.touched:
+                if not isinstance(found.get(poa_id), PowerOfAttorney):
+                    raise NotFoundError(f"power of attorney {poa_id} not found")
+                self.touched[poa_id] = found[poa_id]
         for conclusion in conclusions:
             ended = []
             for poa_id in conclusion.case.poa_ids:
@@ -99,24 +109,15 @@ class CaseEventBatch:
             decision = decisions[conclusion.index]
             decisions[conclusion.index] = dataclasses.replace(decision, terminated=tuple(ended))
 
-    def _read(self, keys: Iterable[Any], read: Callable[[Any], Aggregate]) -> None:
-        """Read the aggregates not read yet, concurrently (each read is a round trip), and
-        note them in the order given."""
-        keys = list(keys)
-        wanted = [_id_of(key) for key in keys]
-        for key, aggregate_id in zip(keys, wanted, strict=True):
-            if aggregate_id not in self.touched and aggregate_id not in self.reading:
-                self.reading[aggregate_id] = self.readers.submit(read, key)
-        for aggregate_id in wanted:
-            if aggregate_id not in self.touched:
-                self.touched[aggregate_id] = self.reading[aggregate_id].result()
-
-    def _case_or_new(self, case_number: str) -> CourtCase:
-        try:
-            return self.registry.get_case(case_number)
-        except NotFoundError:
-            return CourtCase(case_number)
-
-
-def _id_of(key: object) -> UUID:
-    return key if isinstance(key, UUID) else CourtCase.create_id(str(key))
+    def _read(self, ids: list[UUID]) -> dict[UUID, Aggregate]:
+        """Those of these aggregates not read yet that exist, all read in one statement:
+        the prefetched read where it holds them all."""
+        wanted = [aggregate_id for aggregate_id in ids if aggregate_id not in self.touched]
+        if not wanted:
+            return {}
+        if self.prefetched is not None and self.prefetched[0].issuperset(wanted):
+            try:
+                return self.prefetched[1].result()
+            except Exception:  # read again what is needed; that read's failure stands
+                log.info("the prefetched cases could not be read; reading those needed")
+        return self.registry.get_many(wanted)

@@ -13,12 +13,12 @@ the library's way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import Application, ProcessingEvent, project_aggregate
 from eventsourcing.domain import BaseAggregate, DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import EventStore, Mapper, ProcessRecorder, Recording, Tracking
 
@@ -67,6 +67,17 @@ class SealedApplication(Application[UUID]):
         self._notify(recordings)
         self.notify(processing_event.events)  # the library's deprecated hook, as it calls it
         return recordings
+
+    def get_many(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, Any]:
+        """The current state of each of these aggregates that exists, replayed from its
+        events, read at once (`SealedEventStore.get_streams`). Not from the repository's
+        cache, and not put in it: for a caller that writes what it changes itself."""
+        assert isinstance(self.events, SealedEventStore)
+        streams = self.events.get_streams(aggregate_ids)
+        return {
+            aggregate_id: project_aggregate(None, events)
+            for aggregate_id, events in streams.items()
+        }
 
 
 def collected(

@@ -204,6 +204,25 @@ class SealedEventStore(EventStore[UUID]):
         )
         return self._checked(originator_id, rows, desc)
 
+    def get_streams(
+        self, originator_ids: Sequence[UUID]
+    ) -> dict[UUID, list[DomainEventProtocol[UUID]]]:
+        """The events of each stream that has any, checked as `get` checks them; where the
+        recorder can (PostgreSQL), all read in one statement."""
+        select = getattr(self.recorder, "select_streams", None)
+        by_stream: dict[UUID, list[StoredEvent]] = {}
+        if select is None:
+            for originator_id in originator_ids:
+                by_stream[originator_id] = list(self.recorder.select_events(originator_id))
+        else:
+            for row in select(originator_ids):
+                by_stream.setdefault(UUID(str(row.originator_id)), []).append(row)
+        return {
+            originator_id: list(self._checked(originator_id, rows, False))
+            for originator_id, rows in by_stream.items()
+            if rows
+        }
+
     def _checked(
         self, originator_id: UUID, rows: Sequence[StoredEvent], desc: bool
     ) -> Iterator[DomainEventProtocol[UUID]]:
