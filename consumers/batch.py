@@ -69,7 +69,8 @@ class CaseEventBatch:
         found = self._read(list(numbers))
         for case_id, case_number in numbers.items():
             if case_id not in self.touched:
-                self.touched[case_id] = found.get(case_id) or CourtCase(case_number)
+                case = found.get(case_id)
+                self.touched[case_id] = CourtCase(case_number) if case is None else case
         decisions: list[Decision] = []
         conclusions: list[_Conclusion] = []
         for case_event in case_events:
