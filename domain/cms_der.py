@@ -84,6 +84,7 @@ class _ContentInfo:
 _SIGNED_DATA, _DATA = ObjectIdentifier(SIGNED_DATA), ObjectIdentifier(DATA)
 _UTC_TIME, _GENERALIZED_TIME, _OCTET_STRING, _OID = b"\x17", b"\x18", b"\x04", b"\x06"
 _SEQUENCE = b"\x30"
+_TIMES = {_UTC_TIME: asn1.UTCTime, _GENERALIZED_TIME: asn1.GeneralizedTime}
 
 
 def read(data: bytes) -> SignedData | None:
@@ -154,7 +155,7 @@ def _signed_attributes(
 
 def _time(value: asn1.TLV) -> datetime | None:
     """A signing time: UTCTime or GeneralizedTime, in UTC (DER allows no other zone)."""
-    kind = {_UTC_TIME: asn1.UTCTime, _GENERALIZED_TIME: asn1.GeneralizedTime}.get(value.tag_bytes)
+    kind = _TIMES.get(value.tag_bytes)
     if kind is None:
         return None
     time: asn1.UTCTime | asn1.GeneralizedTime = value.parse(kind)

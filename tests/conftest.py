@@ -36,6 +36,14 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def pg_registry(postgres_url: str, tmp_path: Path) -> Iterator[Registry]:
+    """A registry on a fresh PostgreSQL schema, for the tests that are about PostgreSQL."""
+    app = build_registry(Settings(database_url=postgres_url, var_dir=tmp_path))
+    yield app
+    app.close()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":

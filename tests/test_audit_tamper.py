@@ -26,7 +26,7 @@ from domain.court_case import CourtCase
 from domain.seal import GENESIS, Finding, SealKey, open_state, seal_state
 from epoa.settings import Settings
 from tests.support.people import People
-from tests.support.postgres import connect
+from tests.support.postgres import connect, tamper
 from tests.test_audit_verify import Audited, Story, opened, tell, verify
 
 pytestmark = pytest.mark.postgres
@@ -49,14 +49,6 @@ def story(audited: Audited, people: People) -> Story:
     told = tell(audited, people)
     audited.log.catch_up()
     return told
-
-
-def tamper(url: str, sql: str, *params: object) -> None:
-    """What a database administrator could do: switch the guard off and edit rows."""
-    with connect(url) as conn:
-        conn.execute("ALTER TABLE epoa_events DISABLE TRIGGER USER")
-        conn.execute(sql, params)
-        conn.execute("ALTER TABLE epoa_events ENABLE TRIGGER USER")
 
 
 def position(url: str, originator_id: UUID | str, version: int) -> int:

@@ -29,7 +29,7 @@ from epoa.wiring import build_registry
 from tests.support.court_events import bit_flipped_signature, execution, judgment, publish
 from tests.support.kafka_fixtures import TOPIC_PARTITIONS
 from tests.support.people import People
-from tests.support.postgres import connect
+from tests.support.postgres import tamper
 from tests.test_consumer_kafka import (
     case_events_of,
     consumer_settings,  # noqa: F401  (the `settings` fixture)
@@ -156,14 +156,12 @@ def test_a_message_the_store_cannot_apply_holds_up_only_itself_and_those_after_i
 ) -> None:
     first, second, third = cases_on(PARTITION, "F", 3)
     broken = store.issue(people.issue(case_number=second)).poa.id
-    with connect(settings.database_url) as conn:  # an administrator edits a byte of the POA
-        conn.execute("ALTER TABLE epoa_events DISABLE TRIGGER USER")
-        conn.execute(
-            "UPDATE epoa_events SET state = overlay(state placing '\\x58'::bytea from 300 for 1)"
-            " WHERE originator_id = %s AND originator_version = 1",
-            (broken,),
-        )
-        conn.execute("ALTER TABLE epoa_events ENABLE TRIGGER USER")
+    tamper(  # an administrator edits a byte of the POA
+        settings.database_url,
+        "UPDATE epoa_events SET state = overlay(state placing '\\x58'::bytea from 300 for 1)"
+        " WHERE originator_id = %s AND originator_version = 1",
+        broken,
+    )
     messages = [
         (first, judgment(people, first)),
         (first, execution(people, first)),

@@ -33,13 +33,6 @@ pytestmark = pytest.mark.postgres
 WAIT = 20.0
 
 
-@pytest.fixture
-def pg_registry(postgres_url: str, tmp_path: Path) -> Iterator[Registry]:
-    app = build_registry(Settings(database_url=postgres_url, var_dir=tmp_path))
-    yield app
-    app.close()
-
-
 def grouped(registry: Registry) -> GroupCommitProcessRecorder:
     assert isinstance(registry.recorder, GroupCommitProcessRecorder)
     return registry.recorder

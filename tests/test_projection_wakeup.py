@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from domain.registry import Registry
-from epoa.settings import Settings
-from epoa.wiring import build_registry
 from projections.runner import ProjectionRunner
 from tests.support.people import People
 from tests.support.postgres import connect
@@ -22,13 +18,6 @@ pytestmark = pytest.mark.postgres
 
 POLL = 30.0
 """Far longer than any wait below: only a notification can wake the runner in time."""
-
-
-@pytest.fixture
-def pg_registry(postgres_url: str, tmp_path: Path) -> Iterator[Registry]:
-    app = build_registry(Settings(database_url=postgres_url, var_dir=tmp_path))
-    yield app
-    app.close()
 
 
 def seconds_until_applied(runner: ProjectionRunner, position: int, within: float) -> float:

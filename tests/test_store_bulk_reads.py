@@ -3,9 +3,7 @@ POAs): the aggregates that reading each one gives, under the same seal checks.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
@@ -17,11 +15,9 @@ from domain.case_events import parse_case_event
 from domain.court_case import CourtCase
 from domain.registry import Registry
 from domain.seal import SealError
-from epoa.settings import Settings
-from epoa.wiring import build_registry
 from tests.support.court_events import judgment
 from tests.support.people import People
-from tests.support.postgres import connect
+from tests.support.postgres import tamper
 
 
 def test_get_many_gives_what_reading_each_one_gives(registry: Registry, people: People) -> None:
@@ -40,23 +36,13 @@ def test_get_many_gives_what_reading_each_one_gives(registry: Registry, people: 
     assert found[revoked.id].version == 2
 
 
-@pytest.fixture
-def pg_registry(postgres_url: str, tmp_path: Path) -> Iterator[Registry]:
-    app = build_registry(Settings(database_url=postgres_url, var_dir=tmp_path))
-    yield app
-    app.close()
-
-
 def edit_first_record(url: str, stream: UUID) -> None:
-    """What a database administrator could do: switch the guard off and change a byte."""
-    with connect(url) as conn:
-        conn.execute("ALTER TABLE epoa_events DISABLE TRIGGER USER")
-        conn.execute(
-            "UPDATE epoa_events SET state = overlay(state placing '\\x58'::bytea from 300 for 1)"
-            " WHERE originator_id = %s AND originator_version = 1",
-            (stream,),
-        )
-        conn.execute("ALTER TABLE epoa_events ENABLE TRIGGER USER")
+    tamper(
+        url,
+        "UPDATE epoa_events SET state = overlay(state placing '\\x58'::bytea from 300 for 1)"
+        " WHERE originator_id = %s AND originator_version = 1",
+        stream,
+    )
 
 
 @pytest.mark.postgres

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
 
@@ -14,16 +13,9 @@ from domain.seal import RawRecord, SealError, SealKey, public_keys_of, verify_re
 from epoa.settings import Settings
 from epoa.wiring import build_registry
 from tests.support.people import People
-from tests.support.postgres import connect
+from tests.support.postgres import connect, tamper
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_registry(postgres_url: str, tmp_path: Path) -> Iterator[Registry]:
-    app = build_registry(Settings(database_url=postgres_url, var_dir=tmp_path))
-    yield app
-    app.close()
 
 
 def raw_rows(url: str) -> list[RawRecord]:
@@ -38,14 +30,6 @@ def raw_rows(url: str) -> list[RawRecord]:
 def findings(registry: Registry, url: str) -> list[str]:
     keys = public_keys_of(registry.seal_key.public_key)
     return [f.kind for f in verify_records(raw_rows(url), keys)]
-
-
-def tamper(url: str, sql: str, *params: object) -> None:
-    """What a database administrator could do: switch the guard off and edit rows."""
-    with connect(url) as conn:
-        conn.execute("ALTER TABLE epoa_events DISABLE TRIGGER USER")
-        conn.execute(sql, params)  # type: ignore[arg-type]
-        conn.execute("ALTER TABLE epoa_events ENABLE TRIGGER USER")
 
 
 def revoked_poa(registry: Registry, people: People) -> UUID:

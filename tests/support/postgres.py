@@ -57,3 +57,11 @@ def connect(database_url: str) -> psycopg.Connection[tuple[object, ...]]:
     conn = psycopg.connect(base, autocommit=True)
     conn.execute(f'SET search_path TO "{schema}"')
     return conn
+
+
+def tamper(url: str, sql: str, *params: object) -> None:
+    """What a database administrator could do: switch the guard off and edit rows."""
+    with connect(url) as conn:
+        conn.execute("ALTER TABLE epoa_events DISABLE TRIGGER USER")
+        conn.execute(sql, params)  # type: ignore[arg-type]
+        conn.execute("ALTER TABLE epoa_events ENABLE TRIGGER USER")
