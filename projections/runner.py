@@ -3,11 +3,8 @@
 A batch's rows and the new positions commit in ONE transaction, so a crash before the
 commit leaves both as they were and the batch is simply applied again: nothing twice,
 nothing lost. Each read model has its own position, so one added later catches up from
-zero without replaying the others. Every record read is hashed; the ones a read model uses
-are decoded (records of accepted documents, their idempotency keys, are not) once their
-seals are checked (one signature per run of a stream in the batch, `domain.seal_runs`) or
-a signed head of the audit log vouches for the batch (`projections.vouching`): a tampered
-record stops the projection instead of being shown.
+zero without replaying the others. Batches are read, their seals checked and their records
+decoded by `projections.batch_reader`, outside the write transaction.
 """
 
 from __future__ import annotations
@@ -17,19 +14,13 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-
-from eventsourcing.persistence import Notification
-from eventsourcing.utils import resolve_topic
 
 from domain.registry import Registry
-from domain.seal import SealError
-from domain.seal_runs import check_runs, open_all
 from projections import authority, cases, persons, poa_status
 from projections.appended import Appended
+from projections.batch_reader import Batch, BatchReader
 from projections.db import connect
 from projections.read_model import ReadModel
-from projections.vouching import Vouching
 from projections.writer_lock import writer_lock
 
 log = logging.getLogger("epoa.projections")
@@ -45,18 +36,6 @@ class ProjectionLockedError(RuntimeError):
     """Another runner is the writer of this database's read models."""
 
 
-@dataclass(frozen=True)
-class Batch:
-    """The decoded events a batch of the log holds for the read models, each with its
-    notification id, in log order."""
-
-    events: list[tuple[int, object]]
-    read: tuple[int, ...] = ()
-    """The notification ids of every record of the batch, in order."""
-    after: int = 0
-    """The position it was read after: every record between it and the first is in it."""
-
-
 class ProjectionRunner:
     def __init__(
         self,
@@ -70,7 +49,6 @@ class ProjectionRunner:
         self.read_models = tuple(read_models)
         self.db = connect(database_url)
         self._lock = writer_lock(database_url)
-        self._wanted = _wanted(self.read_models)
         self._appended = Appended(database_url, getattr(registry.recorder, "channel_name", None))
         self._advanced = threading.Condition()
         self._reached = 0
@@ -78,7 +56,7 @@ class ProjectionRunner:
         self._last_read = 0
         self._wake = threading.Event()
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="epoa-projections-read")
-        self._vouching = Vouching(database_url, registry.sealed_mapper.public_keys)
+        self._batches = BatchReader(registry, database_url, batch_size, self.read_models)
         self._create()
 
     def _create(self) -> None:
@@ -165,38 +143,7 @@ class ProjectionRunner:
     def read_batch(self, after: int | None = None) -> Batch:
         """Read and decode outside the write transaction, which on SQLite blocks commands."""
         start = self.position() if after is None else after
-        notifications = self.registry.recorder.select_notifications(
-            start, self.batch_size, inclusive_of_start=False
-        )
-        if not notifications:
-            return Batch([], after=start)
-        events = self._decode(notifications, start)
-        return Batch(events, tuple(n.id for n in notifications), after=start)
-
-    def _decode(
-        self, notifications: Sequence[Notification], after: int
-    ) -> list[tuple[int, object]]:
-        """The records the read models use, decoded: without their own seal checks where a
-        signed tree head vouches for the batch (`projections.vouching`), else with them."""
-        mapper = self.registry.sealed_mapper
-        used = [
-            index
-            for index, n in enumerate(notifications)
-            if self._wanted is None or _is(n.topic, self._wanted)
-        ]
-        records = [notifications[i] for i in used]
-        try:
-            opened = open_all(notifications)
-        except SealError:  # a record with no seal: no head can cover it, nor what follows
-            self._vouching.forget()
-            events = mapper.to_domain_events(records)
-        else:
-            ours = [opened[i] for i in used]
-            hashes = [digest for _, digest in opened]
-            if not self._vouching.covers(after, notifications[-1].id, hashes):
-                check_runs(mapper.public_keys, records, ours)
-            events = mapper.decode_opened(records, ours)
-        return [(notifications[i].id, e) for i, e in zip(used, events, strict=True)]
+        return self._batches.read(start)
 
     def apply(self, batch: Batch) -> int:
         """Apply what each read model has not applied yet, and move the positions, at once.
@@ -302,7 +249,7 @@ class ProjectionRunner:
         self._reader.shutdown(cancel_futures=True)
         self._appended.close()
         self._lock.release()
-        self._vouching.close()
+        self._batches.close()
         self.db.close()
 
     def __enter__(self) -> ProjectionRunner:
@@ -310,15 +257,3 @@ class ProjectionRunner:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-
-def _wanted(read_models: Sequence[ReadModel]) -> tuple[type, ...] | None:
-    """The event classes some read model uses; None if one of them takes every event."""
-    if any(not model.events for model in read_models):
-        return None
-    return tuple({cls for model in read_models for cls in model.events})
-
-
-def _is(topic: str, wanted: tuple[type, ...]) -> bool:
-    found = resolve_topic(topic)
-    return isinstance(found, type) and issubclass(found, wanted)
