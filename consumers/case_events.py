@@ -10,18 +10,17 @@ topic holds it (`settle`); failures of the store are not poison and propagate, t
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 
 from domain.case_events import CaseEventVerifier, parse_case_event
-from domain.errors import DomainError, StoreUnavailableError
+from domain.errors import DomainError
 from domain.outcomes import CaseEvent
 from domain.registry import Registry
+from domain.registry_reads import store_errors
 
 log = logging.getLogger("epoa.consumer")
 
@@ -99,23 +98,14 @@ class CaseEventHandler:
     def settle(self, tracking: Tracking) -> None:
         """Record the position of a poison message, once the dead-letter topic holds it."""
         try:
-            with _store():
+            with store_errors():
                 self.registry.record_position(tracking)
         except IntegrityError:
             if not self._tracked(tracking):
                 raise
 
     def _tracked(self, tracking: Tracking) -> bool:
-        with _store():
+        with store_errors():
             return self.recorder.has_tracking_id(
                 tracking.application_name, tracking.notification_id
             )
-
-
-@contextmanager
-def _store() -> Iterator[None]:
-    """Failures to reach the store, as the registry reports them: `StoreUnavailableError`."""
-    try:
-        yield
-    except (OperationalError, InterfaceError) as error:
-        raise StoreUnavailableError(f"the event store is unavailable: {error}") from error

@@ -8,29 +8,21 @@ reloads and retries, a bounded number of times.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
-from eventsourcing.persistence import (
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-    Tracking,
-)
+from eventsourcing.persistence import IntegrityError, Tracking
 
 from domain.accepted_document import AcceptedDocument, digest_of
-from domain.court_case import CourtCase
 from domain.documents import IssueRequest, parse_iin, parse_person, parse_poa_id, parse_reason
 from domain.errors import (
     ConflictError,
     DomainError,
     DuplicateDocumentError,
-    NotFoundError,
     SignerMismatchError,
     StoreUnavailableError,
 )
@@ -38,8 +30,9 @@ from domain.evidence import SignedDocument
 from domain.outcomes import CaseEvent, CaseEventOutcome, Outcome
 from domain.power_of_attorney import PowerOfAttorney
 from domain.receipt import make_receipt
+from domain.registry_reads import RegistryReads, store_errors
 from domain.seal import SealKey
-from domain.sealed_application import SealedApplication, collected
+from domain.sealed_application import collected
 
 MAX_ATTEMPTS = 20
 T = TypeVar("T")
@@ -57,7 +50,7 @@ AGGREGATE_CACHE = {"AGGREGATE_CACHE_MAXSIZE": "2000", "AGGREGATE_CACHE_FASTFORWA
 Commands work on a copy, so a failed one leaves the cached aggregate as it was."""
 
 
-class Registry(SealedApplication):
+class Registry(RegistryReads):
     name = "epoa"
 
     def __init__(
@@ -180,70 +173,12 @@ class Registry(SealedApplication):
         if tracking is not None:
             self._record(ProcessingEvent(tracking))
 
-    # -- queries ---------------------------------------------------------------------------
-
-    def get_poa(self, poa_id: UUID, version: int | None = None) -> PowerOfAttorney:
-        with self._store():
-            try:
-                poa: object = self.repository.get(poa_id, version=version)
-            except AggregateNotFoundError:
-                raise NotFoundError(f"power of attorney {poa_id} not found") from None
-        if not isinstance(poa, PowerOfAttorney):
-            raise NotFoundError(f"power of attorney {poa_id} not found")
-        return poa
-
-    def get_poa_at(self, poa_id: UUID, moment: datetime) -> PowerOfAttorney:
-        """The POA as it stood at `moment`, replayed from its events."""
-        with self._store():
-            events = list(self.events.get(poa_id))
-        version = sum(1 for e in events if getattr(e, "at", moment) <= moment)
-        if not events or version == 0:
-            raise NotFoundError(f"power of attorney {poa_id} did not exist at {moment}")
-        return self.get_poa(poa_id, version=version)
-
-    def get_case(self, case_number: str) -> CourtCase:
-        with self._store():
-            try:
-                case: object = self.repository.get(CourtCase.create_id(case_number))
-            except AggregateNotFoundError:
-                raise NotFoundError(f"case {case_number} not found") from None
-        assert isinstance(case, CourtCase)
-        return case
-
-    def authority(
-        self, case_number: str, attorney_iin: str, right: str, moment: datetime
-    ) -> list[UUID]:
-        """The POAs by which the attorney may exercise `right` in the case at `moment`."""
-        try:
-            case = self.get_case(case_number)
-        except NotFoundError:
-            return []
-        found = []
-        for poa_id in case.poa_ids:
-            try:
-                poa = self.get_poa_at(poa_id, moment)
-            except NotFoundError:
-                continue
-            if (
-                right in poa.rights
-                and poa.is_active_at(moment)
-                and (attorney_iin in poa.active_attorneys())
-            ):
-                found.append(poa_id)
-        return found
-
     # -- helpers ---------------------------------------------------------------------------
 
     def _people(self, iins: Sequence[str]) -> list[dict[str, Any]]:
         """Each person with the directory's name (None if unknown): one lookup for all."""
         found = self.names(iins)
         return [{"iin": iin, "name": found.get(iin)} for iin in iins]
-
-    def _case_or_new(self, case_number: str) -> CourtCase:
-        try:
-            return self.get_case(case_number)
-        except NotFoundError:
-            return CourtCase(case_number)
 
     def _save_with(self, evidence: SignedDocument, poa: PowerOfAttorney, *others: Any) -> Outcome:
         accepted = AcceptedDocument(
@@ -257,7 +192,7 @@ class Registry(SealedApplication):
         return Outcome(poa, True, [r.notification.id for r in recordings], receipt)
 
     def _accepted(self, document_id: UUID) -> AcceptedDocument | None:
-        with self._store():
+        with store_errors():
             try:
                 found: object = self.repository.get(AcceptedDocument.create_id(str(document_id)))
             except AggregateNotFoundError:
@@ -303,15 +238,8 @@ class Registry(SealedApplication):
     def _retrying(self, attempt: Callable[[], T]) -> T:
         for number in range(MAX_ATTEMPTS):
             try:
-                with self._store():
+                with store_errors():
                     return attempt()
             except IntegrityError:
                 time.sleep(min(0.001 * 2**number, 0.05))
         raise ConflictError("too many concurrent changes to the same case or POA; try again")
-
-    @contextmanager
-    def _store(self) -> Iterator[None]:
-        try:
-            yield
-        except (OperationalError, InterfaceError) as error:
-            raise StoreUnavailableError(f"the event store is unavailable: {error}") from error

@@ -1,0 +1,87 @@
+"""What the commands read: POAs (now or at a moment) and cases, from the event store.
+
+`Registry` adds the commands; the read models answer the API's reads (`projections/`), and
+`authority` here is the same question answered from the events themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import InterfaceError, OperationalError
+
+from domain.court_case import CourtCase
+from domain.errors import NotFoundError, StoreUnavailableError
+from domain.power_of_attorney import PowerOfAttorney
+from domain.sealed_application import SealedApplication
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """The store's connection failures as the domain's `StoreUnavailableError`."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as error:
+        raise StoreUnavailableError(f"the event store is unavailable: {error}") from error
+
+
+class RegistryReads(SealedApplication):
+    def get_poa(self, poa_id: UUID, version: int | None = None) -> PowerOfAttorney:
+        with store_errors():
+            try:
+                poa: object = self.repository.get(poa_id, version=version)
+            except AggregateNotFoundError:
+                raise NotFoundError(f"power of attorney {poa_id} not found") from None
+        if not isinstance(poa, PowerOfAttorney):
+            raise NotFoundError(f"power of attorney {poa_id} not found")
+        return poa
+
+    def get_poa_at(self, poa_id: UUID, moment: datetime) -> PowerOfAttorney:
+        """The POA as it stood at `moment`, replayed from its events."""
+        with store_errors():
+            events = list(self.events.get(poa_id))
+        version = sum(1 for e in events if getattr(e, "at", moment) <= moment)
+        if not events or version == 0:
+            raise NotFoundError(f"power of attorney {poa_id} did not exist at {moment}")
+        return self.get_poa(poa_id, version=version)
+
+    def get_case(self, case_number: str) -> CourtCase:
+        with store_errors():
+            try:
+                case: object = self.repository.get(CourtCase.create_id(case_number))
+            except AggregateNotFoundError:
+                raise NotFoundError(f"case {case_number} not found") from None
+        assert isinstance(case, CourtCase)
+        return case
+
+    def authority(
+        self, case_number: str, attorney_iin: str, right: str, moment: datetime
+    ) -> list[UUID]:
+        """The POAs by which the attorney may exercise `right` in the case at `moment`."""
+        try:
+            case = self.get_case(case_number)
+        except NotFoundError:
+            return []
+        found = []
+        for poa_id in case.poa_ids:
+            try:
+                poa = self.get_poa_at(poa_id, moment)
+            except NotFoundError:
+                continue
+            if (
+                right in poa.rights
+                and poa.is_active_at(moment)
+                and (attorney_iin in poa.active_attorneys())
+            ):
+                found.append(poa_id)
+        return found
+
+    def _case_or_new(self, case_number: str) -> CourtCase:
+        try:
+            return self.get_case(case_number)
+        except NotFoundError:
+            return CourtCase(case_number)
