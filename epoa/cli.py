@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 from epoa.settings import Settings, redacted
 
@@ -60,11 +61,22 @@ class CommandError(Exception):
     """What an operator gave a command cannot be used (the message says why)."""
 
 
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""What `add_subparsers` returns (argparse names no public type for it)."""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="epoa", description="The e-POA registry")
     parser.set_defaults(needs=None)  # which production checks run first (epoa.checks.NEEDS)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    _add_processes(commands)
+    _add_audit(commands)
+    _add_tools(commands)
+    return parser
 
+
+def _add_processes(commands: Commands) -> None:
+    """The long-running processes: the API, the projection worker, the consumer."""
     serve = commands.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -83,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     consume = commands.add_parser("consume", help="consume court case events from Kafka")
     consume.set_defaults(run=_consume, needs="consume")
 
+
+def _add_audit(commands: Commands) -> None:
+    """Verifying and exporting the history."""
     audit = commands.add_parser("audit", help="verify or export the whole history")
     audit_commands = audit.add_subparsers(required=True, metavar="ACTION")
     verify = audit_commands.add_parser("verify", help="replay and verify every record")
@@ -98,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("file", type=Path)
     export.set_defaults(run=_audit_export, needs="audit")
 
+
+def _add_tools(commands: Commands) -> None:
+    """Keys, signing, the person directory, the database."""
     keys = commands.add_parser("keys", help="key material")
     key_commands = keys.add_subparsers(required=True, metavar="ACTION")
     demo = key_commands.add_parser("demo", help="make a demo CA and PKCS#12 keys")
@@ -129,7 +147,6 @@ def _parser() -> argparse.ArgumentParser:
         "triggers and the least-privilege role of EPOA_DATABASE_URL",
     )
     init.set_defaults(run=_db_init, needs="database")
-    return parser
 
 
 def _db_init(args: argparse.Namespace, settings: Settings) -> int:
