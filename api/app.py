@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import problems
+from api import problem_docs, problems
 from api.auth import ApiKeys
 from api.deps import Services
 from api.metrics import Metrics
@@ -81,6 +81,7 @@ def create_app(
         lifespan=lifespan,
     )
     problems.install(app)
+    problem_docs.install(app)
     for module in (powers_of_attorney, authority, cases, reference, audit, health):
         app.include_router(module.router)
     # Where Starlette's `Router(middleware=...)` puts a router's own middleware: inside

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from api import problems
+from api import problem_docs
 from api.deps import ServicesDep, role
 from domain.errors import NotFoundError
 from projections import audit_tree
@@ -47,7 +47,7 @@ class ConsistencyProofPublic(BaseModel):
     second_checkpoint: str | None
 
 
-@router.get("/checkpoints/latest", responses=problems.responses(404))
+@router.get("/checkpoints/latest", responses=problem_docs.responses(404))
 def latest_checkpoint(services: ServicesDep) -> CheckpointPublic:
     found = audit_tree.latest_checkpoint(services.read_models.db())
     if found is None:
@@ -55,7 +55,7 @@ def latest_checkpoint(services: ServicesDep) -> CheckpointPublic:
     return CheckpointPublic(**found.as_public())
 
 
-@router.get("/proofs/inclusion", responses=problems.responses(404))
+@router.get("/proofs/inclusion", responses=problem_docs.responses(404))
 def inclusion_proof(
     services: ServicesDep,
     _: Auditor,
@@ -68,7 +68,7 @@ def inclusion_proof(
     return InclusionProofPublic(**proof)
 
 
-@router.get("/proofs/consistency", responses=problems.responses(404))
+@router.get("/proofs/consistency", responses=problem_docs.responses(404))
 def consistency_proof(
     services: ServicesDep,
     _: Auditor,

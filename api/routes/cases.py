@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api import commands, problems
+from api import commands, problem_docs
 from api.deps import ServicesDep, role
 from api.schemas import CaseEventAccepted, CasePublic, PowerOfAttorneyPublic
 from domain.case_events import parse_case_event
@@ -77,7 +77,7 @@ def read_case(case_number: str, services: ServicesDep, _: Reader) -> dict[str, A
             "model": CaseEventAccepted,
             "description": "this (source, id) was seen before; nothing changed",
         },
-        **problems.responses(400, 403, 409, 422, signed=True),
+        **problem_docs.responses(400, 403, 409, 422, signed=True),
     },
 )
 async def case_event(

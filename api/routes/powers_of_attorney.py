@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api import commands, problems
+from api import commands, problem_docs
 from api.deps import ServicesDep, role
 from api.schemas import (
     ADD_EXAMPLE,
@@ -29,7 +29,7 @@ router = APIRouter(prefix="/v1/powers-of-attorney", tags=["powers of attorney"])
 Portal = Annotated[str, Depends(role("portal"))]
 Reader = Annotated[str, Depends(role("portal", "court", "auditor"))]
 Court = Annotated[str, Depends(role("court", "auditor"))]
-SIGNED_COMMAND = problems.responses(400, 403, 409, 422, signed=True)
+SIGNED_COMMAND = problem_docs.responses(400, 403, 409, 422, signed=True)
 
 
 @router.post(
