@@ -26,7 +26,7 @@ from epoa.authority_cache import (
     AuthorityCache,
     CachedAuthority,
 )
-from projections import authority, cases, persons, poa_status
+from projections import authority, cases, persons, poa_list
 from projections.db import Database
 from projections.db_pool import READ_POOL_SIZE, connect_pooled
 from projections.runner import ProjectionRunner
@@ -170,7 +170,7 @@ class ReadModels:
         return await self.authority.now((case_number, attorney_iin, right), at)
 
     def list_poas(self, **filters: Any) -> tuple[list[dict[str, Any]], str | None]:
-        return poa_status.list_poas(self._db, **filters)
+        return poa_list.list_poas(self._db, **filters)
 
     def get_case(self, case_number: str) -> dict[str, Any] | None:
         return cases.get_case(self._db, case_number)

@@ -1,4 +1,5 @@
-"""What is the state of this power of attorney, and which POAs match these filters?
+"""What is the state of this power of attorney? (`projections.poa_list` pages through the
+same rows: which POAs match these filters?)
 
 Expiry is never stored: a POA expires by the clock, not by an event, so `expired` is
 computed at query time from `expires_at`, and filtering by status compares with `now`.
@@ -6,14 +7,10 @@ computed at query time from `expires_at`, and filtering by status compares with 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from domain.errors import InvalidInputError
 from domain.power_of_attorney import ACTIVE, EXPIRED, RENOUNCED, REVOKED, TERMINATED
 from domain.power_of_attorney import PowerOfAttorney as Poa
 from projections.db import Database, Row
@@ -28,7 +25,6 @@ from projections.read_model import (
     to_json,
 )
 
-MAX_LIMIT = 500
 STATUSES = (ACTIVE, REVOKED, TERMINATED, EXPIRED)
 
 DDL = (
@@ -192,69 +188,6 @@ def find_poa(db: Database, poa_id: str, now: datetime) -> dict[str, Any] | None:
     return None if row is None else state_of(row, stamp(now))
 
 
-def list_poas(
-    db: Database,
-    *,
-    case_number: str | None = None,
-    principal_iin: str | None = None,
-    attorney_iin: str | None = None,
-    status: str | None = None,
-    now: datetime,
-    cursor: str | None = None,
-    limit: int = 50,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page, oldest first, and the cursor of the next page (None on the last page).
-
-    Keyset pagination on (issued_at, poa_id): a page never repeats or skips a POA, even
-    while new ones are issued, which offsets cannot promise.
-    """
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInputError(f"limit: between 1 and {MAX_LIMIT}, got {limit}")
-    at = stamp(now)
-    where, params = _filters(case_number, principal_iin, attorney_iin, status, at)
-    if cursor is not None:
-        where.append("(issued_at, poa_id) > (?, ?)")
-        params.extend(decode_cursor(cursor))
-    sql = f"SELECT {COLUMNS} FROM poa_status"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    rows = db.fetch(sql + " ORDER BY issued_at, poa_id LIMIT ?", [*params, limit + 1])
-    page = [state_of(row, at) for row in rows[:limit]]
-    if len(rows) <= limit:
-        return page, None
-    return page, encode_cursor(page[-1]["issued_at"], page[-1]["poa_id"])
-
-
-def _filters(
-    case_number: str | None,
-    principal_iin: str | None,
-    attorney_iin: str | None,
-    status: str | None,
-    at: str,
-) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    for column, value in (("case_number", case_number), ("principal_iin", principal_iin)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if attorney_iin is not None:
-        where.append("poa_id IN (SELECT poa_id FROM poa_attorneys WHERE attorney_iin = ?)")
-        params.append(attorney_iin)
-    if status == ACTIVE:
-        where.append("status = ? AND (expires_at IS NULL OR expires_at > ?)")
-        params.extend([ACTIVE, at])
-    elif status == EXPIRED:
-        where.append("status = ? AND expires_at <= ?")
-        params.extend([ACTIVE, at])
-    elif status in (REVOKED, TERMINATED):
-        where.append("status = ?")
-        params.append(status)
-    elif status is not None:
-        raise InvalidInputError(f"status: one of {', '.join(STATUSES)}, got {status!r}")
-    return where, params
-
-
 def state_of(row: Row, at: str) -> dict[str, Any]:
     """A stored row in the contract's shape, with `expired` decided against `at`."""
     r = dict(zip(COLUMN_NAMES, row, strict=True))
@@ -283,19 +216,3 @@ def state_of(row: Row, at: str) -> dict[str, Any]:
         "termination": termination,
         "version": r["version"],
     }
-
-
-def encode_cursor(issued_at: str, poa_id: str) -> str:
-    raw = json.dumps([issued_at, poa_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        issued_at, poa_id = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError):
-        raise InvalidInputError("cursor: not a cursor this service returned") from None
-    if not isinstance(issued_at, str) or not isinstance(poa_id, str):
-        raise InvalidInputError("cursor: not a cursor this service returned")
-    return issued_at, poa_id

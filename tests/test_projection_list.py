@@ -11,7 +11,7 @@ import pytest
 from domain.errors import InvalidInputError
 from domain.power_of_attorney import expires_at
 from domain.registry import Registry
-from projections.poa_status import list_poas
+from projections.poa_list import list_poas
 from projections.runner import ProjectionRunner
 from tests.conftest import Clock
 from tests.support.people import CASE, People
