@@ -1,0 +1,201 @@
+"""Refusals of a well-formed request over HTTP: signatures, certificates, signers, the POA's
+state, duplicates, keys and roles; each a problem+json with a useful `detail`, and a store
+left exactly as it was."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from domain.canonical import canonical_bytes
+from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
+from tests.support.api import api_settings, body, cloud_event, running, signed
+from tests.support.people import CASE, People
+from tests.support.pki import b64, common_name, make_cert, person, sign_cms
+from tests.support.problems import (
+    COURT,
+    POAS,
+    PORTAL,
+    assert_problem,
+    issue,
+    poa_id_of,
+    unchanged,
+)
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def client(postgres_url: str, tmp_path: Path, people: People) -> Iterator[TestClient]:
+    with running(api_settings(postgres_url, tmp_path, people)) as client:
+        yield client
+
+
+# -- invalid-signature -----------------------------------------------------------------------
+
+
+def test_a_signature_with_one_bit_flipped_is_an_invalid_signature(
+    client: TestClient, people: People
+) -> None:
+    request = signed(people, people.issue_document(), people.principal)
+    der = bytearray(base64.b64decode(request["signature"]))
+    der[-1] ^= 0x01
+    request["signature"] = b64(bytes(der))
+    with unchanged(client):
+        response = client.post(POAS, json=request, headers=PORTAL)
+    assert_problem(response, 422, "invalid-signature", "signature")
+
+
+def test_a_signature_that_is_not_base64_is_an_invalid_signature(
+    client: TestClient, people: People
+) -> None:
+    request = {"document": people.issue_document(), "signature": "%%% not base64 %%%"}
+    with unchanged(client):
+        response = client.post(POAS, json=request, headers=PORTAL)
+    assert_problem(response, 422, "invalid-signature", "base64")
+
+
+def test_a_document_changed_after_signing_is_an_invalid_signature(
+    client: TestClient, people: People
+) -> None:
+    request = signed(people, people.issue_document(), people.principal)
+    request["document"]["rights"] = ["represent_first_instance", "conclude_settlement"]
+    with unchanged(client):
+        response = client.post(POAS, json=request, headers=PORTAL)
+    assert_problem(response, 422, "invalid-signature", "document")
+
+
+# -- untrusted-certificate -------------------------------------------------------------------
+
+
+def test_a_signer_certified_by_a_rogue_ca_is_untrusted(client: TestClient, people: People) -> None:
+    rogue_root = make_cert(common_name("Test Root CA"), ca=True, key_label="rogue-root")
+    impostor = make_cert(
+        person(people.principal.iin), issuer=rogue_root, key_label="rogue-principal"
+    )
+    document = people.issue_document()
+    cms = sign_cms(canonical_bytes(document), impostor, [rogue_root.cert])
+    with unchanged(client):
+        response = client.post(
+            POAS, json={"document": document, "signature": b64(cms)}, headers=PORTAL
+        )
+    assert_problem(response, 422, "untrusted-certificate", "trusted CA")
+
+
+def test_an_expired_certificate_is_untrusted(client: TestClient, people: People) -> None:
+    now = datetime.now(UTC)
+    expired = people.ca.signer(
+        person(people.principal.iin),
+        not_before=now - timedelta(days=30),
+        not_after=now - timedelta(days=1),
+        key_label="expired-principal",
+    )
+    document = people.issue_document()
+    cms = sign_cms(canonical_bytes(document), expired, people.ca.chain)
+    with unchanged(client):
+        response = client.post(
+            POAS, json={"document": document, "signature": b64(cms)}, headers=PORTAL
+        )
+    assert_problem(response, 422, "untrusted-certificate", "expired")
+
+
+# -- signer-mismatch -------------------------------------------------------------------------
+
+
+def test_an_issue_signed_by_the_attorney_is_a_signer_mismatch(
+    client: TestClient, people: People
+) -> None:
+    request = signed(people, people.issue_document(), people.attorney)
+    with unchanged(client):
+        response = client.post(POAS, json=request, headers=PORTAL)
+    assert_problem(response, 403, "signer-mismatch", people.principal.iin)
+
+
+def test_a_case_event_signed_by_a_person_is_a_signer_mismatch(
+    client: TestClient, people: People
+) -> None:
+    event = cloud_event(people, JUDGMENT_IN_FORCE, CASE, str(uuid.uuid4()), people.principal)
+    with unchanged(client):
+        response = client.post("/v1/case-events", json=event, headers=COURT)
+    assert_problem(response, 403, "signer-mismatch", "court")
+
+
+# -- conflict, case-concluded, poa-not-active, duplicate-document ----------------------------
+
+
+def test_adding_an_attorney_already_named_is_a_conflict(client: TestClient, people: People) -> None:
+    poa_id = poa_id_of(issue(client, people))
+    add = people.act(
+        "epoa.add-attorney", poa_id, people.principal, attorney={"iin": people.attorney.iin}
+    )
+    with unchanged(client):
+        response = client.post(f"{POAS}/{poa_id}/attorneys", json=body(add), headers=PORTAL)
+    assert_problem(response, 409, "conflict", people.attorney.iin)
+
+
+def test_issuing_into_a_concluded_case_is_refused_as_case_concluded(
+    client: TestClient, people: People
+) -> None:
+    case = "CONCLUDED-1"
+    for kind in (JUDGMENT_IN_FORCE, EXECUTION_DOCUMENTS_ISSUED):
+        event = cloud_event(people, kind, case, str(uuid.uuid4()))
+        assert client.post("/v1/case-events", json=event, headers=COURT).status_code == 202
+    with unchanged(client):
+        response = client.post(POAS, json=body(people.issue(case)), headers=PORTAL)
+    assert_problem(response, 409, "case-concluded", case)
+
+
+def test_revoking_twice_is_refused_as_poa_not_active(client: TestClient, people: People) -> None:
+    poa_id = poa_id_of(issue(client, people))
+    first = people.act("epoa.revoke", poa_id, people.principal)
+    assert client.post(f"{POAS}/{poa_id}/revocation", json=body(first), headers=PORTAL).is_success
+    second = people.act("epoa.revoke", poa_id, people.principal)
+    with unchanged(client):
+        response = client.post(f"{POAS}/{poa_id}/revocation", json=body(second), headers=PORTAL)
+    assert_problem(response, 409, "poa-not-active", "revoked")
+
+
+def test_a_document_id_again_with_other_content_is_a_duplicate_document(
+    client: TestClient, people: People
+) -> None:
+    original = people.issue_document()
+    assert client.post(
+        POAS, json=signed(people, original, people.principal), headers=PORTAL
+    ).is_success
+    other = {**original, "rights": ["represent_appeal"]}
+    with unchanged(client):
+        response = client.post(POAS, json=signed(people, other, people.principal), headers=PORTAL)
+    assert_problem(response, 409, "duplicate-document", original["document_id"])
+
+
+# -- unauthenticated, forbidden --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer not-a-key"}, {"Authorization": "Basic dGVzdC1rZXktcG9ydGFs"}],
+    ids=["no key", "wrong key", "not a bearer"],
+)
+def test_a_request_without_a_valid_key_is_unauthenticated_with_a_challenge(
+    client: TestClient, people: People, headers: dict[str, str]
+) -> None:
+    with unchanged(client):
+        response = client.post(POAS, json=body(people.issue()), headers=headers)
+    assert_problem(response, 401, "unauthenticated", "Bearer")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    read = client.get(f"{POAS}/{uuid.uuid4()}", headers=headers)
+    assert_problem(read, 401, "unauthenticated")
+    assert "www-authenticate" in read.headers
+
+
+def test_a_court_key_may_not_issue_a_poa(client: TestClient, people: People) -> None:
+    with unchanged(client):
+        response = client.post(POAS, json=body(people.issue()), headers=COURT)
+    assert_problem(response, 403, "forbidden", "court")
+    assert "www-authenticate" not in response.headers
