@@ -19,6 +19,10 @@ from projections import audit_tree
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 Auditor = Annotated[str, Depends(role("court", "auditor"))]
 
+MAX_POSITION = 2**63 - 1
+"""The largest position or tree size a store can hold (PostgreSQL's BIGINT, SQLite's
+INTEGER): a larger number is refused as invalid, not sent to the database."""
+
 
 class CheckpointPublic(BaseModel):
     tree_size: int = Field(description="how many records the tree covers")
@@ -59,9 +63,11 @@ def latest_checkpoint(services: ServicesDep) -> CheckpointPublic:
 def inclusion_proof(
     services: ServicesDep,
     _: Auditor,
-    position: Annotated[int, Query(ge=1, description="the record's notification position")],
+    position: Annotated[
+        int, Query(ge=1, le=MAX_POSITION, description="the record's notification position")
+    ],
     tree_size: Annotated[
-        int | None, Query(ge=1, description="default: the latest checkpoint's")
+        int | None, Query(ge=1, le=MAX_POSITION, description="default: the latest checkpoint's")
     ] = None,
 ) -> InclusionProofPublic:
     proof = audit_tree.inclusion(services.read_models.db(), position, tree_size)
@@ -72,9 +78,14 @@ def inclusion_proof(
 def consistency_proof(
     services: ServicesDep,
     _: Auditor,
-    first: Annotated[int, Query(ge=0, description="the older tree size")],
+    first: Annotated[int, Query(ge=0, le=MAX_POSITION, description="the older tree size")],
     second: Annotated[
-        int | None, Query(ge=0, description="the newer tree size; default: the latest checkpoint's")
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_POSITION,
+            description="the newer tree size; default: the latest checkpoint's",
+        ),
     ] = None,
 ) -> ConsistencyProofPublic:
     proof = audit_tree.consistency(services.read_models.db(), first, second)
