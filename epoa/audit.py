@@ -31,7 +31,7 @@ from epoa.audit_merkle import Claim, ReceiptCheck
 from epoa.audit_proofs import load_public_keys, public_key_from_pem
 from epoa.audit_report import Reporter
 from epoa.audit_worker import checkpoint_origin
-from epoa.settings import Settings
+from epoa.settings import Settings, redacted
 from projections import audit_tree
 from projections.db import Database, connect
 
@@ -206,6 +206,19 @@ def audit_export(
 # -- the commands --------------------------------------------------------------------------
 
 
+def _require_store(settings: Settings) -> None:
+    """An audit reads the store the service wrote; it makes none, or it would verify (or
+    export) an empty history it just made as intact."""
+    from epoa.storage import store_exists
+    from epoa.wiring import SettingsError
+
+    if not store_exists(settings.database_url):
+        raise SettingsError(
+            f"no event store at {redacted(settings.database_url)}: set EPOA_DATABASE_URL to "
+            "the store `epoa serve` writes (the default is relative to the working directory)"
+        )
+
+
 def _verifier(settings: Settings) -> tuple[Settings, Verifier]:
     from epoa.dev import ensure_dev_material
     from epoa.wiring import build_verifier
@@ -225,6 +238,7 @@ def verify_store(
 ) -> int:
     from epoa.wiring import build_registry
 
+    _require_store(settings)
     settings, verifier = _verifier(settings)
     registry = build_registry(settings)
     db = connect(settings.database_url)
@@ -284,6 +298,7 @@ def export_store(settings: Settings, path: Path) -> int:
     from epoa.dev import ensure_dev_material
     from epoa.wiring import build_registry
 
+    _require_store(settings)
     settings, _ = ensure_dev_material(settings)
     registry = build_registry(settings)
     db = connect(settings.database_url)

@@ -32,9 +32,7 @@ answer at all is given up on as quickly as one that refuses."""
 def persistence_env(database_url: str) -> dict[str, str]:
     parts = urlsplit(database_url)
     if parts.scheme == "sqlite":
-        path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
-        if not path:
-            raise ValueError("EPOA_DATABASE_URL: sqlite:///relative/path or sqlite:////abs/path")
+        path = sqlite_path(database_url)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -72,6 +70,26 @@ def persistence_env(database_url: str) -> dict[str, str]:
         f"EPOA_DATABASE_URL: unsupported scheme {parts.scheme!r} "
         "(sqlite:///path or postgresql://user@host:port/db?schema=name)"
     )
+
+
+def sqlite_path(database_url: str) -> str:
+    parts = urlsplit(database_url)
+    path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+    if not path:
+        raise ValueError("EPOA_DATABASE_URL: sqlite:///relative/path or sqlite:////abs/path")
+    return path
+
+
+def store_exists(database_url: str) -> bool:
+    """Whether the event store is there: its SQLite file, or its PostgreSQL table. Making
+    none, unlike every other use of the URL (the service makes its store on first start)."""
+    if urlsplit(database_url).scheme == "sqlite":
+        return Path(sqlite_path(database_url)).is_file()
+    table = f"{_ident(schema_of(database_url))}.{EVENTS_TABLE}"
+    conninfo = psycopg_conninfo(database_url)
+    with psycopg.connect(conninfo, connect_timeout=CONNECT_TIMEOUT) as conn:
+        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+    return bool(row and row[0])
 
 
 def psycopg_conninfo(database_url: str) -> str:

@@ -18,13 +18,13 @@ from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE, Cou
 from domain.power_of_attorney import PowerOfAttorney
 from domain.registry import Registry
 from domain.seal import Finding, SealKey
-from epoa.audit import audit_export, audit_store
+from epoa.audit import audit_export, audit_store, verify_store
 from epoa.audit_core import AuditResult
 from epoa.audit_export import export_to
 from epoa.audit_proofs import pem_of
 from epoa.audit_report import Reporter
 from epoa.settings import Settings
-from epoa.wiring import build_registry
+from epoa.wiring import SettingsError, build_registry
 from projections.checkpoints import CheckpointLog
 from projections.db import Database, connect
 from tests.conftest import Clock
@@ -255,3 +255,11 @@ def test_the_json_lines_name_the_record_the_position_and_the_damage() -> None:
     }
     assert lines[1]["originator_id"] is None and lines[1]["kind"] == "log-truncated"
     assert lines[2]["intact"] is False and lines[2]["records"] == 10
+
+
+@pytest.mark.postgres
+def test_an_audit_of_a_postgres_schema_without_a_store_is_refused(postgres_url: str) -> None:
+    server = postgres_url.split("?")[0]
+    settings = Settings(database_url=f"{server}?schema=epoa_no_such_schema")
+    with pytest.raises(SettingsError, match="no event store at"):
+        verify_store(settings)

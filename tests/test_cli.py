@@ -118,3 +118,12 @@ def test_an_operators_mistake_is_one_line_naming_it_and_exit_1_never_a_traceback
         assert "Traceback" not in result.stderr, (mistake, result.stderr)
         last = result.stderr.splitlines()[-1]
         assert last.startswith("epoa: ") and words in last, (mistake, result.stderr)
+
+
+def test_an_audit_where_there_is_no_store_fails_and_makes_none(tmp_path: Path) -> None:
+    for command in (["audit", "verify"], ["audit", "export", "history.jsonl"]):
+        result = epoa(tmp_path, *command)
+        assert result.returncode == 2, result.stdout
+        assert "no event store at sqlite:///var/epoa.sqlite" in result.stderr
+        assert "INTACT" not in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
