@@ -11,12 +11,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.deps import Services, verified
+from api.problems import ProblemError
 from api.schemas import PowerOfAttorneyPublic, SignedRequest
 from domain.errors import DomainError, StoreUnavailableError
 from domain.evidence import SignedDocument
 from domain.outcomes import Outcome
 
 log = logging.getLogger("epoa.api")
+
+MAX_BODY_BYTES = 1 << 20
+"""The largest request body read (1 MiB): a document with its CMS (at most 256 KiB, a third
+more in base64) and hundreds of attorneys fits several times over."""
 
 
 class Recorded(Protocol):
@@ -52,8 +57,27 @@ async def run_signed(
 ) -> Outcome:
     """A person's signed command: the body is read here, then verified, run and waited for
     in ONE hand-off to a worker thread (the verification is CPU work, the rest blocks)."""
-    raw = await request.body()
+    raw = await read_body(request)
     return await run_in_threadpool(_run_signed, services, name, command, raw)
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, refused (413) as soon as it is known to exceed `MAX_BODY_BYTES`:
+    by its `Content-Length`, else while it arrives, so a huge body is never held whole."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> ProblemError:
+    return ProblemError("validation", 413, f"the body exceeds {MAX_BODY_BYTES} bytes")
 
 
 def _run_signed(

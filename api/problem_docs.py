@@ -22,6 +22,7 @@ from api.problems import MEDIA_TYPE, PROBLEM_BASE, TITLES
 # What a problem status means on any route; a route's own `responses=` may say more.
 _MEANINGS = {
     400: "The body is not a JSON object: `validation`",
+    413: "The body exceeds 1 MiB: `validation`",
     401: "No valid API key: `unauthenticated`",
     403: "The API key's role may not call this: `forbidden`",
     404: "Not found: `not-found`",
@@ -131,6 +132,8 @@ def _problems_of(route: APIRoute) -> tuple[tuple[str, ...] | None, set[int], Dec
         statuses.add(404)
     if _takes_input(route, dependants):
         statuses.add(422)
+    if _takes_body(route):
+        statuses.add(413)
     if get_services in calls:
         statuses.add(503)
     declared = {int(code): found for code, found in route.responses.items() if f"{code}".isdigit()}
@@ -189,7 +192,11 @@ def _roles_of(call: Callable[..., Any] | None) -> tuple[str, ...] | None:
     return tuple(allowed)
 
 
+def _takes_body(route: APIRoute) -> bool:
+    return route.body_field is not None or "requestBody" in (route.openapi_extra or {})
+
+
 def _takes_input(route: APIRoute, dependants: list[Dependant]) -> bool:
-    if route.body_field is not None or "requestBody" in (route.openapi_extra or {}):
+    if _takes_body(route):
         return True
     return any(d.path_params or d.query_params or d.header_params for d in dependants)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from api.commands import MAX_BODY_BYTES
 from tests.support.api import api_settings, body, running, signed
 from tests.support.people import People
 from tests.support.problems import (
@@ -141,6 +142,31 @@ def test_a_malformed_json_body_is_a_400_validation_problem(client: TestClient) -
     with unchanged(client):
         response = post_raw(client, b'{"document": {"type": "epoa.issue",')
     assert_problem(response, 400, "validation", "malformed JSON")
+
+
+def test_a_body_over_one_mebibyte_is_a_413_whether_its_length_is_declared_or_not(
+    client: TestClient, people: People
+) -> None:
+    too_big = b'{"document": {}, "signature": "' + b"A" * MAX_BODY_BYTES + b'"}'
+    with unchanged(client):
+        for path, key in ((POAS, PORTAL), ("/v1/case-events", COURT)):
+            headers = {**key, "Content-Type": "application/json"}
+            declared = client.post(path, content=too_big, headers=headers)
+            assert_problem(declared, 413, "validation", f"exceeds {MAX_BODY_BYTES} bytes")
+            streamed = client.post(path, content=iter([too_big[:4096], too_big[4096:]]))
+            assert streamed.status_code == 401  # the key is checked before any body is read
+            streamed = client.post(
+                path, content=iter([too_big[:4096], too_big[4096:]]), headers=headers
+            )
+            assert_problem(streamed, 413, "validation", f"exceeds {MAX_BODY_BYTES} bytes")
+
+
+def test_a_body_of_exactly_one_mebibyte_is_read(client: TestClient, people: People) -> None:
+    raw = json.dumps(body(people.issue())).encode()
+    padded = raw + b" " * (MAX_BODY_BYTES - len(raw))
+    assert len(padded) == MAX_BODY_BYTES
+    response = post_raw(client, padded)
+    assert response.status_code == 201, response.text
 
 
 def test_a_case_event_body_that_is_not_one_json_object_is_a_400_as_on_every_command(

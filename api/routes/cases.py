@@ -83,7 +83,7 @@ def read_case(case_number: str, services: ServicesDep, _: Reader) -> dict[str, A
 async def case_event(
     request: Request, response: Response, services: ServicesDep, _: Court
 ) -> CaseEventAccepted:
-    raw = await request.body()
+    raw = await commands.read_body(request)
 
     def verify_and_record() -> tuple[CaseEvent, CaseEventOutcome]:
         # On a worker thread: the event loop goes on serving while the signature is
