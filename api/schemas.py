@@ -72,6 +72,15 @@ Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 a bare number as seconds since 1970 (`at=20261125` meaning 1970-08-23)."""
 
 
+RECEIPT = (
+    "The service's receipt for what a command recorded (null in reads, and for a command "
+    "that recorded nothing): "
+    "`key_id`, `issued_at`, `records` (each `position`, `originator_id`, `version`, "
+    "`record_hash`) and `signature`, Ed25519 (base64) by the seal key `key_id` of "
+    "/v1/audit/keys over the RFC 8785 bytes of the receipt without `signature`."
+)
+
+
 class SignedRequest(BaseModel):
     """A person's document and the detached CMS over its RFC 8785 canonical bytes."""
 
@@ -120,7 +129,7 @@ class PowerOfAttorneyPublic(_PoaFields):
     status: Status
     termination: TerminationPublic | None
     version: int
-    receipt: dict[str, Any] | None = None
+    receipt: dict[str, Any] | None = Field(default=None, description=RECEIPT)
 
     @classmethod
     def of(cls, poa: PowerOfAttorney, at: datetime) -> PowerOfAttorneyPublic:
@@ -178,7 +187,7 @@ class CaseEventAccepted(BaseModel):
     applied: bool
     concluded: bool
     terminated: list[UUID]
-    receipt: dict[str, Any] | None = None
+    receipt: dict[str, Any] | None = Field(default=None, description=RECEIPT)
 
 
 class PersonPublic(BaseModel):

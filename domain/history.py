@@ -1,8 +1,10 @@
-"""A stream's sealed records as an auditor reads them: payload, evidence and seal."""
+"""A stream's sealed records as an auditor reads them: payload, evidence and seal (times in
+UTC with `Z`, as every response writes them; the export keeps the records as stored)."""
 
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -10,6 +12,7 @@ from eventsourcing.persistence import Mapper
 
 from domain.seal import open_state
 from domain.sealed_store import SealedMapper
+from domain.times import utc_text, utc_text_of
 
 
 def sealed_events(recorder: Any, mapper: SealedMapper, originator_id: UUID) -> list[dict[str, Any]]:
@@ -30,9 +33,9 @@ def sealed_events(recorder: Any, mapper: SealedMapper, originator_id: UUID) -> l
                 "version": stored.originator_version,
                 "type": type(event).__qualname__,
                 "topic": stored.topic,
-                "recorded_at": event.timestamp.isoformat(),
+                "recorded_at": utc_text(event.timestamp),
                 "payload": _plain(fields),
-                "evidence": evidence,
+                "evidence": _evidence(evidence),
                 "seal": {
                     "key_id": opened.key_id.hex(),
                     "predecessor": predecessor.hex(),
@@ -51,4 +54,18 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, str | int | float | bool) or value is None:
         return value
+    if isinstance(value, datetime):
+        return utc_text(value)
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _evidence(evidence: Any) -> Any:
+    """The stored evidence, its two times (the service's, beside the signed bytes) written
+    in UTC with `Z` like every other time of a response."""
+    if not isinstance(evidence, dict):
+        return evidence
+    times = {}
+    for name in ("signed_at", "received_at"):
+        if isinstance(value := evidence.get(name), str):
+            times[name] = utc_text_of(value)
+    return {**evidence, **times}

@@ -17,6 +17,7 @@ from eventsourcing.persistence import Recording
 
 from domain.canonical import canonical_bytes
 from domain.seal import SealKey, open_state, record_hash
+from domain.times import utc_text
 
 
 def make_receipt(
@@ -39,7 +40,7 @@ def make_receipt(
         )
     body: dict[str, Any] = {
         "key_id": key.key_id.hex(),
-        "issued_at": issued_at.isoformat(),
+        "issued_at": utc_text(issued_at),
         "records": records,
     }
     signature = key.private_key.sign(canonical_bytes(body))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import uuid
 from collections.abc import Iterator
@@ -9,6 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi.testclient import TestClient
 
 from domain.receipt import verify_receipt
@@ -57,11 +62,30 @@ def test_issuing_answers_201_with_the_poa_its_location_and_a_verifiable_receipt(
     assert poa["principal"]["iin"] == people.principal.iin
     assert [a["iin"] for a in poa["attorneys"]] == [people.attorney.iin]
     keys = client.get("/v1/audit/keys").json()["keys"]
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
     public = [load_pem_public_key(k["public_key_pem"].encode()) for k in keys]
     assert verify_receipt(poa["receipt"], public_keys_of(*public))  # type: ignore[arg-type]
     assert len(poa["receipt"]["records"]) == 4
+
+
+def test_a_receipt_verifies_as_the_readme_says_against_the_keys_and_the_events(
+    client: TestClient, people: People
+) -> None:
+    """By the published recipe alone: RFC 8785 bytes without `signature`, the key of
+    `key_id` from /v1/audit/keys, and record hashes the POA's sealed events show."""
+    poa = client.post("/v1/powers-of-attorney", json=body(people.issue()), headers=PORTAL).json()
+    receipt = poa["receipt"]
+    keys = {k["key_id"]: k["public_key_pem"] for k in client.get("/v1/audit/keys").json()["keys"]}
+    key = load_pem_public_key(keys[receipt["key_id"]].encode())
+    assert isinstance(key, Ed25519PublicKey)
+    unsigned = {name: value for name, value in receipt.items() if name != "signature"}
+    key.verify(base64.b64decode(receipt["signature"]), rfc8785.dumps(unsigned))
+    events = client.get(f"/v1/powers-of-attorney/{poa['poa_id']}/events", headers=COURT).json()
+    receipted = {(r["originator_id"], r["version"]): r["record_hash"] for r in receipt["records"]}
+    for event in events:
+        assert receipted[(poa["poa_id"], event["version"])] == event["seal"]["record_hash"]
+    forged = {**unsigned, "issued_at": "2020-01-01T00:00:00Z"}
+    with pytest.raises(InvalidSignature):
+        key.verify(base64.b64decode(receipt["signature"]), rfc8785.dumps(forged))
 
 
 def test_the_same_document_again_answers_200_with_the_same_poa(

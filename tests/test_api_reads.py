@@ -295,3 +295,41 @@ def test_a_concluded_case_writes_its_times_as_its_poas_do(
     times = [shown["concluded_at"], shown["judgment"]["at"], shown["execution_documents"]["at"]]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", t) for t in times), times
     assert shown["judgment"]["entered_into_force_on"] == "2026-11-20"
+
+
+UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+
+
+def times_in(value: Any) -> list[str]:
+    """Every string of a response that starts like an RFC 3339 date-time."""
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in times_in(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in times_in(v)]
+    return [value] if isinstance(value, str) and re.match(r"\d{4}-\d\d-\d\dT", value) else []
+
+
+def test_every_time_a_response_writes_is_utc_with_z(client: TestClient, people: People) -> None:
+    issued = issue(client, people)
+    events = client.get(f"{POAS}/{issued['poa_id']}/events", headers=COURT).json()
+    stated = client.get(
+        "/v1/authority",
+        params={
+            "case_number": CASE,
+            "attorney_iin": people.attorney.iin,
+            "right": "represent_first_instance",
+            "at": "2026-11-25T15:00:00+05:00",
+        },
+        headers=COURT,
+    ).json()
+    assert stated["at"] == "2026-11-25T10:00:00Z"
+    first = events[0]
+    written = times_in(issued) + times_in(events)
+    for time in (
+        issued["receipt"]["issued_at"],
+        first["recorded_at"],
+        first["evidence"]["signed_at"],
+        first["evidence"]["received_at"],
+    ):
+        assert time in written
+    assert all(UTC_TIME.fullmatch(t) for t in written), written

@@ -3,6 +3,7 @@ they return is verified offline with the keys of `/v1/audit/keys` only."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,8 @@ def test_the_latest_checkpoint_is_public_and_signed_by_the_seal_key(
     assert response.status_code == 200, response.text
     head = response.json()
     assert head["tree_size"] == 4 and len(head["root_hash"]) == 64
-    assert head["note"].startswith(f"{ORIGIN}\n4\n") and head["signed_at"]
+    assert head["note"].startswith(f"{ORIGIN}\n4\n")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", head["signed_at"])
 
 
 def test_a_receipted_record_is_proven_included_for_a_court_offline(

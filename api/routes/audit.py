@@ -6,6 +6,7 @@ checkpoints do. `epoa.audit_proofs` verifies what these return with public keys 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -28,7 +29,7 @@ class CheckpointPublic(BaseModel):
     tree_size: int = Field(description="how many records the tree covers")
     root_hash: str = Field(description="the Merkle tree hash (RFC 9162), hex")
     position: int = Field(description="the notification position of the last record covered")
-    signed_at: str = Field(description="when the service signed it (not covered by the note)")
+    signed_at: datetime = Field(description="when the service signed it (not covered by the note)")
     note: str = Field(description="the C2SP checkpoint: a signed note, the seal key's signature")
 
 

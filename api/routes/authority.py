@@ -8,7 +8,7 @@ leaves to the route, which so owns every problem answer.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import parse_qsl
 
@@ -76,7 +76,7 @@ def _public(
         {
             "authorized": bool(found),
             "powers_of_attorney": sorted(found),
-            "at": moment,
+            "at": moment.astimezone(UTC),
             "case_number": case_number,
             "attorney_iin": attorney_iin,
             "right": right,
