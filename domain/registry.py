@@ -71,6 +71,11 @@ class Registry(RegistryReads):
 
     def issue(self, evidence: SignedDocument) -> Outcome:
         request = IssueRequest.parse(evidence.document)
+        if evidence.signer_kind != "person" and evidence.signer_id == request.principal_iin:
+            raise SignerMismatchError(
+                f"the principal must be a person (IIN); {request.principal_iin} is the BIN of "
+                "the organisation that signed: an organisation cannot issue an e-POA here"
+            )
         if evidence.signer_kind != "person" or evidence.signer_id != request.principal_iin:
             raise SignerMismatchError(
                 f"an issue must be signed by the principal {request.principal_iin}; "

@@ -117,6 +117,16 @@ def test_an_issue_signed_by_the_attorney_is_a_signer_mismatch(
     assert_problem(response, 403, "signer-mismatch", people.principal.iin)
 
 
+def test_an_issue_by_an_organisation_as_principal_says_a_principal_is_a_person(
+    client: TestClient, people: People
+) -> None:
+    document = people.issue_document(principal={"iin": people.court.iin})
+    request = signed(people, document, people.court)
+    with unchanged(client):
+        response = client.post(POAS, json=request, headers=PORTAL)
+    assert_problem(response, 403, "signer-mismatch", "must be a person", people.court.iin)
+
+
 def test_a_case_event_signed_by_a_person_is_a_signer_mismatch(
     client: TestClient, people: People
 ) -> None:
