@@ -11,6 +11,7 @@ import binascii
 import json
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from domain.errors import InvalidInputError
 from domain.power_of_attorney import ACTIVE, EXPIRED, REVOKED, TERMINATED
@@ -93,4 +94,9 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
         raise InvalidInputError("cursor: not a cursor this service returned") from None
     if not isinstance(issued_at, str) or not isinstance(poa_id, str):
         raise InvalidInputError("cursor: not a cursor this service returned")
+    try:
+        datetime.fromisoformat(issued_at)
+        UUID(poa_id)
+    except ValueError:
+        raise InvalidInputError("cursor: not a cursor this service returned") from None
     return issued_at, poa_id

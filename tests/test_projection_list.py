@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +12,8 @@ import pytest
 from domain.errors import InvalidInputError
 from domain.power_of_attorney import expires_at
 from domain.registry import Registry
-from projections.poa_list import list_poas
+from projections.poa_list import encode_cursor, list_poas
+from projections.read_model import stamp
 from projections.runner import ProjectionRunner
 from tests.conftest import Clock
 from tests.support.people import CASE, People
@@ -127,6 +129,12 @@ def test_status_filters_tell_active_from_expired_at_the_given_moment(
 def test_a_cursor_or_status_or_limit_not_of_this_service_is_refused(
     runner: ProjectionRunner, clock: Clock
 ) -> None:
-    for bad in ({"cursor": "not-a-cursor"}, {"status": "asleep"}, {"limit": 0}):
+    forged = [
+        encode_cursor("x", "x"),
+        encode_cursor(stamp(clock.now), "x"),
+        encode_cursor("x", str(uuid.uuid4())),
+    ]
+    bad_ones = [{"cursor": "not-a-cursor"}, {"status": "asleep"}, {"limit": 0}]
+    for bad in bad_ones + [{"cursor": cursor} for cursor in forged]:
         with pytest.raises(InvalidInputError):
             list_poas(runner.db, now=clock.now, **bad)
