@@ -35,6 +35,9 @@ REQUIRED = {
     "epoa.renounce": _COMMON | {"poa_id", "attorney_iin"},
 }
 
+MAX_NAME = 200
+"""The longest name a document may give a person (the directory's are far shorter)."""
+
 
 def parse_iin(value: object, field: str) -> str:
     if not isinstance(value, str) or not is_valid_iin_bin(value):
@@ -46,6 +49,31 @@ def parse_person(value: object, field: str) -> str:
     if not isinstance(value, dict) or set(value) - {"iin", "name"}:
         raise InvalidInputError(f'{field}: an object {{"iin": ...}} is required')
     return parse_iin(value.get("iin"), f"{field}.iin")
+
+
+def stated_name(value: dict[str, Any], field: str) -> str | None:
+    """The name a person object of a document gives, if any: what the signer saw beside the
+    IIN (the record takes the person directory's name, `Registry._people`)."""
+    name = value.get("name")
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
+        raise InvalidInputError(
+            f"{field}.name: a non-empty string of at most {MAX_NAME} characters, or left out"
+        )
+    return name
+
+
+def stated_names(document: dict[str, Any]) -> dict[str, str]:
+    """The names an `epoa.issue` or `epoa.add-attorney` document gives, by IIN."""
+    people = [("principal", document.get("principal"))]
+    people += [(f"attorneys[{i}]", a) for i, a in enumerate(document.get("attorneys") or [])]
+    people.append(("attorney", document.get("attorney")))
+    found = {}
+    for field, person in people:
+        if isinstance(person, dict) and (name := stated_name(person, field)) is not None:
+            found[parse_iin(person.get("iin"), f"{field}.iin")] = name
+    return found
 
 
 def parse_uuid(value: object, field: str) -> UUID:

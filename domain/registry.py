@@ -18,11 +18,19 @@ from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from domain.accepted_document import AcceptedDocument, digest_of
-from domain.documents import IssueRequest, parse_iin, parse_person, parse_poa_id, parse_reason
+from domain.documents import (
+    IssueRequest,
+    parse_iin,
+    parse_person,
+    parse_poa_id,
+    parse_reason,
+    stated_names,
+)
 from domain.errors import (
     ConflictError,
     DomainError,
     DuplicateDocumentError,
+    InvalidInputError,
     SignerMismatchError,
     StoreUnavailableError,
 )
@@ -82,11 +90,14 @@ class Registry(RegistryReads):
                 f"it is signed by {evidence.signer_kind} {evidence.signer_id}"
             )
 
+        stated = stated_names(evidence.document)
+
         def attempt() -> Outcome:
             at = self.clock()
             request.require_unexpired(at)
             case = self._case_or_new(request.case_number)
-            principal, *attorneys = self._people([request.principal_iin, *request.attorney_iins])
+            iins = [request.principal_iin, *request.attorney_iins]
+            principal, *attorneys = self._people(iins, stated)
             poa = PowerOfAttorney(
                 case_number=request.case_number,
                 principal=principal,
@@ -104,10 +115,12 @@ class Registry(RegistryReads):
     def add_attorney(self, poa_id: UUID, evidence: SignedDocument) -> Outcome:
         parse_poa_id(evidence.document, "epoa.add-attorney", poa_id)
         attorney = parse_person(evidence.document["attorney"], "attorney")
+        stated = stated_names(evidence.document)
 
         def attempt() -> Outcome:
             poa = self.get_poa(poa_id)
-            poa.add_attorney(self._people([attorney])[0], evidence, self.clock())
+            person = self._people([attorney], stated)[0]
+            poa.add_attorney(person, evidence, self.clock())
             return self._save_with(evidence, poa)
 
         return self._once(evidence, attempt)
@@ -180,9 +193,18 @@ class Registry(RegistryReads):
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _people(self, iins: Sequence[str]) -> list[dict[str, Any]]:
-        """Each person with the directory's name (None if unknown): one lookup for all."""
+    def _people(self, iins: Sequence[str], stated: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Each person with the directory's name (None if unknown): one lookup for all. A
+        name the signed document gives must be the directory's (case and spacing aside),
+        or the record would show a name the signer never saw."""
         found = self.names(iins)
+        for iin, name in stated.items():
+            known = found.get(iin)
+            if known is not None and _comparable(known) != _comparable(name):
+                raise InvalidInputError(
+                    f"the name {name!r} given for {iin} is not the person directory's "
+                    f"({known!r}): leave the name out or correct it"
+                )
         return [{"iin": iin, "name": found.get(iin)} for iin in iins]
 
     def _save_with(self, evidence: SignedDocument, poa: PowerOfAttorney, *others: Any) -> Outcome:
@@ -248,3 +270,7 @@ class Registry(RegistryReads):
             except IntegrityError:
                 time.sleep(min(0.001 * 2**number, 0.05))
         raise ConflictError("too many concurrent changes to the same case or POA; try again")
+
+
+def _comparable(name: str) -> str:
+    return " ".join(name.casefold().split())

@@ -9,6 +9,7 @@ from uuid import UUID
 
 import pytest
 
+from domain.errors import InvalidInputError
 from domain.registry import Registry
 from epoa.settings import Settings
 from epoa.wiring import build_registry
@@ -163,3 +164,48 @@ def test_every_attorney_gets_the_directorys_name_and_an_unknown_one_none(
         (people.second_attorney.iin, None),
         (people.third_attorney.iin, "Dana"),
     ]
+
+
+def test_a_name_the_document_gives_must_be_the_directorys_case_and_spacing_aside(
+    database_url: str, tmp_path: Path, db: Database, people: People, clock: Clock
+) -> None:
+    directory = [f"{people.attorney.iin},Berik Sadykov,1985-02-02"]
+
+    def refused(registry: Registry, command: Callable[[], object], words: str) -> None:
+        before = registry.recorder.max_notification_id()
+        with pytest.raises(InvalidInputError, match=words):
+            command()
+        assert registry.recorder.max_notification_id() == before
+
+    def commands(registry: Registry) -> UUID:
+        wrong = [{"iin": people.attorney.iin, "name": "Someone Else"}]
+        refused(
+            registry,
+            lambda: registry.issue(people.issue(attorneys=wrong)),
+            r"'Someone Else' given for .*\('Berik Sadykov'\)",
+        )
+        same = [{"iin": people.attorney.iin, "name": "  BERIK   sadykov "}]
+        poa = registry.issue(people.issue(attorneys=same)).poa
+
+        def add(attorney: dict[str, str]) -> object:
+            document = people.act("epoa.add-attorney", poa.id, people.principal, attorney=attorney)
+            return registry.add_attorney(poa.id, document)
+
+        refused(registry, lambda: add({"iin": people.attorney.iin, "name": "Berik"}), "'Berik'")
+        add({"iin": people.second_attorney.iin, "name": "Not In The Directory"})
+        return poa.id
+
+    shown = shown_after(database_url, tmp_path, db, clock, directory, commands)
+    assert [(a["iin"], a["name"]) for a in shown["attorneys"]] == [
+        (people.attorney.iin, "Berik Sadykov"),
+        (people.second_attorney.iin, None),
+    ]
+
+
+@pytest.mark.parametrize("name", [5, "", "   ", "x" * 201])
+def test_a_name_that_is_not_a_short_text_is_refused(
+    registry: Registry, people: People, name: Any
+) -> None:
+    with pytest.raises(InvalidInputError, match=r"attorneys\[0\]\.name: a non-empty string"):
+        registry.issue(people.issue(attorneys=[{"iin": people.attorney.iin, "name": name}]))
+    assert registry.recorder.max_notification_id() in (None, 0)
