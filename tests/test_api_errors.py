@@ -138,6 +138,16 @@ def test_a_bad_iin_as_a_list_filter_is_a_validation_problem(client: TestClient) 
     assert_problem(response, 422, "validation", "principal_iin")
 
 
+def test_a_misspelt_or_repeated_list_filter_is_refused_not_ignored(client: TestClient) -> None:
+    misspelt = client.get(POAS, params={"casenumber": "7594-26-00-2/1234"}, headers=COURT)
+    assert_problem(misspelt, 422, "validation", "casenumber")
+    twice = client.get(f"{POAS}?status=active&status=revoked", headers=COURT)
+    assert_problem(twice, 422, "validation", "status", "more than once")
+    every = f"{POAS}?case_number=A-1&principal_iin=850312400128&attorney_iin=790521300451"
+    every += "&status=active&limit=5"
+    assert client.get(every, headers=COURT).status_code == 200
+
+
 def test_a_malformed_json_body_is_a_400_validation_problem(client: TestClient) -> None:
     with unchanged(client):
         response = post_raw(client, b'{"document": {"type": "epoa.issue",')

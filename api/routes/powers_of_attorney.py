@@ -21,6 +21,7 @@ from api.schemas import (
 )
 from domain.court_case import parse_case_number
 from domain.documents import parse_iin
+from domain.errors import InvalidInputError
 from domain.evidence import SignedDocument
 from domain.history import sealed_events
 from domain.outcomes import Outcome
@@ -69,8 +70,19 @@ def read(
     return PowerOfAttorneyPublic.of(services.registry.get_poa_at(poa_id, at), at)
 
 
+SEARCH_PARAMETERS = (
+    "case_number",
+    "principal_iin",
+    "attorney_iin",
+    "status",
+    "cursor",
+    "limit",
+)
+
+
 @router.get("")
 def search(
+    request: Request,
     services: ServicesDep,
     _: Reader,
     case_number: str | None = None,
@@ -80,6 +92,7 @@ def search(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PowerOfAttorneyPage:
+    _plain_query([name for name, _ in request.query_params.multi_items()])
     if case_number is not None:
         parse_case_number(case_number)
     for name, iin in (("principal_iin", principal_iin), ("attorney_iin", attorney_iin)):
@@ -95,6 +108,19 @@ def search(
         limit=limit,
     )
     return PowerOfAttorneyPage(items=items, next_cursor=next_cursor)
+
+
+def _plain_query(names: list[str]) -> None:
+    """Every filter known and given once: a misspelt one (`casenumber=`) would otherwise
+    list every POA, and one given twice would be read as its last value."""
+    unknown = sorted(set(names) - set(SEARCH_PARAMETERS))
+    if unknown:
+        raise InvalidInputError(
+            f"unknown query parameter(s) {unknown}; known: {', '.join(SEARCH_PARAMETERS)}"
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InvalidInputError(f"query parameter(s) {repeated} given more than once")
 
 
 @router.post(
