@@ -32,6 +32,11 @@ class Appended:
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._next_try = 0.0
 
+    @property
+    def listening(self) -> bool:
+        """Whether appends are being notified (else the caller must poll)."""
+        return self._conn is not None
+
     def wait(self, timeout: float, wake: threading.Event) -> bool:
         """Wait up to `timeout` for an append (True) or for `wake`; False otherwise."""
         conn = self._listening()

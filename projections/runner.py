@@ -32,6 +32,12 @@ TRACKING_DDL = (
 )
 
 
+LISTENING_POLL = 1.0
+"""Seconds between the polls of a runner that listens for appends (PostgreSQL): each poll
+is two queries, and in `epoa serve` their interpreter time is taken from the requests
+(polling every 50 ms raised the p99 of authority checks by about a fifth)."""
+
+
 class ProjectionLockedError(RuntimeError):
     """Another runner is the writer of this database's read models."""
 
@@ -216,7 +222,9 @@ class ProjectionRunner:
 
     def _idle(self, stop: threading.Event, poll_interval: float) -> None:
         """Sleep until the next poll, an append, a `wait_for` nudge, or `stop`, whichever
-        comes first."""
+        comes first. A runner told of every append polls only as a safety net."""
+        if self._appended.listening:
+            poll_interval = max(poll_interval, LISTENING_POLL)
         deadline = time.monotonic() + poll_interval
         while not stop.is_set() and not self._wake.is_set():
             remaining = deadline - time.monotonic()

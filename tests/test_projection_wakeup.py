@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import threading
 import time
+from unittest.mock import patch
 
 import pytest
 
 from domain.registry import Registry
-from projections.runner import ProjectionRunner
+from projections.runner import LISTENING_POLL, ProjectionRunner
 from tests.support.people import People
 from tests.support.postgres import connect
 
@@ -69,3 +70,22 @@ def test_a_runner_that_lost_its_listening_session_polls_then_listens_again(
         finally:
             stop.set()
             thread.join(timeout=10)
+
+
+def test_a_listening_runner_polls_the_store_only_as_a_safety_net(
+    pg_registry: Registry, postgres_url: str
+) -> None:
+    """Told of every append, it does not query the log every 50 ms as a poller must."""
+    with (
+        ProjectionRunner(pg_registry, postgres_url) as runner,
+        patch.object(runner, "catch_up", wraps=runner.catch_up) as catch_up,
+    ):
+        stop, thread = running(runner, 0.05)
+        try:
+            before = catch_up.call_count
+            time.sleep(2.0)
+            polls = catch_up.call_count - before
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+    assert 1 <= polls <= 2 / LISTENING_POLL + 1
