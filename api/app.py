@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import problem_docs, problems
 from api.auth import ApiKeys
 from api.deps import Services
+from api.head import HeadAsGet
 from api.metrics import Metrics
 from api.routes import audit, authority, cases, health, powers_of_attorney, reference
 from epoa.logging_setup import request_id as request_id_var
@@ -94,7 +95,7 @@ class _App(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's error middleware, so an unhandled error's 500 is counted,
         # logged and answered with the request id like every other response.
-        return Observe(super().build_middleware_stack(), self)
+        return Observe(HeadAsGet(super().build_middleware_stack()), self)
 
 
 class Observe:

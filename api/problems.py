@@ -83,6 +83,8 @@ def _methods_at(request: Request) -> list[str]:
         found = getattr(route, "methods", None)
         if context.path and found and compile_path(context.path)[0].fullmatch(request.url.path):
             methods |= found
+    if "GET" in methods:
+        methods.add("HEAD")  # api.head answers it
     return sorted(methods)
 
 

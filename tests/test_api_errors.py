@@ -265,4 +265,4 @@ def test_an_unknown_route_is_not_found(client: TestClient) -> None:
 def test_a_method_the_path_lacks_is_405_naming_every_method_it_has(client: TestClient) -> None:
     response = client.delete(POAS, headers=PORTAL)
     assert_problem(response, 405, "validation", "method")
-    assert response.headers["allow"] == "GET, POST"
+    assert response.headers["allow"] == "GET, HEAD, POST"

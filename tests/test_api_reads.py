@@ -333,3 +333,17 @@ def test_every_time_a_response_writes_is_utc_with_z(client: TestClient, people: 
     ):
         assert time in written
     assert all(UTC_TIME.fullmatch(t) for t in written), written
+
+
+def test_head_answers_as_get_without_the_body(client: TestClient, people: People) -> None:
+    issue(client, people)
+    for path, headers in (("/healthz", {}), ("/v1/rights", {}), (POAS, COURT)):
+        got, head = client.get(path, headers=headers), client.head(path, headers=headers)
+        assert (got.status_code, head.status_code) == (200, 200)
+        assert head.content == b"" and got.content
+        assert head.headers["content-length"] == got.headers["content-length"]
+        assert head.headers["content-type"] == got.headers["content-type"]
+    assert client.head(POAS).status_code == 401
+    assert client.head("/v1/no-such-thing").status_code == 404
+    metrics = client.get("/metrics").text
+    assert 'method="HEAD",route="/v1/rights",status="200"' in metrics
