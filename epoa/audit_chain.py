@@ -30,6 +30,9 @@ from domain.seal import (
     record_hash,
 )
 
+FLUSH_ROWS = 1_000
+"""Rows `Scratch.later` holds before writing them: memory stays bounded."""
+
 
 class Scratch:
     """A temporary SQLite file for what the audit remembers about the whole history.
@@ -44,8 +47,26 @@ class Scratch:
         self.conn.execute("PRAGMA journal_mode = OFF")
         self.conn.execute("PRAGMA synchronous = OFF")
         self.conn.execute("BEGIN")
+        self._pending: dict[str, list[tuple[object, ...]]] = {}
+        self._count = 0
+
+    def later(self, statement: str, params: tuple[object, ...]) -> None:
+        """Run `statement` at the next `flush` (each statement's rows in the order given):
+        one `executemany` per statement costs a fraction of a call per row."""
+        self._pending.setdefault(statement, []).append(params)
+        self._count += 1
+        if self._count >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what `later` holds; before any read of the tables it writes."""
+        for statement, rows in self._pending.items():
+            self.conn.executemany(statement, rows)
+        self._pending.clear()
+        self._count = 0
 
     def commit(self) -> None:
+        self.flush()
         self.conn.execute("COMMIT")
         self.conn.execute("BEGIN")
 
@@ -58,16 +79,20 @@ class Heads:
     """Stream -> (version, record hash) of its newest record: recent ones in memory, the
     others in the scratch file."""
 
-    def __init__(self, scratch: Scratch, capacity: int = 5_000) -> None:
+    def __init__(
+        self, scratch: Scratch, capacity: int = 5_000, spill_rows: int = FLUSH_ROWS
+    ) -> None:
         self._db = scratch.conn
         self._db.execute(
             "CREATE TABLE heads (stream TEXT PRIMARY KEY, version INTEGER, digest BLOB)"
         )
         self._recent: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
-        self._capacity = capacity
+        self._capacity, self._spill_rows = capacity, spill_rows
+        self._spilling: dict[str, tuple[int, bytes]] = {}
+        """Heads out of `_recent` not written yet: written `spill_rows` at a time."""
 
     def get(self, stream: str) -> tuple[int, bytes] | None:
-        found = self._recent.get(stream)
+        found = self._recent.get(stream) or self._spilling.get(stream)
         if found is not None:
             return found
         row = self._db.execute(
@@ -78,14 +103,20 @@ class Heads:
     def put(self, stream: str, version: int, digest: bytes) -> None:
         self._recent[stream] = (version, digest)
         self._recent.move_to_end(stream)
+        self._spilling.pop(stream, None)
         if len(self._recent) > self._capacity:
-            old, (old_version, old_digest) = self._recent.popitem(last=False)
-            self._db.execute(
-                "INSERT OR REPLACE INTO heads VALUES (?, ?, ?)", (old, old_version, old_digest)
-            )
+            old, head = self._recent.popitem(last=False)
+            self._spilling[old] = head
+            if len(self._spilling) >= self._spill_rows:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO heads VALUES (?, ?, ?)",
+                    [(name, version, digest) for name, (version, digest) in self._spilling.items()],
+                )
+                self._spilling.clear()
 
     def drop(self, stream: str) -> None:
         self._recent.pop(stream, None)
+        self._spilling.pop(stream, None)
         self._db.execute("DELETE FROM heads WHERE stream = ?", (stream,))
 
 

@@ -156,20 +156,21 @@ class EventChecks:
         return differs or (_signer(signer, ("person", principal)) if principal else None)
 
     def _principal(self, poa_id: str) -> str | None:
+        self.scratch.flush()
         row = self.scratch.conn.execute(
             "SELECT principal FROM poas WHERE poa_id = ?", (poa_id,)
         ).fetchone()
         return str(row[0]) if row and row[0] else None
 
     def _remember(self, record: RawRecord, event: object) -> None:
-        db, at = self.scratch.conn, (record.version, record.position)
+        db, at = self.scratch, (record.version, record.position)
         if isinstance(event, PowerOfAttorney.Event):
             case_id = None
             principal = None
             if isinstance(event, PowerOfAttorney.Issued):
                 case_id = str(CourtCase.create_id(event.case_number))
                 principal = event.principal["iin"]
-            db.execute(
+            db.later(
                 "INSERT INTO poas VALUES (?, ?, ?, ?, ?) ON CONFLICT (poa_id) DO UPDATE SET"
                 " version = excluded.version, position = excluded.position,"
                 " case_id = coalesce(poas.case_id, excluded.case_id),"
@@ -177,14 +178,14 @@ class EventChecks:
                 (record.originator_id, case_id, principal, *at),
             )
             if isinstance(event, PowerOfAttorney.Revoked | PowerOfAttorney.Terminated):
-                db.execute("INSERT OR IGNORE INTO ended VALUES (?)", (record.originator_id,))
+                db.later("INSERT OR IGNORE INTO ended VALUES (?)", (record.originator_id,))
         elif isinstance(event, CourtCase.PowerOfAttorneyAttached):
-            db.execute(
+            db.later(
                 "INSERT INTO attached VALUES (?, ?, ?, ?)",
                 (record.originator_id, str(event.poa_id), *at),
             )
         elif isinstance(event, CourtCase.Concluded):
-            db.execute(
+            db.later(
                 "INSERT OR IGNORE INTO concluded VALUES (?, ?, ?)", (record.originator_id, *at)
             )
 

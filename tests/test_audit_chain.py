@@ -43,15 +43,16 @@ DAMAGES: dict[str, Damage] = {
 }
 
 
+@pytest.mark.parametrize("spill_rows", [1, 1000], ids=["spilled to the file", "spilling"])
 @pytest.mark.parametrize("damage", DAMAGES.values(), ids=DAMAGES.keys())
 def test_with_one_head_in_memory_the_findings_are_the_domain_verifiers(
-    registry: Registry, people: People, damage: Damage
+    registry: Registry, people: People, damage: Damage, spill_rows: int
 ) -> None:
     rows = damage(history(registry, people))
     keys = public_keys_of(registry.seal_key.public_key)
     scratch = Scratch()
     try:
-        check = ChainCheck(keys, Heads(scratch, capacity=1))
+        check = ChainCheck(keys, Heads(scratch, capacity=1, spill_rows=spill_rows))
         ours = [finding for row in rows for finding in check.check(row)[0]]
     finally:
         scratch.close()
