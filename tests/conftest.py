@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from domain.registry import Registry
 from epoa.settings import Settings
 from epoa.wiring import build_registry
+from tests.support.api import api_settings, running
 from tests.support.kafka_fixtures import fresh_group_id, kafka_broker, kafka_topic  # noqa: F401
 from tests.support.people import People, make_people
 from tests.support.postgres import fresh_schema
@@ -73,3 +75,11 @@ def registry(settings: Settings, clock: Clock) -> Iterator[Registry]:
 @pytest.fixture(scope="session")
 def people() -> People:
     return make_people()
+
+
+@pytest.fixture
+def client(postgres_url: str, tmp_path: Path, people: People) -> Iterator[TestClient]:
+    """The whole API on a fresh PostgreSQL schema, projections and checkpoints in-process;
+    a test file that needs the app built otherwise defines its own `client`."""
+    with running(api_settings(postgres_url, tmp_path, people)) as client:
+        yield client

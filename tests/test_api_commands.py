@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import threading
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,12 +24,6 @@ from tests.support.people import CASE, People
 
 pytestmark = pytest.mark.postgres
 PORTAL, COURT = auth("portal"), auth("court")
-
-
-@pytest.fixture
-def client(postgres_url: str, tmp_path: Path, people: People) -> Iterator[TestClient]:
-    with running(api_settings(postgres_url, tmp_path, people)) as client:
-        yield client
 
 
 def issue(client: TestClient, people: People, **fields: object) -> dict[str, object]:

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.commands import MAX_BODY_BYTES
-from tests.support.api import api_settings, body, running, signed
+from tests.support.api import body, signed
 from tests.support.people import People
 from tests.support.problems import (
     COURT,
@@ -28,12 +26,6 @@ from tests.support.problems import (
 )
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def client(postgres_url: str, tmp_path: Path, people: People) -> Iterator[TestClient]:
-    with running(api_settings(postgres_url, tmp_path, people)) as client:
-        yield client
 
 
 # -- validation ------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
 from projections import db, persons
-from tests.support.api import api_settings, auth, body, cloud_event, running
+from tests.support.api import auth, body, cloud_event
 from tests.support.people import CASE, People
 
 pytestmark = pytest.mark.postgres
@@ -43,12 +42,6 @@ RIGHT_CODES = (
     "submit_enforcement_document",
     "receive_awarded_property",
 )
-
-
-@pytest.fixture
-def client(postgres_url: str, tmp_path: Path, people: People) -> Iterator[TestClient]:
-    with running(api_settings(postgres_url, tmp_path, people)) as client:
-        yield client
 
 
 def issue(client: TestClient, people: People, case_number: str = CASE) -> dict[str, Any]:

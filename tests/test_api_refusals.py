@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from domain.canonical import canonical_bytes
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
-from tests.support.api import api_settings, body, cloud_event, running, signed
+from tests.support.api import body, cloud_event, signed
 from tests.support.people import CASE, People
 from tests.support.pki import b64, common_name, make_cert, person, sign_cms
 from tests.support.problems import (
@@ -29,12 +27,6 @@ from tests.support.problems import (
 )
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def client(postgres_url: str, tmp_path: Path, people: People) -> Iterator[TestClient]:
-    with running(api_settings(postgres_url, tmp_path, people)) as client:
-        yield client
 
 
 # -- invalid-signature -----------------------------------------------------------------------
