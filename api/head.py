@@ -8,8 +8,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 class HeadAsGet:
     """A plain ASGI middleware: a HEAD request goes on as a GET, and every part of the
-        response body is dropped on the way out; the headers, `Content-Length` included, are
-        those of the GET. The caller's scope keeps `HEAD` and learns the route matched, for the
+    response body is dropped on the way out; the headers, `Content-Length` included, are
+    those of the GET. The caller's scope keeps `HEAD` and learns the route matched, for the
     logs and metrics."""
 
     def __init__(self, app: ASGIApp) -> None:
