@@ -64,18 +64,6 @@ def stated_name(value: dict[str, Any], field: str) -> str | None:
     return name
 
 
-def stated_names(document: dict[str, Any]) -> dict[str, str]:
-    """The names an `epoa.issue` or `epoa.add-attorney` document gives, by IIN."""
-    people = [("principal", document.get("principal"))]
-    people += [(f"attorneys[{i}]", a) for i, a in enumerate(document.get("attorneys") or [])]
-    people.append(("attorney", document.get("attorney")))
-    found = {}
-    for field, person in people:
-        if isinstance(person, dict) and (name := stated_name(person, field)) is not None:
-            found[parse_iin(person.get("iin"), f"{field}.iin")] = name
-    return found
-
-
 def parse_uuid(value: object, field: str) -> UUID:
     try:
         return UUID(str(value))
@@ -114,6 +102,8 @@ class IssueRequest:
     attorney_iins: list[str]
     rights: list[str]
     valid_until: date | None
+    stated_names: dict[str, str]
+    """The names the document gives, by IIN (`stated_name`)."""
 
     @classmethod
     def parse(cls, document: dict[str, Any]) -> IssueRequest:
@@ -127,12 +117,20 @@ class IssueRequest:
             raise InvalidInputError("attorneys: an attorney is named twice")
         if principal in iins:
             raise InvalidInputError("attorneys: the principal cannot be their own attorney")
+        names: dict[str, str] = {}
+        fields = ["principal", *(f"attorneys[{i}]" for i in range(len(iins)))]
+        for iin, person, field in zip(
+            [principal, *iins], [document["principal"], *attorneys], fields, strict=True
+        ):
+            if (name := stated_name(person, field)) is not None:
+                names[iin] = name
         return cls(
             case_number=parse_case_number(document["case_number"]),
             principal_iin=principal,
             attorney_iins=iins,
             rights=parse_rights(document["rights"]),
             valid_until=_valid_until(document.get("valid_until"), document["signed_at"]),
+            stated_names=names,
         )
 
     def require_unexpired(self, at: datetime) -> None:

@@ -24,7 +24,7 @@ from domain.documents import (
     parse_person,
     parse_poa_id,
     parse_reason,
-    stated_names,
+    stated_name,
 )
 from domain.errors import (
     ConflictError,
@@ -90,14 +90,12 @@ class Registry(RegistryReads):
                 f"it is signed by {evidence.signer_kind} {evidence.signer_id}"
             )
 
-        stated = stated_names(evidence.document)
-
         def attempt() -> Outcome:
             at = self.clock()
             request.require_unexpired(at)
             case = self._case_or_new(request.case_number)
             iins = [request.principal_iin, *request.attorney_iins]
-            principal, *attorneys = self._people(iins, stated)
+            principal, *attorneys = self._people(iins, request.stated_names)
             poa = PowerOfAttorney(
                 case_number=request.case_number,
                 principal=principal,
@@ -115,7 +113,8 @@ class Registry(RegistryReads):
     def add_attorney(self, poa_id: UUID, evidence: SignedDocument) -> Outcome:
         parse_poa_id(evidence.document, "epoa.add-attorney", poa_id)
         attorney = parse_person(evidence.document["attorney"], "attorney")
-        stated = stated_names(evidence.document)
+        name = stated_name(evidence.document["attorney"], "attorney")
+        stated = {attorney: name} if name is not None else {}
 
         def attempt() -> Outcome:
             poa = self.get_poa(poa_id)
