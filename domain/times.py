@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 
-def utc_text(moment: datetime) -> str:
-    """`2026-11-25T10:00:00.123456Z`; a naive moment is taken as UTC (the domain records
-    aware ones)."""
+def in_utc(moment: datetime) -> datetime:
+    """The moment in UTC; a naive one is taken as UTC (the domain records aware ones)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def utc_text(moment: datetime) -> str:
+    """`2026-11-25T10:00:00.123456Z`."""
+    return in_utc(moment).isoformat().replace("+00:00", "Z")
 
 
 def utc_text_of(text: str) -> str:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from operator import itemgetter
 from typing import Any
 
 from domain.power_of_attorney import PowerOfAttorney as Poa
 from domain.power_of_attorney import expires_at
+from domain.times import in_utc
 from projections.db import Database
 
 POA_EVENTS: tuple[type, ...] = (
@@ -88,9 +89,7 @@ class RowBuffer:
 def stamp(moment: datetime) -> str:
     """`YYYY-MM-DDTHH:MM:SS.ffffff+00:00`, so that text order is time order. A naive time is
     taken as UTC (the domain records aware ones)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    return in_utc(moment).isoformat(timespec="microseconds")
 
 
 def expiry_stamp(valid_until: str | None) -> str | None:
