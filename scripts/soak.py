@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.broker import Broker, KafkaEndpoint  # noqa: E402
+from tests.support.broker import Broker  # noqa: E402
 from tests.support.court_feed import Court  # noqa: E402
 from tests.support.history_checks import (  # noqa: E402
     StoreHistory,
@@ -47,6 +47,7 @@ from tests.support.history_checks import (  # noqa: E402
     table_differences,
 )
 from tests.support.journal import Attempt  # noqa: E402
+from tests.support.kafka_endpoint import KafkaEndpoint  # noqa: E402
 from tests.support.measures import median, percentile, rss_kib  # noqa: E402
 from tests.support.people import People, make_people  # noqa: E402
 from tests.support.roles import service_role  # noqa: E402

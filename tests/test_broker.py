@@ -18,7 +18,8 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.partitioner.default import murmur2
 from kafka.structs import OffsetAndMetadata
 
-from tests.support.broker import GROUP_CONSUMER_CONFIG, KafkaEndpoint
+from tests.support.broker import GROUP_CONSUMER_CONFIG
+from tests.support.kafka_endpoint import KafkaEndpoint
 from tests.support.kafka_fixtures import TOPIC_PARTITIONS
 
 pytestmark = pytest.mark.kafka

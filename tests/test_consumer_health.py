@@ -25,8 +25,9 @@ from domain.errors import NotFoundError
 from domain.registry import Registry
 from epoa.settings import Settings
 from epoa.wiring import build_registry
-from tests.support.broker import Broker, BrokerError, free_port
+from tests.support.broker import Broker, free_port
 from tests.support.court_events import judgment, publish
+from tests.support.kafka_endpoint import BrokerError
 from tests.support.people import People
 from tests.support.postgres import unavailable
 from tests.test_consumer_kafka import consumer_settings  # noqa: F401  (the `settings` fixture)

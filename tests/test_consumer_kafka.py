@@ -24,8 +24,8 @@ from domain.court_case import CourtCase
 from domain.registry import Registry
 from epoa.settings import Settings
 from epoa.wiring import build_registry
-from tests.support.broker import KafkaEndpoint
 from tests.support.court_events import POISON, execution, judgment, publish
+from tests.support.kafka_endpoint import KafkaEndpoint
 from tests.support.kafka_fixtures import TOPIC_PARTITIONS
 from tests.support.people import People
 

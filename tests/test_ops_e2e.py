@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
 from domain.seal import SealKey
 from tests.support.api import body, cloud_event
-from tests.support.broker import KafkaEndpoint
+from tests.support.kafka_endpoint import KafkaEndpoint
 from tests.support.people import People
 from tests.support.roles import ServiceRole, service_role
 

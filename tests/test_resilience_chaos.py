@@ -29,10 +29,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.broker import KafkaEndpoint
 from tests.support.chaos import chaos
 from tests.support.court_feed import Court
 from tests.support.history_checks import StoreHistory, read_model_tables, table_differences
+from tests.support.kafka_endpoint import KafkaEndpoint
 from tests.support.people import People
 from tests.support.stack import NAMES, started_stack
 from tests.support.traffic import CaseBook, Load

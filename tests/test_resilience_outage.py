@@ -27,10 +27,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.support.broker import KafkaEndpoint
 from tests.support.court_feed import Court
 from tests.support.history_checks import StoreHistory, read_model_tables, table_differences
 from tests.support.journal import Attempt
+from tests.support.kafka_endpoint import KafkaEndpoint
 from tests.support.people import People
 from tests.support.postgres import DATABASE, SERVER
 from tests.support.stack import Stack, started_stack

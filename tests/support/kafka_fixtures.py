@@ -15,7 +15,8 @@ from typing import Final, NoReturn
 
 import pytest
 
-from tests.support.broker import Broker, BrokerError, KafkaEndpoint
+from tests.support.broker import Broker
+from tests.support.kafka_endpoint import BrokerError, KafkaEndpoint
 
 BOOTSTRAP_ENV: Final = "EPOA_TEST_KAFKA_BOOTSTRAP"
 REQUIRE_SERVICES_ENV: Final = "EPOA_REQUIRE_SERVICES"
