@@ -3,11 +3,12 @@
 The store begins with the registry's own commands over two court cases, with real CMS
 evidence: POAs issued, an attorney added and another renouncing, a POA revoked, and a
 court's judgment and execution documents concluding one case, which ends its POAs (25
-records). Every further record is a copy of one of those. Each copy gets new case numbers,
-POA ids, document ids and case event ids; each signed document is written again with those
-names and signed again by the same signer, so its evidence re-verifies and backs its event;
-and each event is sealed by the registry's own mapper into its copy's own chains. So
-`epoa audit verify` checks a copy exactly as it checks the records of a command.
+records). Every further record is a copy of one of those (`bench/audit_copies.py`). Each
+copy gets new case numbers, POA ids, document ids and case event ids; each signed document
+is written again with those names and signed again by the same signer, so its evidence re-
+verifies and backs its event; and each event is sealed by the registry's own mapper into
+its copy's own chains. So `epoa audit verify` checks a copy exactly as it checks the
+records of a command.
 
 Worker processes make the copies; the parent inserts them through the registry's recorder,
 the cases of a chunk interleaved command by command as concurrent commands would be, and
@@ -17,32 +18,22 @@ service) follows the store as it grows.
 
 from __future__ import annotations
 
-import base64
-import json
 import multiprocessing
 import os
-import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from audit_copies import Copier, Event
 from cryptography.hazmat.primitives import serialization
 from eventsourcing.persistence import Notification, StoredEvent
 
-from domain.accepted_document import AcceptedDocument, digest_of
-from domain.canonical import canonical_bytes
 from domain.case_events import parse_case_event
-from domain.court_case import CourtCase
-from domain.power_of_attorney import PowerOfAttorney
 from domain.registry import Registry
-from domain.seal import GENESIS, RawRecord, SealKey
-from domain.sealed_store import SealedMapper
+from domain.seal import RawRecord, SealKey
 from epoa.audit_chain import stated_hash
 from epoa.settings import Settings
 from epoa.wiring import build_registry
@@ -50,15 +41,11 @@ from projections.audit_tree import Leaf
 from projections.checkpoints import CheckpointLog
 from tests.support.court_events import execution, judgment
 from tests.support.people import People, make_people
-from tests.support.pki import sign_cms
 
 ORIGIN = "epoa/bench"
 CHECKPOINT_EVERY = 1000
 COPIES_PER_TASK = 40
 """1,000 records a task: the cases of a task are interleaved with one another."""
-
-Event = Any
-"""A domain event of the registry's aggregates (a frozen dataclass)."""
 
 
 def record_template(registry: Registry, people: People) -> list[list[Event]]:
@@ -94,130 +81,6 @@ def record_template(registry: Registry, people: People) -> list[list[Event]]:
     run(lambda: case_event(judgment(people, "BENCH-A")))
     run(lambda: case_event(execution(people, "BENCH-A")))
     return steps
-
-
-@dataclass(frozen=True)
-class Names:
-    """What a copy renames: case numbers, POA ids, document and case event ids (each a new
-    value per copy), and the ids derived from them."""
-
-    case_numbers: list[str]
-    poas: list[UUID]
-    documents: list[str]
-    evidence: list[dict[str, str]]
-    pattern: re.Pattern[str]
-    """Any of the names inside a longer string (a termination's source names its event)."""
-
-    @classmethod
-    def of(cls, steps: list[list[Event]]) -> Names:
-        events = [event for step in steps for event in step]
-        cases = [e.case_number for e in events if isinstance(e, CourtCase.Opened)]
-        poas = list({e.originator_id: 0 for e in events if isinstance(e, PowerOfAttorney.Event)})
-        evidence = [e.evidence for e in events if getattr(e, "evidence", None)]
-        documents = []
-        for record in evidence:
-            document = json.loads(base64.b64decode(record["canonical"]))
-            documents += [str(document[key]) for key in ("document_id", "id") if key in document]
-        names = [*cases, *map(str, poas), *documents]
-        pattern = re.compile("|".join(re.escape(name) for name in names))
-        return cls(cases, poas, documents, evidence, pattern)
-
-
-class Copier:
-    """Makes copy `k` of the template: its events renamed, re-signed and sealed."""
-
-    def __init__(self, steps: list[list[Event]], mapper: SealedMapper, people: People) -> None:
-        self.steps, self.mapper, self.people = steps, mapper, people
-        self.names = Names.of(steps)
-        self._renamed: list[list[tuple[str, ...]]] | None = None
-
-    def copy(self, k: int) -> list[list[StoredEvent]]:
-        """The sealed records of copy `k`, command by command."""
-        rename = self._renamer(k)
-        if self._renamed is None:
-            self._renamed = self._fields_named(rename)
-        heads: dict[UUID, bytes] = {}
-        sealed = []
-        for step, renamed in zip(self.steps, self._renamed, strict=True):
-            rows = []
-            for event, names in zip(step, renamed, strict=True):
-                new = replace(event, **{name: rename(getattr(event, name)) for name in names})
-                predecessor = GENESIS if new.originator_version == 1 else heads[new.originator_id]
-                row, heads[new.originator_id] = self.mapper.to_sealed(new, predecessor)
-                rows.append(row)
-            sealed.append(rows)
-        return sealed
-
-    def _fields_named(self, rename: Callable[[Any], Any]) -> list[list[tuple[str, ...]]]:
-        """The fields of each template event that name something a copy renames. Every
-        stream must be renamed: one that is not belongs to an aggregate unknown here."""
-        events = [event for step in self.steps for event in step]
-        kept = {e.originator_id for e in events if rename(e.originator_id) == e.originator_id}
-        if kept:
-            raise ValueError(f"streams of the template a copy would not rename: {kept}")
-        return [[_fields_renamed(event, rename) for event in step] for step in self.steps]
-
-    def _renamer(self, k: int) -> Callable[[Any], Any]:
-        """Copy `k`'s names for the template's, and its documents signed again."""
-        strings: dict[str, str] = {}
-        for case in self.names.case_numbers:
-            strings[case] = f"{case}-{k}"
-        for poa in self.names.poas:
-            strings[str(poa)] = str(uuid.uuid4())
-        for document in self.names.documents:
-            strings[document] = str(uuid.uuid4())
-        ids = {poa: UUID(strings[str(poa)]) for poa in self.names.poas}
-        for case in self.names.case_numbers:
-            ids[CourtCase.create_id(case)] = CourtCase.create_id(strings[case])
-        for document in self.names.documents:
-            ids[AcceptedDocument.create_id(document)] = AcceptedDocument.create_id(
-                strings[document]
-            )
-        rename = _renamer(strings, ids, self.names.pattern)
-        for record in self.names.evidence:
-            self._sign_again(record, rename, strings)
-        return rename
-
-    def _sign_again(
-        self, record: dict[str, str], rename: Callable[[Any], Any], strings: dict[str, str]
-    ) -> None:
-        """The document of `record` with this copy's names, signed now by the same signer."""
-        old = base64.b64decode(record["canonical"])
-        canonical = canonical_bytes(rename(json.loads(old)))
-        signer = next(
-            actor
-            for actor in (self.people.principal, self.people.attorney, self.people.court)
-            if actor.iin == record["signer_id"]
-        )
-        cms = sign_cms(canonical, signer.issued, self.people.ca.chain)
-        strings[record["canonical"]] = base64.b64encode(canonical).decode()
-        strings[record["cms"]] = base64.b64encode(cms).decode()
-        strings[record["received_at"]] = datetime.now(UTC).isoformat()
-        strings[digest_of(old)] = digest_of(canonical)
-
-
-def _fields_renamed(event: Event, rename: Callable[[Any], Any]) -> tuple[str, ...]:
-    return tuple(
-        f.name for f in fields(event) if rename(getattr(event, f.name)) != getattr(event, f.name)
-    )
-
-
-def _renamer(
-    strings: dict[str, str], ids: dict[UUID, UUID], pattern: re.Pattern[str]
-) -> Callable[[Any], Any]:
-    def rename(value: Any) -> Any:
-        if isinstance(value, str):
-            exact = strings.get(value)
-            return exact if exact is not None else pattern.sub(lambda m: strings[m[0]], value)
-        if isinstance(value, UUID):
-            return ids.get(value, value)
-        if isinstance(value, dict):
-            return {key: rename(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [rename(item) for item in value]
-        return value
-
-    return rename
 
 
 _COPIER: Copier | None = None
