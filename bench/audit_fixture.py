@@ -5,8 +5,8 @@ evidence: POAs issued, an attorney added and another renouncing, a POA revoked, 
 court's judgment and execution documents concluding one case, which ends its POAs (25
 records). Every further record is a copy of one of those (`bench/audit_copies.py`). Each
 copy gets new case numbers, POA ids, document ids and case event ids; each signed document
-is written again with those names and signed again by the same signer, so its evidence re-
-verifies and backs its event; and each event is sealed by the registry's own mapper into
+is written again with those names and signed again by the same signer, so its evidence
+re-verifies and backs its event; and each event is sealed by the registry's own mapper into
 its copy's own chains. So `epoa audit verify` checks a copy exactly as it checks the
 records of a command.
 
