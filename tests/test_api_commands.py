@@ -19,19 +19,11 @@ from domain.receipt import verify_receipt
 from domain.seal import public_keys_of
 from epoa.wiring import build_registry
 from projections.runner import ProjectionRunner
-from tests.support.api import api_settings, auth, body, running
+from tests.support.api import api_settings, auth, body, issue, running
 from tests.support.people import CASE, People
 
 pytestmark = pytest.mark.postgres
 PORTAL, COURT = auth("portal"), auth("court")
-
-
-def issue(client: TestClient, people: People, **fields: object) -> dict[str, object]:
-    response = client.post(
-        "/v1/powers-of-attorney", json=body(people.issue(**fields)), headers=PORTAL
-    )
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
 
 
 def authorised(client: TestClient, iin: str, case: str = CASE) -> bool:

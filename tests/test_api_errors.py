@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.commands import MAX_BODY_BYTES
-from tests.support.api import body, signed
+from tests.support.api import body, issue, signed
 from tests.support.people import People
 from tests.support.problems import (
     COURT,
@@ -19,7 +19,6 @@ from tests.support.problems import (
     PORTAL,
     assert_problem,
     invalid_iin,
-    issue,
     poa_id_of,
     post_raw,
     unchanged,

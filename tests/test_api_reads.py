@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
 from projections import db, persons
-from tests.support.api import auth, body, cloud_event
+from tests.support.api import auth, body, cloud_event, issue
 from tests.support.people import CASE, People
 
 pytestmark = pytest.mark.postgres
@@ -42,12 +42,6 @@ RIGHT_CODES = (
     "submit_enforcement_document",
     "receive_awarded_property",
 )
-
-
-def issue(client: TestClient, people: People, case_number: str = CASE) -> dict[str, Any]:
-    response = client.post(POAS, json=body(people.issue(case_number)), headers=PORTAL)
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
 
 
 def post_case_event(client: TestClient, event: dict[str, Any]) -> dict[str, Any]:
@@ -273,70 +267,3 @@ def test_a_listed_poa_reads_as_its_own_state_does(client: TestClient, people: Pe
         listed = dict(item)
         assert listed.pop("expires_at") is None
         assert listed == state
-
-
-def test_a_concluded_case_writes_its_times_as_its_poas_do(
-    client: TestClient, people: People
-) -> None:
-    case = "7594-26-00-2/5555"
-    issue(client, people, case)
-    for kind in (JUDGMENT_IN_FORCE, EXECUTION_DOCUMENTS_ISSUED):
-        post_case_event(client, cloud_event(people, kind, case, str(uuid.uuid4())))
-    shown = client.get(f"/v1/cases/{case}", headers=COURT).json()
-    poa = shown["powers_of_attorney"][0]
-    assert shown["concluded_at"] == poa["termination"]["at"]
-    times = [shown["concluded_at"], shown["judgment"]["at"], shown["execution_documents"]["at"]]
-    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", t) for t in times), times
-    assert shown["judgment"]["entered_into_force_on"] == "2026-11-20"
-
-
-UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
-
-
-def times_in(value: Any) -> list[str]:
-    """Every string of a response that starts like an RFC 3339 date-time."""
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in times_in(v)]
-    if isinstance(value, list):
-        return [t for v in value for t in times_in(v)]
-    return [value] if isinstance(value, str) and re.match(r"\d{4}-\d\d-\d\dT", value) else []
-
-
-def test_every_time_a_response_writes_is_utc_with_z(client: TestClient, people: People) -> None:
-    issued = issue(client, people)
-    events = client.get(f"{POAS}/{issued['poa_id']}/events", headers=COURT).json()
-    stated = client.get(
-        "/v1/authority",
-        params={
-            "case_number": CASE,
-            "attorney_iin": people.attorney.iin,
-            "right": "represent_first_instance",
-            "at": "2026-11-25T15:00:00+05:00",
-        },
-        headers=COURT,
-    ).json()
-    assert stated["at"] == "2026-11-25T10:00:00Z"
-    first = events[0]
-    written = times_in(issued) + times_in(events)
-    for time in (
-        issued["receipt"]["issued_at"],
-        first["recorded_at"],
-        first["evidence"]["signed_at"],
-        first["evidence"]["received_at"],
-    ):
-        assert time in written
-    assert all(UTC_TIME.fullmatch(t) for t in written), written
-
-
-def test_head_answers_as_get_without_the_body(client: TestClient, people: People) -> None:
-    issue(client, people)
-    for path, headers in (("/healthz", {}), ("/v1/rights", {}), (POAS, COURT)):
-        got, head = client.get(path, headers=headers), client.head(path, headers=headers)
-        assert (got.status_code, head.status_code) == (200, 200)
-        assert head.content == b"" and got.content
-        assert head.headers["content-length"] == got.headers["content-length"]
-        assert head.headers["content-type"] == got.headers["content-type"]
-    assert client.head(POAS).status_code == 401
-    assert client.head("/v1/no-such-thing").status_code == 404
-    metrics = client.get("/metrics").text
-    assert 'method="HEAD",route="/v1/rights",status="200"' in metrics

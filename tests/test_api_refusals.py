@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from domain.canonical import canonical_bytes
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
-from tests.support.api import body, cloud_event, signed
+from tests.support.api import body, cloud_event, issue, signed
 from tests.support.people import CASE, People
 from tests.support.pki import b64, common_name, make_cert, person, sign_cms
 from tests.support.problems import (
@@ -21,7 +21,6 @@ from tests.support.problems import (
     POAS,
     PORTAL,
     assert_problem,
-    issue,
     poa_id_of,
     unchanged,
 )

@@ -15,7 +15,7 @@ from epoa.audit_proofs import public_key_from_pem, verify_consistency_proof, ver
 from epoa.settings import Settings
 from epoa.wiring import build_registry
 from projections.checkpoints import CheckpointLog
-from tests.support.api import api_settings, auth, body, running
+from tests.support.api import api_settings, auth, issue, running
 from tests.support.people import People
 
 pytestmark = pytest.mark.postgres
@@ -46,14 +46,6 @@ def log(settings: Settings, client: TestClient) -> Iterator[CheckpointLog]:
     yield log
     log.close()
     registry.close()
-
-
-def issue(client: TestClient, people: People, case_number: str) -> dict[str, Any]:
-    response = client.post(
-        "/v1/powers-of-attorney", json=body(people.issue(case_number)), headers=auth("portal")
-    )
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
 
 
 def seal_keys(client: TestClient) -> list[Any]:

@@ -15,7 +15,7 @@ from api.app import create_app
 from domain.canonical import canonical_bytes
 from domain.evidence import SignedDocument
 from epoa.settings import Settings
-from tests.support.people import Actor, People
+from tests.support.people import CASE, Actor, People
 from tests.support.pki import b64, sign_cms
 
 KEYS = {f"test-key-{role}": role for role in ("portal", "court", "auditor", "admin")}
@@ -23,6 +23,16 @@ KEYS = {f"test-key-{role}": role for role in ("portal", "court", "auditor", "adm
 
 def auth(role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer test-key-{role}"}
+
+
+def issue(
+    client: TestClient, people: People, case_number: str = CASE, **fields: Any
+) -> dict[str, Any]:
+    """The portal issues a POA the principal signed (`People.issue`'s fields): its 201 answer."""
+    evidence = people.issue(case_number, **fields)
+    response = client.post("/v1/powers-of-attorney", json=body(evidence), headers=auth("portal"))
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
 
 
 def api_settings(database_url: str, tmp_path: Path, people: People) -> Settings:

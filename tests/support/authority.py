@@ -6,6 +6,7 @@ import uuid
 
 from fastapi.testclient import TestClient
 
+from tests.support import api
 from tests.support.api import auth, body
 from tests.support.people import CASE, People
 
@@ -24,9 +25,8 @@ def authorised(client: TestClient, iin: str) -> bool:
 
 
 def issue(client: TestClient, people: People) -> uuid.UUID:
-    response = client.post("/v1/powers-of-attorney", json=body(people.issue()), headers=PORTAL)
-    assert response.status_code == 201, response.text
-    return uuid.UUID(response.json()["poa_id"])
+    """A POA issued in the default case: its id."""
+    return uuid.UUID(api.issue(client, people)["poa_id"])
 
 
 def revoke(client: TestClient, people: People, poa_id: uuid.UUID) -> None:

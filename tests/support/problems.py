@@ -11,8 +11,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from domain.iin import is_valid_iin_bin
-from tests.support.api import auth, body
-from tests.support.people import People
+from tests.support.api import auth
 
 PORTAL, COURT = auth("portal"), auth("court")
 POAS = "/v1/powers-of-attorney"
@@ -52,12 +51,6 @@ def unchanged(client: TestClient) -> Iterator[None]:
     before = position(client), poa_count(client)
     yield
     assert (position(client), poa_count(client)) == before
-
-
-def issue(client: TestClient, people: People, **fields: Any) -> dict[str, Any]:
-    response = client.post(POAS, json=body(people.issue(**fields)), headers=PORTAL)
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
 
 
 def poa_id_of(poa: dict[str, Any]) -> uuid.UUID:
