@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import problem_docs, problems
+from api import docs_ui, problem_docs, problems
 from api.auth import ApiKeys
 from api.deps import Services
 from api.head import HeadAsGet
@@ -80,7 +80,10 @@ def create_app(
         version="1.0.0",
         summary="The registry of record for electronic powers of attorney in court cases",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    docs_ui.install(app)
     problems.install(app)
     problem_docs.install(app)
     for module in (powers_of_attorney, authority, cases, reference, audit, health):

@@ -240,10 +240,22 @@ def test_the_openapi_document_has_an_example_for_every_post_body(client: TestCli
         assert examples and all(examples), path
 
 
-def test_the_interactive_docs_answer(client: TestClient) -> None:
-    response = client.get("/docs")
-    assert response.status_code == 200
-    assert "/openapi.json" in response.text
+def test_the_interactive_docs_load_every_file_from_this_service(client: TestClient) -> None:
+    """A court's closed network reaches no CDN: each page's scripts, styles and icon are
+    this service's own, and the page names no other host."""
+    kinds = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+    for page in ("/docs", "/redoc"):
+        response = client.get(page)
+        assert response.status_code == 200
+        assert "'/openapi.json'" in response.text or '"/openapi.json"' in response.text
+        assert "//" not in re.sub(r"<!--.*?-->", "", response.text, flags=re.S), page
+        files = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+        assert len(files) >= 2, files
+        for path in files:
+            assert path.startswith("/docs/assets/"), path
+            loaded = client.get(path)
+            assert loaded.status_code == 200, path
+            assert loaded.headers["content-type"].startswith(kinds[Path(path).suffix]), path
 
 
 def test_a_listed_poa_reads_as_its_own_state_does(client: TestClient, people: People) -> None:
