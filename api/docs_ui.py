@@ -49,5 +49,5 @@ def install(app: FastAPI) -> None:
 
 
 def _root(request: Request) -> str:
-    """The path the service is mounted under behind a proxy (`--root-path`), or ''."""
+    """The path a proxy mounts the service under (the ASGI `root_path`), or ''."""
     return str(request.scope.get("root_path", ""))
