@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import docs_ui, problem_docs, problems
@@ -94,6 +95,20 @@ def create_app(
     return app
 
 
+def _template(scope: Scope, owner: FastAPI) -> str:
+    """The route template a request matched: a route's path, `{mount}/{path}` for a file of a
+    mounted app (the docs' assets), or `unmatched`."""
+    route = scope.get("route")
+    if route is not None:
+        return str(route.path)
+    endpoint = scope.get("endpoint")
+    if endpoint is not None:
+        for mounted in owner.routes:
+            if isinstance(mounted, Mount) and mounted.app is endpoint:
+                return mounted.path + "/{path}"
+    return "unmatched"
+
+
 class _App(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's error middleware, so an unhandled error's 500 is counted,
@@ -152,7 +167,7 @@ class Observe:
     ) -> None:
         elapsed = time.perf_counter() - began
         method = scope["method"]
-        template = getattr(scope.get("route"), "path", "unmatched")
+        template = _template(scope, self.owner)
         services = getattr(self.owner.state, "services", None)
         if services is not None:
             requests, latency = self._children_of(services.metrics, method, template, status)

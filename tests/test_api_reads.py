@@ -256,6 +256,9 @@ def test_the_interactive_docs_load_every_file_from_this_service(client: TestClie
             loaded = client.get(path)
             assert loaded.status_code == 200, path
             assert loaded.headers["content-type"].startswith(kinds[Path(path).suffix]), path
+    metrics = client.get("/metrics").text
+    assert 'method="GET",route="/docs/assets/{path}",status="200"' in metrics
+    assert 'route="unmatched"' not in metrics
 
 
 def test_a_listed_poa_reads_as_its_own_state_does(client: TestClient, people: People) -> None:
