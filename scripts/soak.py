@@ -207,26 +207,64 @@ def soak(stack: Stack, people: People, bootstrap: str, topic: str, args: argpars
         seed=1,
     )
     court = Court(bootstrap, topic, people, cases, every=1.0, seed=2)
-    samples, stop = Samples(), threading.Event()
+    samples = Samples()
     began = time.monotonic()
-    sampler = threading.Thread(
-        target=sample_forever, args=(stack, began, args.every, stop, samples), daemon=True
-    )
+    deadline = began + args.minutes * 60
     with load, court:
-        sampler.start()
-        deadline = began + args.minutes * 60
-        while (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 60.0))
-            done = load.journal.snapshot()
-            print(
-                f"  {(time.monotonic() - began) / 60:4.1f} min: {len(done)} requests, "
-                f"{sum(map(is_error, done))} errors, {len(court.delivered)} case events",
-                flush=True,
-            )
-        stop.set()
-        sampler.join()
+        run_for(load, court, stack, samples, began, deadline, args.every)
     attempts = load.journal.snapshot()
+    problems = checks_after(stack, load, court)
+    rss_lines, growth = rss_table(samples.items, round(args.minutes))
+    errors = sum(map(is_error, attempts))
+    summary = [
+        f"requests {len(attempts)}, errors {errors}; case events delivered {len(court.delivered)}",
+        gauges_line(samples.items),
+        *rss_lines,
+        *latency_table(attempts, began, deadline),
+        f"checks: {'all passed' if not problems else f'{len(problems)} problems'}",
+        *problems[:20],
+    ]
+    print("\n".join(summary), flush=True)
+    grown = {name: g for name, g in growth.items() if g > args.rss_growth_mib}
+    if grown:
+        print(f"RSS grew by more than {args.rss_growth_mib} MiB: {grown}")
+    if args.out is not None:
+        report = {"summary": summary, "errors": errors, "rss_growth_mib": growth}
+        samples_out = [s.__dict__ for s in samples.items]
+        args.out.write_text(json.dumps({"samples": samples_out, **report}, indent=1))
+    return 1 if errors or problems or grown else 0
 
+
+def run_for(
+    load: Load,
+    court: Court,
+    stack: Stack,
+    samples: Samples,
+    began: float,
+    deadline: float,
+    every: float,
+) -> None:
+    """Keep the load on until `deadline`, sampling every `every` s; a progress line a minute."""
+    stop = threading.Event()
+    sampler = threading.Thread(
+        target=sample_forever, args=(stack, began, every, stop, samples), daemon=True
+    )
+    sampler.start()
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 60.0))
+        done = load.journal.snapshot()
+        print(
+            f"  {(time.monotonic() - began) / 60:4.1f} min: {len(done)} requests, "
+            f"{sum(map(is_error, done))} errors, {len(court.delivered)} case events",
+            flush=True,
+        )
+    stop.set()
+    sampler.join()
+
+
+def checks_after(stack: Stack, load: Load, court: Court) -> list[str]:
+    """The resilience tests' checks once the load is off: the store verifies, the read
+    models equal a rebuild, and every request and case event left its mark exactly once."""
     problems = [*load.failures, *court.errors]
     stack.wait_caught_up(court)
     verified = stack.run("audit", "verify")
@@ -241,39 +279,17 @@ def soak(stack: Stack, people: People, bootstrap: str, topic: str, args: argpars
     problems += StoreHistory(stack.role.admin_url, stack.seal_key).check(
         load.journal, court.delivered
     )
+    return problems
 
-    minutes = round(args.minutes)
-    rss_lines, growth = rss_table(samples.items, minutes)
-    errors = sum(map(is_error, attempts))
-    lag = [s.lag for s in samples.items if s.lag >= 0]
-    connections = [s.connections for s in samples.items if s.connections >= 0]
-    summary = [
-        f"requests {len(attempts)}, errors {errors}; case events delivered {len(court.delivered)}",
+
+def gauges_line(samples: list[Sample]) -> str:
+    lag = [s.lag for s in samples if s.lag >= 0]
+    connections = [s.connections for s in samples if s.connections >= 0]
+    return (
         f"read-model lag (records) median {median(lag):.0f}, max {max(lag, default=0)}; "
         f"service role sessions min {min(connections, default=0)}, "
-        f"max {max(connections, default=0)}",
-        *rss_lines,
-        *latency_table(attempts, began, deadline),
-        f"checks: {'all passed' if not problems else f'{len(problems)} problems'}",
-        *problems[:20],
-    ]
-    print("\n".join(summary), flush=True)
-    grown = {name: g for name, g in growth.items() if g > args.rss_growth_mib}
-    if grown:
-        print(f"RSS grew by more than {args.rss_growth_mib} MiB: {grown}")
-    if args.out is not None:
-        args.out.write_text(
-            json.dumps(
-                {
-                    "samples": [s.__dict__ for s in samples.items],
-                    "summary": summary,
-                    "errors": errors,
-                    "rss_growth_mib": growth,
-                },
-                indent=1,
-            )
-        )
-    return 1 if errors or problems or grown else 0
+        f"max {max(connections, default=0)}"
+    )
 
 
 if __name__ == "__main__":
