@@ -9,7 +9,8 @@ well, only so that the usual tools show the group's lag.
 A failure that may pass (store or broker down) is retried with capped exponential backoff
 and its partition does not move on (`consumers.backoff`). While waiting, the member keeps
 polling with every partition paused, so it stays in its group however long the outage
-lasts, and notices rebalances.
+lasts, and notices rebalances. A broker not there at start is waited for
+(`consumers.connecting`).
 
 Run with `main(settings)` (`epoa consume`): SIGTERM or SIGINT finishes the messages in hand,
 then leaves the group. With a metrics port it also answers `/healthz` and `/readyz`
@@ -32,6 +33,7 @@ from kafka.errors import KafkaError
 from consumers.assignment import Partitions
 from consumers.backoff import BACKOFF_FIRST_S, Backoff
 from consumers.case_events import Decision
+from consumers.connecting import Connecting, when_reachable
 from consumers.dead_letters import DeadLetters
 from consumers.health import store_check
 from consumers.metrics import ConsumerMetrics
@@ -79,7 +81,13 @@ class CaseEventConsumer:
             heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
         )
         self.partitions = Partitions(self.consumer)
-        self.dead_letters = DeadLetters(settings.kafka_bootstrap, settings.case_events_dlq_topic)
+        try:
+            self.dead_letters = DeadLetters(
+                settings.kafka_bootstrap, settings.case_events_dlq_topic
+            )
+        except BaseException:
+            self.consumer.close(autocommit=False)
+            raise
         self.backoff = Backoff(stop, self._idle, self.metrics)
         self.settler = Settler(registry, verifier, self.dead_letters, self.backoff, self.metrics)
         self.next_offsets: dict[TopicPartition, int] = {}
@@ -250,9 +258,10 @@ def main(
     stop = threading.Event()
     members: list[CaseEventConsumer] = []
     store = store_check(settings.database_url, registry)
+    connecting = Connecting()
 
     def checks() -> dict[str, str | None]:
-        loop = members[0].readiness.problems() if members else {"broker": "connecting"}
+        loop = members[0].readiness.problems() if members else {"broker": connecting.problem}
         return {"store": store(), **loop}
 
     server = metrics.serve(metrics_port, checks=checks)[0] if metrics_port is not None else None
@@ -261,8 +270,15 @@ def main(
         for signum in (signal.SIGTERM, signal.SIGINT)
     }
     try:
-        members.append(CaseEventConsumer(settings, registry, verifier, stop, metrics, after_commit))
-        members[0].run()
+        member = when_reachable(
+            lambda: CaseEventConsumer(settings, registry, verifier, stop, metrics, after_commit),
+            settings.kafka_bootstrap,
+            stop,
+            connecting,
+        )
+        if member is not None:
+            members.append(member)
+            member.run()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

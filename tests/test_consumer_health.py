@@ -41,6 +41,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 EPOA = str(Path(sys.executable).with_name("epoa"))
 WITHIN_S = 30.0
+#: Longer than kafka-python's bootstrap timeout (30 s), after which a client that does not
+#: wait for its broker gives up.
+LATE_BROKER_S = 32.0
 
 
 class Consume:
@@ -164,6 +167,65 @@ def test_readyz_is_503_naming_the_broker_while_it_is_killed_and_200_once_it_retu
             store.close()
     finally:
         assert consume.stop() == 0, consume.log.read_text()
+
+
+def test_a_consumer_started_before_its_broker_waits_for_it_then_applies_case_events(
+    postgres_url: str, tmp_path: Path, people: People
+) -> None:
+    topic = "court.case-events"
+    late = Broker(port=free_port(), log_path=tmp_path / "tansu.log")  # not started yet
+    settings = Settings(
+        database_url=postgres_url,
+        var_dir=tmp_path / "var",
+        kafka_bootstrap=late.bootstrap,
+        case_events_topic=topic,
+        case_events_dlq_topic=f"{topic}.dlq",
+        consumer_group="epoa-late-broker",
+    )
+    consume = Consume(settings, people, tmp_path)
+    try:
+        down = consume.wait_ready(503, "no broker listens yet")
+        assert down["checks"]["broker"].startswith("connecting: 127.0.0.1:"), down
+        assert down["checks"]["store"] == "ok"
+        time.sleep(LATE_BROKER_S)
+        assert consume.process.poll() is None, consume.log.read_text()
+        try:
+            late.start()
+        except BrokerError as error:
+            unavailable(f"tansu broker: {error}")
+        for name, partitions in ((topic, 3), (f"{topic}.dlq", 1)):
+            late.create_topic(name, partitions)
+        consume.wait_ready(200, "the broker came up")
+        publish(late.bootstrap, topic, [(b"L-1", judgment(people, "L-1"))])
+        store = build_registry(settings)
+        try:
+            deadline = time.monotonic() + WITHIN_S
+            while not _has_case(store, "L-1"):
+                assert time.monotonic() < deadline, consume.log.read_text()
+                time.sleep(0.1)
+        finally:
+            store.close()
+        assert "Traceback" not in consume.log.read_text()
+    finally:
+        assert consume.stop() == 0, consume.log.read_text()
+        late.stop()
+
+
+def test_a_consumer_waiting_for_its_broker_stops_cleanly_on_sigterm(
+    postgres_url: str, tmp_path: Path, people: People
+) -> None:
+    settings = Settings(
+        database_url=postgres_url,
+        var_dir=tmp_path / "var",
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",  # nothing listens there
+        consumer_group="epoa-no-broker",
+    )
+    consume = Consume(settings, people, tmp_path)
+    consume.wait_ready(503, "no broker listens")
+    began = time.monotonic()
+    assert consume.stop() == 0, consume.log.read_text()
+    assert time.monotonic() - began < 10
+    assert "Traceback" not in consume.log.read_text()
 
 
 def test_readyz_is_503_naming_the_store_while_it_refuses_the_consumer_and_200_once_back(
