@@ -49,7 +49,9 @@ LATE_BROKER_S = 32.0
 class Consume:
     """`epoa consume` with a metrics port, its log in `log`."""
 
-    def __init__(self, settings: Settings, people: People, workdir: Path) -> None:
+    def __init__(
+        self, settings: Settings, people: People, workdir: Path, *, trusted_ca: bool = True
+    ) -> None:
         trusted = workdir / "trusted-ca.pem"
         trusted.write_bytes(people.ca.root.pem)
         self.port = free_port()
@@ -62,9 +64,10 @@ class Consume:
             "EPOA_CASE_EVENTS_TOPIC": settings.case_events_topic,
             "EPOA_CASE_EVENTS_DLQ_TOPIC": settings.case_events_dlq_topic,
             "EPOA_CONSUMER_GROUP": settings.consumer_group,
-            "EPOA_TRUSTED_CA": str(trusted),
             "EPOA_CONSUMER_METRICS_PORT": str(self.port),
         }
+        if trusted_ca:
+            env["EPOA_TRUSTED_CA"] = str(trusted)
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 [EPOA, "consume"], env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL
@@ -226,6 +229,26 @@ def test_a_consumer_waiting_for_its_broker_stops_cleanly_on_sigterm(
     assert consume.stop() == 0, consume.log.read_text()
     assert time.monotonic() - began < 10
     assert "Traceback" not in consume.log.read_text()
+
+
+def test_epoa_consume_on_the_embedded_default_trusts_the_demo_ca_as_serve_does(
+    tmp_path: Path, people: People
+) -> None:
+    var = tmp_path / "var"
+    settings = Settings(
+        database_url=f"sqlite:///{var / 'epoa.sqlite'}",
+        var_dir=var,
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",  # nothing listens there
+        consumer_group="epoa-embedded",
+    )
+    consume = Consume(settings, people, tmp_path, trusted_ca=False)
+    try:
+        down = consume.wait_ready(503, "it started, and waits for its broker")
+        assert down["down"] == ["broker"] and down["checks"]["store"] == "ok"
+    finally:
+        assert consume.stop() == 0, consume.log.read_text()
+    assert f"trusting the DEMO CA {var / 'demo' / 'ca.pem'}" in consume.log.read_text()
+    assert (var / "demo" / "ca.pem").is_file()
 
 
 def test_readyz_is_503_naming_the_store_while_it_refuses_the_consumer_and_200_once_back(
