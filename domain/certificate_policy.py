@@ -19,6 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from domain.errors import UntrustedCertificateError
 from domain.evidence import SignerKind
 from domain.iin import is_valid_iin_bin
+from domain.times import utc_text
 
 _IDENTIFIER = re.compile(r"(IIN|BIN)([0-9]{12})")
 _Extension = TypeVar("_Extension", bound=x509.ExtensionType)
@@ -33,13 +34,12 @@ def require_within(not_before: datetime, not_after: datetime, when: datetime, ro
     """`require_valid_at` for a validity window read from the certificate beforehand."""
     if when < not_before:
         raise UntrustedCertificateError(
-            f"{role} certificate not yet valid at {when.isoformat()} "
-            f"(valid from {not_before.isoformat()})"
+            f"{role} certificate not yet valid at {utc_text(when)} "
+            f"(valid from {utc_text(not_before)})"
         )
     if when > not_after:
         raise UntrustedCertificateError(
-            f"{role} certificate expired at {when.isoformat()} "
-            f"(valid until {not_after.isoformat()})"
+            f"{role} certificate expired at {utc_text(when)} (valid until {utc_text(not_after)})"
         )
 
 

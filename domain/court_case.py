@@ -15,6 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import CaseConcludedError, InvalidInputError
+from domain.times import utc_text
 
 CASE_NUMBER = re.compile(r"[0-9A-Za-z/_.\-]{1,64}")
 CASE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:epoa:court-case")
@@ -84,9 +85,9 @@ class CourtCase(Aggregate):
         return self.concluded_at is not None
 
     def attach(self, poa_id: UUID, at: datetime) -> None:
-        if self.concluded:
+        if self.concluded_at is not None:
             raise CaseConcludedError(
-                f"case {self.case_number} concluded at {self.concluded_at}: "
+                f"case {self.case_number} concluded at {utc_text(self.concluded_at)}: "
                 "no new power of attorney can be issued in it"
             )
         self._attach(poa_id=poa_id, at=at)

@@ -18,6 +18,7 @@ from domain.court_case import CourtCase
 from domain.errors import NotFoundError, StoreUnavailableError
 from domain.power_of_attorney import PowerOfAttorney
 from domain.sealed_application import SealedApplication
+from domain.times import utc_text
 
 
 @contextmanager
@@ -46,7 +47,7 @@ class RegistryReads(SealedApplication):
             events = list(self.events.get(poa_id))
         version = sum(1 for e in events if getattr(e, "at", moment) <= moment)
         if not events or version == 0:
-            raise NotFoundError(f"power of attorney {poa_id} did not exist at {moment}")
+            raise NotFoundError(f"power of attorney {poa_id} did not exist at {utc_text(moment)}")
         return self.get_poa(poa_id, version=version)
 
     def get_case(self, case_number: str) -> CourtCase:

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from domain.certificate_policy import require_ca, require_valid_at
 from domain.certificates import CACHE_LIMIT, BoundedCache, CertificateFacts
 from domain.errors import UntrustedCertificateError
+from domain.times import utc_text
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ class PathValidator:
                 if revoked_on <= signed_at:
                     raise UntrustedCertificateError(
                         f"CA certificate {ca.subject.rfc4514_string()} revoked on "
-                        f"{revoked_on.isoformat()}"
+                        f"{utc_text(revoked_on)}"
                     )
         known, dates = self._revoked_on(signer.serial, chain.issuer)
         if not known:
@@ -223,7 +224,7 @@ class PathValidator:
         for revoked_on in dates:
             if revoked_on <= signed_at:
                 raise UntrustedCertificateError(
-                    f"signer certificate revoked on {revoked_on.isoformat()}"
+                    f"signer certificate revoked on {utc_text(revoked_on)}"
                 )
             status = "crl:revoked-after-signing"
         return status

@@ -150,6 +150,10 @@ def test_issuing_into_a_concluded_case_is_refused_as_case_concluded(
     with unchanged(client):
         response = client.post(POAS, json=body(people.issue(case)), headers=PORTAL)
     assert_problem(response, 409, "case-concluded", case)
+    concluded_at = client.get(f"/v1/cases/{case}", headers=COURT).json()["concluded_at"]
+    assert (
+        concluded_at.endswith("Z") and f"concluded at {concluded_at}:" in response.json()["detail"]
+    )
 
 
 def test_revoking_twice_is_refused_as_poa_not_active(client: TestClient, people: People) -> None:
