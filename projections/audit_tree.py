@@ -244,14 +244,21 @@ def subtree_roots_over(perfect: Callable[[int, int], bytes]) -> merkle.SubtreeRo
 def inclusion(db: Database, position: int, size: int | None) -> dict[str, Any]:
     """The inclusion proof of the record at `position`, in the tree of `size` leaves
     (by default the latest checkpoint's), with that tree's signed note if there is one."""
+    asked = size
     size, note = _size_and_note(db, size)
     leaf = leaf_at(db, position)
     if leaf is None:
         raise NotFoundError(f"no record at position {position} is in the audit log yet")
     if leaf.leaf_index >= size:
+        outside = f"the record at position {position} is leaf {leaf.leaf_index}, "
+        if asked is not None:  # no tree of this size will ever hold it
+            raise InvalidInputError(
+                f"{outside}outside the tree of size {size}: ask for a tree_size above "
+                f"{leaf.leaf_index}"
+            )
         raise NotFoundError(
-            f"the record at position {position} is leaf {leaf.leaf_index}, "
-            f"outside the tree of size {size}; ask again after the next checkpoint"
+            f"{outside}outside the latest checkpoint's tree (size {size}); ask again after "
+            "the next checkpoint"
         )
     path = merkle.inclusion_proof_from(subtree_roots(db), leaf.leaf_index, size)
     return {

@@ -111,6 +111,7 @@ def test_a_newer_checkpoint_is_proven_to_extend_an_older_one(
     [
         (INCLUSION, {"position": 999}, 404, "not-found"),
         (INCLUSION, {"position": 1, "tree_size": 99}, 422, "validation"),
+        (INCLUSION, {"position": 3, "tree_size": 1}, 422, "validation"),
         (INCLUSION, {"position": 0}, 422, "validation"),
         (INCLUSION, {"position": 2**63 - 1}, 404, "not-found"),
         (INCLUSION, {"position": 2**63}, 422, "validation"),
