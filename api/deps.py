@@ -16,7 +16,7 @@ from api.problems import ProblemError
 from api.schemas import SignedRequest
 from domain.canonical import parse_json_object
 from domain.eds import Verifier
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidInputError
 from domain.evidence import SignedDocument
 from domain.registry import Registry
 from epoa.settings import Settings
@@ -77,6 +77,19 @@ def verified(raw: bytes, services: Services) -> SignedDocument:
     except ValidationError as error:
         raise ProblemError("validation", 422, _pydantic_detail(error)) from None
     return services.verifier.verify(body.document, body.signature, at=services.clock())
+
+
+def plain_query(request: Request, known: tuple[str, ...]) -> None:
+    """Every query parameter known and given once: a misspelt one (`casenumber=`) would
+    otherwise be ignored (a list would widen to every POA), and one given twice would be
+    read as its last value (an authority check would answer another question)."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise InvalidInputError(f"unknown query parameter(s) {unknown}; known: {', '.join(known)}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InvalidInputError(f"query parameter(s) {repeated} given more than once")
 
 
 def _pydantic_detail(error: ValidationError) -> str:

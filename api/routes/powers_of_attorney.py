@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api import commands, problem_docs
-from api.deps import ServicesDep, role
+from api.deps import ServicesDep, plain_query, role
 from api.schemas import (
     ADD_EXAMPLE,
     ISSUE_EXAMPLE,
@@ -21,7 +21,6 @@ from api.schemas import (
 )
 from domain.court_case import parse_case_number
 from domain.documents import parse_iin
-from domain.errors import InvalidInputError
 from domain.evidence import SignedDocument
 from domain.history import sealed_events
 from domain.outcomes import Outcome
@@ -92,7 +91,7 @@ def search(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PowerOfAttorneyPage:
-    _plain_query([name for name, _ in request.query_params.multi_items()])
+    plain_query(request, SEARCH_PARAMETERS)
     if case_number is not None:
         parse_case_number(case_number)
     for name, iin in (("principal_iin", principal_iin), ("attorney_iin", attorney_iin)):
@@ -108,19 +107,6 @@ def search(
         limit=limit,
     )
     return PowerOfAttorneyPage(items=items, next_cursor=next_cursor)
-
-
-def _plain_query(names: list[str]) -> None:
-    """Every filter known and given once: a misspelt one (`casenumber=`) would otherwise
-    list every POA, and one given twice would be read as its last value."""
-    unknown = sorted(set(names) - set(SEARCH_PARAMETERS))
-    if unknown:
-        raise InvalidInputError(
-            f"unknown query parameter(s) {unknown}; known: {', '.join(SEARCH_PARAMETERS)}"
-        )
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise InvalidInputError(f"query parameter(s) {repeated} given more than once")
 
 
 @router.post(
