@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -10,6 +9,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from domain.power_of_attorney import EXPIRED, PowerOfAttorney, expires_at
+from domain.times import RFC3339
 
 ISSUE_EXAMPLE = {
     "document": {
@@ -56,11 +56,8 @@ RENOUNCE_EXAMPLE = {
 }
 
 
-_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)")
-
-
 def _rfc3339(value: object) -> object:
-    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+    if isinstance(value, str) and not RFC3339.fullmatch(value):
         raise ValueError(
             "an RFC 3339 date-time with its time zone is required, e.g. 2026-11-25T10:00:00Z"
         )

@@ -16,6 +16,7 @@ from domain.errors import InvalidInputError
 from domain.iin import is_valid_iin_bin
 from domain.power_of_attorney import KZ_TIME, expires_at
 from domain.rights import parse_rights
+from domain.times import parse_rfc3339
 
 MAX_TERM_DAYS = 3 * 365 + 1
 """Civil Code art. 168: a POA's term is at most three years."""
@@ -73,12 +74,11 @@ def parse_uuid(value: object, field: str) -> UUID:
 
 def parse_signed_at(value: object) -> datetime:
     try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return parse_rfc3339(value)
     except ValueError:
-        raise InvalidInputError(f"signed_at: an RFC 3339 time is required, got {value!r}") from None
-    if moment.tzinfo is None:
-        raise InvalidInputError("signed_at: the time zone is required")
-    return moment
+        raise InvalidInputError(
+            f"signed_at: an RFC 3339 time with its zone is required, got {value!r}"
+        ) from None
 
 
 def check_shape(document: dict[str, Any], expected_type: str) -> None:

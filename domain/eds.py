@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,14 +29,10 @@ from domain.certificates import CACHE_LIMIT, CertificateCache, named_signer
 from domain.cms import open_signed_data
 from domain.errors import InvalidInputError, InvalidSignatureError, SignerMismatchError
 from domain.evidence import SignedDocument, SignerKind
+from domain.times import RFC3339, parse_rfc3339
 from domain.trust import PathValidator, TrustStore, load_crl
 
 __all__ = ["TrustStore", "Verifier", "load_crl", "require_signer"]
-
-
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})",
-)
 
 
 def _utc_now() -> datetime:
@@ -151,13 +146,12 @@ class Verifier:
     def _signed_at(
         self, value: object, field: str, now: datetime, received_at: datetime
     ) -> datetime:
-        if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        if not isinstance(value, str) or not RFC3339.fullmatch(value):
             raise InvalidInputError(f"{field} must be an RFC 3339 time with a zone")
         try:
-            signed_at = datetime.fromisoformat(value.upper().replace(" ", "T"))
+            signed_at = parse_rfc3339(value).astimezone(UTC)
         except ValueError:
             raise InvalidInputError(f"{field} is not a valid time: {value!r}") from None
-        signed_at = signed_at.astimezone(UTC)
         if signed_at > now + self._skew:
             raise InvalidInputError(f"{field} is in the future")
         if signed_at > received_at + self._skew:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
-from tests.support.api import auth, cloud_event, issue
+from tests.support.api import auth, cloud_event, issue, signed
 from tests.support.people import CASE, People
+from tests.support.problems import assert_problem, unchanged
 
 pytestmark = pytest.mark.postgres
 COURT = auth("court")
+PORTAL = auth("portal")
 POAS = "/v1/powers-of-attorney"
 UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 
@@ -82,3 +85,26 @@ def test_head_answers_as_get_without_the_body(client: TestClient, people: People
     assert client.head("/v1/no-such-thing").status_code == 404
     metrics = client.get("/metrics").text
     assert 'method="HEAD",route="/v1/rights",status="200"' in metrics
+
+
+def test_signed_at_is_read_as_rfc_3339_lowercase_included_and_nothing_else(
+    client: TestClient, people: People
+) -> None:
+    """RFC 3339 allows `t` and `z`; the ISO 8601 forms it does not define are refused, so the
+    record never holds a time another reader would take differently."""
+    moment = datetime.now(UTC) - timedelta(minutes=1)
+    lowercase = moment.strftime("%Y-%m-%dt%H:%M:%Sz")
+    accepted = issue(client, people, "RFC3339-1", signed_at=lowercase)
+    assert accepted["issued_at"].endswith("Z")
+    for form in (
+        "%Y-%m-%d %H:%M:%SZ",
+        "%Y%m%dT%H%M%SZ",
+        "%Y-%m-%dT%H:%M:%S+0000",
+        "%G-W%V-%uT%H:%M:%SZ",
+    ):
+        document = people.issue_document("RFC3339-2", signed_at=moment.strftime(form))
+        with unchanged(client):
+            refused = client.post(
+                POAS, json=signed(people, document, people.principal), headers=PORTAL
+            )
+        assert_problem(refused, 422, "validation", "signed_at")
