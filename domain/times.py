@@ -5,17 +5,18 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:[Zz]|[+-]\d\d:\d\d)")
-"""RFC 3339's `date-time` (section 5.6), with `t` and `z` as the RFC allows. Python's
-`fromisoformat` alone would also take ISO 8601 forms the RFC does not (`20261125T100000Z`,
-week dates, a space for the `T`, a date alone)."""
+RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:[Zz]|[+-]\d\d:\d\d)")
+"""RFC 3339's `date-time` (section 5.6), with `t`, `z` and a space for the `T` as the RFC
+allows (signed documents recorded with a space must verify again). Python's `fromisoformat`
+alone would also take ISO 8601 forms the RFC does not (`20261125T100000Z`, week dates,
+`+0500`, a date alone)."""
 
 
 def parse_rfc3339(value: object) -> datetime:
     """The aware moment an RFC 3339 `date-time` names; ValueError for anything else."""
     if not isinstance(value, str) or not RFC3339.fullmatch(value):
         raise ValueError(f"an RFC 3339 date-time with its zone is required, got {value!r}")
-    return datetime.fromisoformat(value.upper())
+    return datetime.fromisoformat(value.upper().replace(" ", "T"))
 
 
 def in_utc(moment: datetime) -> datetime:
