@@ -110,7 +110,11 @@ class IssueRequest:
         check_shape(document, "epoa.issue")
         principal = parse_person(document["principal"], "principal")
         attorneys = document["attorneys"]
-        if not isinstance(attorneys, list) or not attorneys:
+        if not isinstance(attorneys, list):
+            raise InvalidInputError(
+                f'attorneys: a list of {{"iin": ...}} objects is required, got {attorneys!r}'
+            )
+        if not attorneys:
             raise InvalidInputError("attorneys: at least one attorney is required")
         iins = [parse_person(a, f"attorneys[{i}]") for i, a in enumerate(attorneys)]
         if len(set(iins)) != len(iins):

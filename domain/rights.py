@@ -169,7 +169,11 @@ BY_CODE: dict[str, Right] = {right.code: right for right in CATALOGUE}
 
 def parse_rights(codes: object) -> list[str]:
     """Validate a list of right codes: at least one, all known, none twice."""
-    if not isinstance(codes, list) or not codes:
+    if not isinstance(codes, list):
+        raise InvalidInputError(
+            f"rights: a list of right codes is required, got {codes!r}; see GET /v1/rights"
+        )
+    if not codes:
         raise InvalidInputError("rights: at least one right is required")
     unknown = [code for code in codes if not isinstance(code, str) or code not in BY_CODE]
     if unknown:

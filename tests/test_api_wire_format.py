@@ -87,9 +87,7 @@ def test_head_answers_as_get_without_the_body(client: TestClient, people: People
     assert 'method="HEAD",route="/v1/rights",status="200"' in metrics
 
 
-def test_signed_at_is_read_as_rfc_3339_and_nothing_else(
-    client: TestClient, people: People
-) -> None:
+def test_signed_at_is_read_as_rfc_3339_and_nothing_else(client: TestClient, people: People) -> None:
     """RFC 3339 allows `t`, `z` and a space; the ISO 8601 forms it does not define are
     refused, so the record never holds a time another reader would take differently."""
     moment = datetime.now(UTC) - timedelta(minutes=1)

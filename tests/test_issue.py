@@ -93,7 +93,9 @@ def test_an_organisation_cannot_sign_a_persons_document(registry: Registry, peop
     ("fields", "message"),
     [
         ({"attorneys": []}, "at least one attorney"),
+        ({"attorneys": {"iin": "850202400020"}}, "attorneys: a list of"),
         ({"rights": []}, "at least one right"),
+        ({"rights": "represent_appeal"}, "rights: a list of right codes is required"),
         ({"rights": ["fly_to_the_moon"]}, "unknown right"),
         ({"rights": ["represent_appeal", "represent_appeal"]}, "listed twice"),
         ({"case_number": "7594 26"}, "case_number"),
