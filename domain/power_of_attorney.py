@@ -125,11 +125,11 @@ class PowerOfAttorney(Aggregate):
             self._terminate(reason="renounced_by_all_attorneys", at=at, source="attorneys")
 
     def end_with_case(self, at: datetime, source: str) -> bool:
-        """Terminate because the case concluded; return whether anything was recorded."""
-        if self.status != ACTIVE:
+        """Terminate because the case concluded; return whether anything was recorded. A POA
+        that ended before (revoked, renounced, or expired at its own instant) keeps its end."""
+        if self.status_at(at) != ACTIVE:
             return False
-        expired = self.valid_until is not None and at >= expires_at(self.valid_until)
-        self._terminate(reason="expired" if expired else "case_concluded", at=at, source=source)
+        self._terminate(reason="case_concluded", at=at, source=source)
         return True
 
     def _require_active(self, at: datetime) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import pytest
 
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
 from domain.errors import CaseConcludedError, DomainError, DuplicateDocumentError
+from domain.power_of_attorney import KZ_TIME, expires_at
 from domain.registry import Registry
+from tests.conftest import Clock
 from tests.support.people import CASE, People, case_event
 from tests.test_issue import refused, stored_count
 
@@ -62,6 +65,22 @@ def test_a_revoked_poa_keeps_its_reason_when_the_case_concludes(
     assert done.terminated == []
     termination = registry.get_poa(poa.id).termination
     assert termination is not None and termination["reason"] == "revoked_by_principal"
+
+
+def test_an_expired_poa_keeps_its_expiry_when_the_case_concludes(
+    registry: Registry, people: People, clock: Clock
+) -> None:
+    today = datetime.now(KZ_TIME).date()
+    expiring = registry.issue(people.issue(valid_until=today.isoformat())).poa
+    lasting = registry.issue(people.issue()).poa
+    clock.now = expires_at(today) + timedelta(seconds=30)
+    registry.record_case_event(case_event(people, JUDGMENT_IN_FORCE))
+    done = registry.record_case_event(case_event(people, EXECUTION_DOCUMENTS_ISSUED))
+    assert done.terminated == [lasting.id]
+    expired = registry.get_poa(expiring.id)
+    assert expired.version == expiring.version, "no event recorded on the expired POA"
+    assert expired.status_at(clock.now) == "expired"
+    assert expired.termination is None  # expiry is no event: its instant is valid_until's
 
 
 def test_no_poa_can_be_issued_in_a_concluded_case(registry: Registry, people: People) -> None:
