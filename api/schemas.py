@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from domain.power_of_attorney import EXPIRED, PowerOfAttorney, expires_at
-from domain.times import RFC3339
+from domain.times import RFC3339, parse_rfc3339
 
 ISSUE_EXAMPLE = {
     "document": {
@@ -57,10 +57,12 @@ RENOUNCE_EXAMPLE = {
 
 
 def _rfc3339(value: object) -> object:
-    if isinstance(value, str) and not RFC3339.fullmatch(value):
-        raise ValueError(
-            "an RFC 3339 date-time with its time zone is required, e.g. 2026-11-25T10:00:00Z"
-        )
+    if isinstance(value, str):
+        if not RFC3339.fullmatch(value):
+            raise ValueError(
+                "an RFC 3339 date-time with its time zone is required, e.g. 2026-11-25T10:00:00Z"
+            )
+        parse_rfc3339(value)  # e.g. 9999-12-31T23:59:59-23:59 is past year 9999 in UTC
     return value
 
 

@@ -16,7 +16,12 @@ def parse_rfc3339(value: object) -> datetime:
     """The aware moment an RFC 3339 `date-time` names; ValueError for anything else."""
     if not isinstance(value, str) or not RFC3339.fullmatch(value):
         raise ValueError(f"an RFC 3339 date-time with its zone is required, got {value!r}")
-    return datetime.fromisoformat(value.upper().replace(" ", "T"))
+    moment = datetime.fromisoformat(value.upper().replace(" ", "T"))
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value!r} falls outside the years 1 to 9999 in UTC") from None
+    return moment
 
 
 def in_utc(moment: datetime) -> datetime:

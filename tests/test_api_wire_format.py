@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
 from tests.support.api import auth, cloud_event, issue, signed
+from tests.support.court_events import judgment
 from tests.support.people import CASE, People
 from tests.support.problems import assert_problem, unchanged
 
@@ -104,3 +106,25 @@ def test_signed_at_is_read_as_rfc_3339_and_nothing_else(client: TestClient, peop
                 POAS, json=signed(people, document, people.principal), headers=PORTAL
             )
         assert_problem(refused, 422, "validation", "signed_at")
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59"])
+def test_a_time_outside_the_years_1_to_9999_in_utc_is_a_422_not_a_500(
+    client: TestClient, people: People, moment: str
+) -> None:
+    document = people.issue_document("YEARS-1", signed_at=moment)
+    event = json.loads(judgment(people, "YEARS-1", time=moment))
+    query = {"case_number": "YEARS-1", "attorney_iin": people.attorney.iin}
+    with unchanged(client):
+        answers = [
+            client.post(POAS, json=signed(people, document, people.principal), headers=PORTAL),
+            client.post("/v1/case-events", json=event, headers=COURT),
+            client.get(
+                "/v1/authority",
+                params={**query, "right": "represent_first_instance", "at": moment},
+                headers=COURT,
+            ),
+        ]
+    for answer in answers:
+        assert_problem(answer, 422, "validation")
+    assert client.get("/healthz").status_code == 200
