@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, params
+from fastapi.dependencies.utils import get_flat_params
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from api.auth import ApiKeys
@@ -55,9 +57,25 @@ def role(*allowed: str) -> Callable[[Request, Services], Awaitable[str]]:
             raise ProblemError(
                 "forbidden", 403, f"role {found!r} may not call this; allowed: {list(allowed)}"
             )
+        plain_query(request, declared_query(request.scope["route"]))
         return found
 
     return check
+
+
+def declared_query(route: APIRoute) -> tuple[str, ...]:
+    """The query parameters `route` takes, by the names a caller writes (worked out once per
+    route and kept on it: routes are not hashable)."""
+    names: tuple[str, ...] | None = getattr(route, "_epoa_query", None)
+    if names is None:
+        flat = get_flat_params(route.dependant)
+        names = tuple(field.alias for field in flat if _in_query(field))
+        route._epoa_query = names  # type: ignore[attr-defined]
+    return names
+
+
+def _in_query(field: Any) -> bool:
+    return isinstance(getattr(field, "field_info", None), params.Query)
 
 
 def caller_role(authorization: str, api_keys: ApiKeys) -> str | None:

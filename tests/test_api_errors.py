@@ -139,26 +139,6 @@ def test_a_misspelt_or_repeated_list_filter_is_refused_not_ignored(client: TestC
     assert client.get(every, headers=COURT).status_code == 200
 
 
-def test_an_authority_check_with_a_repeated_or_unknown_parameter_is_refused_not_guessed(
-    client: TestClient, people: People
-) -> None:
-    """`right=a&right=b` must not answer for `b` alone: the caller asked about both."""
-    poa = issue(client, people, case_number="AUTH-Q-1", rights=["represent_first_instance"])
-    query = "/v1/authority?case_number=AUTH-Q-1&attorney_iin=" + people.attorney.iin
-    granted = f"{query}&right=represent_first_instance"
-    assert client.get(granted, headers=COURT).json()["powers_of_attorney"] == [poa["poa_id"]]
-    for asked, named in (
-        (f"{granted}&right=refuse_claim", "more than once"),
-        (f"{query}&right=refuse_claim&right=represent_first_instance", "more than once"),
-        (f"{granted}&case_number=OTHER-1", "more than once"),
-        (f"{granted}&at=2026-12-01T00:00:00Z&at=2027-01-01T00:00:00Z", "more than once"),
-        (f"{granted}&attorney=850312400128", "unknown query parameter"),
-    ):
-        assert_problem(client.get(asked, headers=COURT), 422, "validation", named)
-    at = f"{granted}&at=2099-01-01T00:00:00Z"
-    assert client.get(at, headers=COURT).status_code == 200
-
-
 def test_a_malformed_json_body_is_a_400_validation_problem(client: TestClient) -> None:
     with unchanged(client):
         response = post_raw(client, b'{"document": {"type": "epoa.issue",')

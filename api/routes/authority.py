@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.deps import Services, ServicesDep, caller_role, plain_query, role
+from api.deps import Services, ServicesDep, caller_role, role
 from api.schemas import AuthorityPublic, Moment
 from domain.court_case import parse_case_number
 from domain.documents import parse_iin
@@ -29,12 +29,10 @@ PATH = "/v1/authority"
 ROLES = ("court", "portal", "auditor")
 router = APIRouter(tags=["authority"])
 Checker = Annotated[str, Depends(role(*ROLES))]
-PARAMETERS = ("case_number", "attorney_iin", "right", "at")
 
 
 @router.get(PATH)
 async def authority(
-    request: Request,
     services: ServicesDep,
     _: Checker,
     case_number: str,
@@ -42,7 +40,6 @@ async def authority(
     right: str,
     at: Annotated[Moment | None, Query(description="RFC 3339; defaults to now")] = None,
 ) -> AuthorityPublic:
-    plain_query(request, PARAMETERS)
     check_query(case_number, attorney_iin, right)
     if at is None:
         return await now(services, case_number, attorney_iin, right)

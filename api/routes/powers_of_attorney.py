@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api import commands, problem_docs
-from api.deps import ServicesDep, plain_query, role
+from api.deps import ServicesDep, role
 from api.schemas import (
     ADD_EXAMPLE,
     ISSUE_EXAMPLE,
@@ -91,7 +91,6 @@ def search(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PowerOfAttorneyPage:
-    plain_query(request, SEARCH_PARAMETERS)
     if case_number is not None:
         parse_case_number(case_number)
     for name, iin in (("principal_iin", principal_iin), ("attorney_iin", attorney_iin)):

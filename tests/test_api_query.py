@@ -1,0 +1,53 @@
+"""Query strings: a parameter a route does not take, or one given twice, is a 422 on every
+route with an API key (after the key is checked), never ignored or read as its last value."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.support.api import auth, issue
+from tests.support.people import People
+from tests.support.problems import assert_problem
+
+COURT = auth("court")
+POAS = "/v1/powers-of-attorney"
+
+
+def test_an_authority_check_with_a_repeated_or_unknown_parameter_is_refused_not_guessed(
+    client: TestClient, people: People
+) -> None:
+    """`right=a&right=b` must not answer for `b` alone: the caller asked about both."""
+    poa = issue(client, people, case_number="AUTH-Q-1", rights=["represent_first_instance"])
+    query = "/v1/authority?case_number=AUTH-Q-1&attorney_iin=" + people.attorney.iin
+    granted = f"{query}&right=represent_first_instance"
+    assert client.get(granted, headers=COURT).json()["powers_of_attorney"] == [poa["poa_id"]]
+    for asked, named in (
+        (f"{granted}&right=refuse_claim", "more than once"),
+        (f"{query}&right=refuse_claim&right=represent_first_instance", "more than once"),
+        (f"{granted}&case_number=OTHER-1", "more than once"),
+        (f"{granted}&at=2026-12-01T00:00:00Z&at=2027-01-01T00:00:00Z", "more than once"),
+        (f"{granted}&attorney=850312400128", "unknown query parameter"),
+    ):
+        assert_problem(client.get(asked, headers=COURT), 422, "validation", named)
+    at = f"{granted}&at=2099-01-01T00:00:00Z"
+    assert client.get(at, headers=COURT).status_code == 200
+
+
+def test_every_read_refuses_a_parameter_it_does_not_take_or_one_given_twice(
+    client: TestClient, people: People
+) -> None:
+    """`?At=` or `?at=` twice must not answer with today's state as if it were the past."""
+    poa = issue(client, people, case_number="QUERY-1")["poa_id"]
+    past, later = "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"
+    for path, named in (
+        (f"{POAS}/{poa}?At={past}", "unknown query parameter"),
+        (f"{POAS}/{poa}?at={past}&at={later}", "more than once"),
+        (f"{POAS}/{poa}/events?at={past}", "unknown query parameter"),
+        (f"/v1/cases/QUERY-1?at={past}", "unknown query parameter"),
+        (f"/v1/persons/{people.attorney.iin}?at={past}", "unknown query parameter"),
+        ("/v1/audit/proofs/inclusion?position=1&size=1", "unknown query parameter"),
+        ("/v1/audit/proofs/consistency?first=0&first=1", "more than once"),
+    ):
+        assert_problem(client.get(path, headers=COURT), 422, "validation", named)
+    assert client.get(f"{POAS}/{poa}?At={past}").status_code == 401  # the key comes first
+    assert client.get(f"{POAS}/{poa}?at={later}", headers=COURT).status_code == 200
