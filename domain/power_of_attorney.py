@@ -102,8 +102,8 @@ class PowerOfAttorney(Aggregate):
     def add_attorney(
         self, attorney: dict[str, Any], evidence: SignedDocument, at: datetime
     ) -> None:
+        self.require_actor(evidence)
         self._require_active(at)
-        self._require_signer(evidence, self.principal["iin"], "the principal")
         if attorney["iin"] == self.principal["iin"]:
             raise InvalidInputError("attorney: the principal cannot be their own attorney")
         if any(a["iin"] == attorney["iin"] for a in self.attorneys):
@@ -111,13 +111,13 @@ class PowerOfAttorney(Aggregate):
         self._add_attorney(attorney=attorney, at=at, evidence=evidence.as_record())
 
     def revoke(self, reason: str | None, evidence: SignedDocument, at: datetime) -> None:
+        self.require_actor(evidence)
         self._require_active(at)
-        self._require_signer(evidence, self.principal["iin"], "the principal")
         self._revoke(reason=reason, at=at, evidence=evidence.as_record())
 
     def renounce(self, attorney_iin: str, evidence: SignedDocument, at: datetime) -> None:
+        self.require_actor(evidence)
         self._require_active(at)
-        self._require_signer(evidence, attorney_iin, "the renouncing attorney")
         if attorney_iin not in self.active_attorneys():
             raise ConflictError(f"{attorney_iin} is not an active attorney of this POA")
         self._renounce(attorney_iin=attorney_iin, at=at, evidence=evidence.as_record())
@@ -131,6 +131,17 @@ class PowerOfAttorney(Aggregate):
             return False
         self._terminate(reason="case_concluded", at=at, source=source)
         return True
+
+    def require_actor(self, evidence: SignedDocument) -> None:
+        """The document is signed by the person it says acts: the renouncing attorney for a
+        renunciation, the principal otherwise. Checked before anything else, and on a repeat
+        of an accepted document too, so no one else's signature over it is ever answered."""
+        if evidence.type == "epoa.renounce":
+            self._require_signer(
+                evidence, str(evidence.document["attorney_iin"]), "the renouncing attorney"
+            )
+        else:
+            self._require_signer(evidence, self.principal["iin"], "the principal")
 
     def _require_active(self, at: datetime) -> None:
         status = self.status_at(at)

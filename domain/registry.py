@@ -257,7 +257,9 @@ class Registry(RegistryReads):
                 )
             if accepted.poa_id is None:
                 raise ConflictError(f"document_id {evidence.document_id} belongs to no POA")
-            return Outcome(self.get_poa(accepted.poa_id), created=False)
+            poa = self.get_poa(accepted.poa_id)
+            poa.require_actor(evidence)  # the same document, signed again by someone else
+            return Outcome(poa, created=False)
 
         return self._retrying(guarded)
 

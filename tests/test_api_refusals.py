@@ -118,6 +118,33 @@ def test_an_issue_by_an_organisation_as_principal_says_a_principal_is_a_person(
     assert_problem(response, 403, "signer-mismatch", "must be a person", people.court.iin)
 
 
+def test_an_accepted_document_signed_again_by_someone_else_is_a_signer_mismatch(
+    client: TestClient, people: People
+) -> None:
+    """Only the acting person's signature is ever answered, a repeat's included."""
+    poa_id = issue(client, people)["poa_id"]
+    add = {"type": "epoa.add-attorney", "attorney": {"iin": people.third_attorney.iin}}
+    renounce = {"type": "epoa.renounce", "attorney_iin": people.attorney.iin}
+    revoke = {"type": "epoa.revoke"}
+    for fields, path, actor, other in (
+        (add, "attorneys", people.principal, people.attorney),
+        (renounce, "renunciation", people.attorney, people.principal),
+        (revoke, "revocation", people.principal, people.second_attorney),
+    ):
+        document = {
+            **fields,
+            "document_id": str(uuid.uuid4()),
+            "signed_at": datetime.now(UTC).isoformat(),
+            "poa_id": poa_id,
+        }
+        url = f"{POAS}/{poa_id}/{path}"
+        assert client.post(url, json=signed(people, document, actor), headers=PORTAL).is_success
+        assert client.post(url, json=signed(people, document, actor), headers=PORTAL).is_success
+        with unchanged(client):
+            again = client.post(url, json=signed(people, document, other), headers=PORTAL)
+        assert_problem(again, 403, "signer-mismatch", actor.iin)
+
+
 def test_a_case_event_signed_by_a_person_is_a_signer_mismatch(
     client: TestClient, people: People
 ) -> None:
