@@ -138,6 +138,13 @@ def test_an_authentication_only_certificate_is_refused() -> None:
     assert "authentication only" in refusal(signer)
 
 
+def test_a_ca_certificate_carrying_the_iin_is_refused_as_a_signer() -> None:
+    usage = ["digital_signature", "content_commitment", "key_cert_sign", "crl_sign"]
+    signer = hierarchy().signer(person(PRINCIPAL, "CA Holder"), ca=True, key_usage=usage)
+
+    assert "CA certificate" in refusal(signer)
+
+
 def test_a_certificate_without_key_usage_is_refused() -> None:
     signer = hierarchy().signer(person(PRINCIPAL, "No Usage"), key_usage=[])
 
