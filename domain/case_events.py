@@ -26,6 +26,8 @@ MAX_SIGNATURE = 400_000
 
 
 class CaseEventVerifier(Protocol):
+    court_bins: frozenset[str]
+
     def verify(
         self, document: dict[str, Any], signature_b64: str, *, signed_at_field: str = ...
     ) -> SignedDocument: ...
@@ -41,6 +43,11 @@ def parse_case_event(raw: bytes | str, verifier: CaseEventVerifier) -> CaseEvent
     if evidence.signer_kind != "organisation":
         raise SignerMismatchError(
             f"case events must be signed by a court system (BIN); signed by {evidence.signer_id}"
+        )
+    if verifier.court_bins and evidence.signer_id not in verifier.court_bins:
+        raise SignerMismatchError(
+            f"BIN {evidence.signer_id} is not a court system's: only the BINs of "
+            "EPOA_COURT_BINS may sign case events"
         )
     return CaseEvent(
         source=event["source"],

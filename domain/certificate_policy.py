@@ -46,10 +46,11 @@ def require_within(not_before: datetime, not_after: datetime, when: datetime, ro
 def require_signing_key_usage(cert: x509.Certificate) -> None:
     """Refuse keys that are not meant for signing documents.
 
-    Rule: not a CA certificate; keyUsage must be present. nonRepudiation (contentCommitment) is accepted as is.
-    Without it, digitalSignature is accepted unless the extended key usage is clientAuth
-    and nothing else: that is the NCA authentication-only certificate. Anything else
-    (keyAgreement or keyEncipherment alone, for instance) is refused.
+    Rule: not a CA certificate, and keyUsage must be present. nonRepudiation
+    (contentCommitment) is accepted as is. Without it, digitalSignature is accepted unless
+    the extended key usage is clientAuth and nothing else: that is the NCA
+    authentication-only certificate. Anything else (keyAgreement or keyEncipherment alone,
+    for instance) is refused.
     """
     constraints = _extension(cert, x509.BasicConstraints)
     if constraints is not None and constraints.ca:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,7 +54,10 @@ class Verifier:
         clock_skew: timedelta = timedelta(minutes=5),
         clock: Callable[[], datetime] = _utc_now,
         cache_size: int = CACHE_LIMIT,
+        court_bins: Iterable[str] = (),
     ) -> None:
+        self.court_bins = frozenset(court_bins)
+        """The court systems whose signatures may record case events (empty: any BIN)."""
         self._certificates = CertificateCache(cache_size)
         self._paths = PathValidator(trust_store, crls, cache_size)
         self._skew = clock_skew

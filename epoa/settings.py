@@ -9,6 +9,8 @@ from urllib.parse import quote, urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.iin import is_valid_iin_bin
+
 PathList = Annotated[list[Path], NoDecode]
 
 
@@ -36,6 +38,9 @@ class Settings(BaseSettings):
     """Append every signed checkpoint here too: a witness the database admins cannot rewrite."""
     trusted_ca: Path | None = None
     crl_files: PathList = Field(default_factory=list)
+    court_bins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """The BINs of the court systems whose signatures may record case events; unset: any
+    organisation's certificate from a trusted CA."""
     seal_key: Path | None = None
     retired_seal_keys: PathList = Field(default_factory=list)
     api_keys: Path | None = None
@@ -58,6 +63,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("court_bins", mode="before")
+    @classmethod
+    def _bins(cls, value: object) -> object:
+        listed = cls._comma_separated(value)
+        if isinstance(listed, list):
+            bad = [bin_ for bin_ in listed if not is_valid_iin_bin(str(bin_))]
+            if bad:
+                raise ValueError(f"not BINs (12 digits with their check digit): {bad}")
+        return listed
 
     @field_validator("log_level", mode="before")
     @classmethod

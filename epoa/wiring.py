@@ -86,7 +86,13 @@ def build_verifier(settings: Settings) -> Verifier:
         trust = TrustStore.from_path(settings.trusted_ca)
         crls = [path.read_bytes() for path in settings.crl_files]
         skew = timedelta(seconds=settings.clock_skew_seconds)
-        return Verifier(trust, crls, clock_skew=skew)  # parses the CRLs
+        if settings.env == "production" and not settings.court_bins:
+            log.warning(
+                "EPOA_COURT_BINS is unset: any organisation's certificate from a trusted CA "
+                "may record case events"
+            )
+        # parses the CRLs
+        return Verifier(trust, crls, clock_skew=skew, court_bins=settings.court_bins)
     except (OSError, ValueError) as error:
         raise SettingsError(f"trust store or CRL files: {error}") from error
 

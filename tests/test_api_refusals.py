@@ -7,15 +7,16 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from domain.canonical import canonical_bytes
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
-from tests.support.api import body, cloud_event, issue, signed
+from tests.support.api import api_settings, body, cloud_event, issue, running, signed
 from tests.support.people import CASE, People
-from tests.support.pki import b64, common_name, make_cert, person, sign_cms
+from tests.support.pki import b64, common_name, complete_id, make_cert, person, sign_cms
 from tests.support.problems import (
     COURT,
     POAS,
@@ -152,6 +153,23 @@ def test_a_case_event_signed_by_a_person_is_a_signer_mismatch(
     with unchanged(client):
         response = client.post("/v1/case-events", json=event, headers=COURT)
     assert_problem(response, 403, "signer-mismatch", "court")
+
+
+def test_a_case_event_signed_by_an_organisation_not_named_a_court_is_a_signer_mismatch(
+    database_url: str, tmp_path: Path, people: People
+) -> None:
+    """With `EPOA_COURT_BINS`, a company's certificate from the national CA concludes nothing."""
+    settings = api_settings(database_url, tmp_path, people)
+    elsewhere = settings.model_copy(update={"court_bins": [complete_id("98014000001")]})
+    with running(elsewhere, run_checkpoints=False) as client:
+        event = cloud_event(people, JUDGMENT_IN_FORCE, CASE, str(uuid.uuid4()))
+        with unchanged(client):
+            response = client.post("/v1/case-events", json=event, headers=COURT)
+        assert_problem(response, 403, "signer-mismatch", people.court.iin, "EPOA_COURT_BINS")
+    named = settings.model_copy(update={"court_bins": [people.court.iin]})
+    with running(named, run_checkpoints=False) as client:
+        response = client.post("/v1/case-events", json=event, headers=COURT)
+        assert response.status_code == 202, response.text
 
 
 # -- conflict, case-concluded, poa-not-active, duplicate-document ----------------------------
