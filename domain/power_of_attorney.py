@@ -150,6 +150,11 @@ class PowerOfAttorney(Aggregate):
 
     @staticmethod
     def _require_signer(evidence: SignedDocument, iin: str, who: str) -> None:
+        if evidence.signer_kind != "person" and evidence.signer_id == iin:
+            raise SignerMismatchError(
+                f"{who} must be a person (IIN); {iin} is the BIN of the organisation that "
+                "signed: an organisation cannot act for itself in an e-POA here"
+            )
         if evidence.signer_kind != "person" or evidence.signer_id != iin:
             raise SignerMismatchError(
                 f"the document must be signed by {who} ({iin}); "

@@ -174,3 +174,12 @@ def test_the_state_at_a_past_moment_replays_only_what_happened_before_it(
     assert registry.get_poa_at(poa.id, clock.now).status == "revoked"
     with pytest.raises(Exception, match="did not exist"):
         registry.get_poa_at(poa.id, before_revocation - timedelta(hours=1))
+
+
+def test_an_organisation_named_as_attorney_is_told_an_attorney_signs_as_a_person(
+    registry: Registry, people: People
+) -> None:
+    poa = registry.issue(people.issue(attorneys=[{"iin": people.court.iin}])).poa
+    renounce = people.act("epoa.renounce", poa.id, people.court, attorney_iin=people.court.iin)
+    detail = refused(registry, SignerMismatchError, registry.renounce, poa.id, renounce)
+    assert "must be a person (IIN)" in detail and people.court.iin in detail
