@@ -17,7 +17,12 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from domain.case_events import CaseEventVerifier, parse_case_event
-from domain.errors import DomainError
+from domain.errors import (
+    DomainError,
+    DuplicateDocumentError,
+    InvalidInputError,
+    SignerMismatchError,
+)
 from domain.outcomes import CaseEvent
 from domain.registry import Registry
 from domain.registry_reads import store_errors
@@ -62,6 +67,11 @@ class Decision:
         }
 
 
+REFUSALS = (DuplicateDocumentError, InvalidInputError, SignerMismatchError)
+"""What the registry refuses of a verified event by the rules, given what the store holds
+(e.g. its id recorded before with other content): poison, like a bad signature."""
+
+
 class CaseEventHandler:
     def __init__(self, registry: Registry, verifier: CaseEventVerifier) -> None:
         self.registry = registry
@@ -75,7 +85,10 @@ class CaseEventHandler:
             if self._tracked(tracking):
                 return Decision(Outcome.DUPLICATE, reason=parsed.reason, detail=parsed.detail)
             return parsed
-        outcome = self.registry.record_case_event(parsed, tracking)
+        try:
+            outcome = self.registry.record_case_event(parsed, tracking)
+        except REFUSALS as error:  # what the case holds refuses it: it never will pass
+            return Decision.poison(error.kind, error.detail)
         return Decision(
             Outcome.APPLIED if outcome.applied else Outcome.DUPLICATE,
             case_number=parsed.case_number,

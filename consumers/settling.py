@@ -21,7 +21,7 @@ from eventsourcing.persistence import IntegrityError
 
 from consumers.backoff import TRANSIENT, Backoff
 from consumers.batch import CaseEventBatch
-from consumers.case_events import CaseEventHandler, Decision, Outcome
+from consumers.case_events import REFUSALS, CaseEventHandler, Decision, Outcome
 from consumers.dead_letters import DeadLetters
 from consumers.metrics import ConsumerMetrics
 from consumers.positions import resume_offset, tracking_for
@@ -113,6 +113,9 @@ class Settler:
                 raise
             except IntegrityError:
                 continue  # a concurrent command took a version, or the position moved
+            except REFUSALS as error:  # one event breaks a rule: it goes to the DLQ alone
+                log.info("a batch holds an event the store refuses (%s); one by one", error)
+                return _Fallback.ONE_BY_ONE
             except Exception:
                 log.exception("a batch failed; settling its messages one by one")
                 return _Fallback.ONE_BY_ONE

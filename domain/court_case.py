@@ -14,7 +14,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import CaseConcludedError, InvalidInputError
+from domain.accepted_document import digest_of
+from domain.canonical import canonical_bytes
+from domain.errors import CaseConcludedError, DuplicateDocumentError, InvalidInputError
 from domain.times import utc_text
 
 CASE_NUMBER = re.compile(r"[0-9A-Za-z/_.\-]{1,64}")
@@ -67,7 +69,8 @@ class CourtCase(Aggregate):
         self.judgment: dict[str, Any] | None = None
         self.execution_documents: dict[str, Any] | None = None
         self.concluded_at: datetime | None = None
-        self.seen: set[tuple[str, str]] = set()
+        self.seen: dict[tuple[str, str], str] = {}
+        """The digest of what each (source, id) recorded here said (`facts_digest`)."""
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CourtCase:
         """A copy for one command (the repository hands out copies of cached aggregates).
@@ -101,8 +104,16 @@ class CourtCase(Aggregate):
         at: datetime,
         evidence: dict[str, str],
     ) -> bool:
-        """Record a court's case event; return False if (source, id) was seen already."""
-        if (source, event_id) in self.seen:
+        """Record a court's case event; return False if (source, id) was seen already.
+        The same (source, id) saying something else (another type or data) is refused:
+        a court system that reused an id must learn that its event was not recorded."""
+        known = self.seen.get((source, event_id))
+        if known is not None:
+            if known != facts_digest(kind, self.case_number, data):
+                raise DuplicateDocumentError(
+                    f"case event {event_id!r} of {source!r} was recorded in this case before "
+                    "with other content; an id names one event of its source"
+                )
             return False
         if kind == JUDGMENT_IN_FORCE:
             self._judgment(source=source, event_id=event_id, data=data, at=at, evidence=evidence)
@@ -127,7 +138,7 @@ class CourtCase(Aggregate):
         at: datetime,
         evidence: dict[str, str],
     ) -> None:
-        self.seen.add((source, event_id))
+        self.seen[(source, event_id)] = facts_digest(JUDGMENT_IN_FORCE, self.case_number, data)
         if self.judgment is None:
             self.judgment = {"at": at, **data}
 
@@ -140,10 +151,18 @@ class CourtCase(Aggregate):
         at: datetime,
         evidence: dict[str, str],
     ) -> None:
-        self.seen.add((source, event_id))
+        self.seen[(source, event_id)] = facts_digest(
+            EXECUTION_DOCUMENTS_ISSUED, self.case_number, data
+        )
         if self.execution_documents is None:
             self.execution_documents = {"at": at, **data}
 
     @event(Concluded)
     def _conclude(self, at: datetime) -> None:
         self.concluded_at = at
+
+
+def facts_digest(kind: str, case_number: str, data: dict[str, Any]) -> str:
+    """What a case event says: its type, case and data (not its time or extension
+    attributes, which a redelivery through another path may change)."""
+    return digest_of(canonical_bytes({"type": kind, "subject": case_number, "data": data}))

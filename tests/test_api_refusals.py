@@ -201,6 +201,20 @@ def test_issuing_into_a_concluded_case_is_refused_as_case_concluded(
     )
 
 
+def test_a_case_event_id_reused_with_other_content_is_a_duplicate_document(
+    client: TestClient, people: People
+) -> None:
+    event_id = str(uuid.uuid4())
+    first = cloud_event(people, JUDGMENT_IN_FORCE, "REUSED-1", event_id)
+    assert client.post("/v1/case-events", json=first, headers=COURT).status_code == 202
+    reused = cloud_event(people, EXECUTION_DOCUMENTS_ISSUED, "REUSED-1", event_id)
+    with unchanged(client):
+        response = client.post("/v1/case-events", json=reused, headers=COURT)
+        again = client.post("/v1/case-events", json=first, headers=COURT)
+    assert_problem(response, 409, "duplicate-document", event_id)
+    assert again.status_code == 200 and again.json()["applied"] is False
+
+
 def test_revoking_twice_is_refused_as_poa_not_active(client: TestClient, people: People) -> None:
     poa_id = poa_id_of(issue(client, people))
     first = people.act("epoa.revoke", poa_id, people.principal)

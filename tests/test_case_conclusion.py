@@ -55,6 +55,16 @@ def test_a_case_event_seen_twice_changes_nothing(registry: Registry, people: Peo
     assert stored_count(registry) == count
 
 
+def test_an_id_seen_before_with_other_content_is_refused_not_taken_as_seen(
+    registry: Registry, people: People
+) -> None:
+    registry.record_case_event(case_event(people, JUDGMENT_IN_FORCE, event_id="evt-2"))
+    reused = case_event(people, EXECUTION_DOCUMENTS_ISSUED, event_id="evt-2")
+    detail = refused(registry, DuplicateDocumentError, registry.record_case_event, reused)
+    assert "evt-2" in detail and "other content" in detail
+    assert registry.get_case(CASE).execution_documents is None
+
+
 def test_a_revoked_poa_keeps_its_reason_when_the_case_concludes(
     registry: Registry, people: People
 ) -> None:

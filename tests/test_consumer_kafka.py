@@ -246,3 +246,24 @@ def test_each_poison_message_lands_in_the_dead_letter_topic_and_the_next_one_is_
         assert headers["epoa.source.offset"] == str(offset)
     assert store.get_case("K-6").judgment is not None
     assert position(store, settings.case_events_topic, placed[-1][0]) == len(messages)
+
+
+def test_an_id_reused_with_other_content_goes_to_the_dead_letter_topic_and_the_rest_applies(
+    settings: Settings, store: Registry, people: People
+) -> None:
+    bootstrap = settings.kafka_bootstrap or ""
+    first = judgment(people, "K-7", id="court-17")
+    reused = execution(people, "K-7", id="court-17")  # the same (source, id), another event
+    messages = [(b"K-7", first), (b"K-7", reused), (b"K-7", first)]
+    messages.append((b"K-7", execution(people, "K-7", id="court-18")))
+    publish(bootstrap, settings.case_events_topic, messages)
+    with consuming(settings, people) as metrics:
+        eventually(lambda: counted(metrics, "applied") == 2, "the two events are applied")
+        assert counted(metrics, "poison") == 1
+        assert counted(metrics, "duplicate") == 1
+    dead = read_topic(bootstrap, settings.case_events_dlq_topic)
+    assert [record.value for record in dead] == [reused]
+    headers = {key: raw.decode() for key, raw in dead[0].headers}
+    assert headers["epoa.reason"] == "duplicate-document", headers
+    assert "court-17" in headers["epoa.detail"]
+    assert store.get_case("K-7").concluded
