@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.iin import is_valid_iin_bin
 
 PathList = Annotated[list[Path], NoDecode]
+KAFKA_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+BROKER = re.compile(
+    r"(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::\d{1,5})?"
+)
+"""`host[:port]` (an IPv6 host in brackets), as kafka-python reads a bootstrap server."""
 
 
 class Settings(BaseSettings):
@@ -73,6 +79,27 @@ class Settings(BaseSettings):
             if bad:
                 raise ValueError(f"not BINs (12 digits with their check digit): {bad}")
         return listed
+
+    @field_validator("case_events_topic", "case_events_dlq_topic")
+    @classmethod
+    def _topic(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "case_events_dlq_topic" and not value:
+            return value  # made from the case-events topic below
+        if not KAFKA_TOPIC.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is no Kafka topic name: 1 to 249 of letters, digits, '.', '_', '-'"
+            )
+        return value
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        bad = [part for part in value.split(",") if not BROKER.fullmatch(part.strip())]
+        if bad:
+            raise ValueError(f"host[:port][,host[:port]...] expected, not {bad}")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

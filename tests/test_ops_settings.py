@@ -199,6 +199,25 @@ def test_court_bins_are_read_comma_separated_and_a_bad_one_exits_2_naming_it(
     assert "court_bins" in done.stderr and "'123'" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("EPOA_CASE_EVENTS_TOPIC", ""),
+        ("EPOA_CASE_EVENTS_TOPIC", "bad topic!"),
+        ("EPOA_CASE_EVENTS_DLQ_TOPIC", "dead/letters"),
+        ("EPOA_KAFKA_BOOTSTRAP", "not a host:port:x"),
+    ],
+)
+def test_a_topic_or_broker_address_kafka_would_refuse_exits_2_naming_it(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    env = {"EPOA_KAFKA_BOOTSTRAP": "127.0.0.1:1", name: value}
+    done = run_epoa("consume", env=env, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert name.removeprefix("EPOA_").lower() in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_dead_letters_go_beside_the_case_events_topic_unless_named() -> None:
     assert Settings().case_events_dlq_topic == "court.case-events.dlq"
     moved = Settings(case_events_topic="courts.almaty.case-events")
