@@ -20,10 +20,7 @@ class ApiKeys:
 
     @classmethod
     def from_path(cls, path: Path) -> ApiKeys:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-            raise ValueError(f"{path}: a JSON object mapping API key to role is expected")
-        return cls(data)
+        return cls(read_keys(path))
 
     def role_of(self, key: str) -> str | None:
         digest = hashlib.sha256(key.encode()).digest()
@@ -32,3 +29,17 @@ class ApiKeys:
             if hmac.compare_digest(known, digest):
                 found = role
         return found
+
+
+def read_keys(path: Path) -> dict[str, str]:
+    """The keys file as a mapping of key to role; ValueError naming the file and the fault."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"EPOA_API_KEYS={path}: cannot read it as JSON: {error}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ValueError(f"EPOA_API_KEYS={path}: a JSON object mapping API key to role is expected")
+    bad = sorted({role for role in data.values() if role not in ROLES})
+    if bad:
+        raise ValueError(f"EPOA_API_KEYS={path}: unknown role(s) {bad}; roles are {ROLES}")
+    return data

@@ -223,7 +223,7 @@ def _verifier(settings: Settings) -> tuple[Settings, Verifier]:
     from epoa.dev import ensure_dev_material
     from epoa.wiring import build_verifier
 
-    settings, _ = ensure_dev_material(settings)
+    settings, _ = ensure_dev_material(settings, api_keys=False)
     return settings, build_verifier(settings)
 
 
@@ -299,7 +299,7 @@ def export_store(settings: Settings, path: Path) -> int:
     from epoa.wiring import build_registry
 
     _require_store(settings)
-    settings, _ = ensure_dev_material(settings)
+    settings, _ = ensure_dev_material(settings, api_keys=False)
     registry = build_registry(settings)
     db = connect(settings.database_url)
     try:

@@ -204,7 +204,7 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
     from epoa.dev import ensure_dev_material
     from epoa.workers import run_consumer
 
-    settings, material = ensure_dev_material(settings)  # the CA `epoa serve` trusts
+    settings, material = ensure_dev_material(settings, api_keys=False)  # the CA serve trusts
     if material is not None and material.demo is not None:
         logging.getLogger("epoa").warning(
             "DEVELOPMENT mode: trusting the DEMO CA %s (never in production)", material.demo.ca_pem

@@ -7,20 +7,25 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.auth import ROLES
+from api.auth import ROLES, read_keys
 from epoa.demo_keys import DemoKeys, load_demo, make_demo
 from epoa.settings import Settings
+from epoa.wiring import SettingsError
 
 
 @dataclass(frozen=True)
 class DevMaterial:
-    api_keys_path: Path
+    api_keys_path: Path | None
     api_keys: dict[str, str]
     demo: DemoKeys | None
 
 
-def ensure_dev_material(settings: Settings) -> tuple[Settings, DevMaterial | None]:
-    """Fill unset settings with development values under `var_dir`; never in production."""
+def ensure_dev_material(
+    settings: Settings, *, api_keys: bool = True
+) -> tuple[Settings, DevMaterial | None]:
+    """Fill unset settings with development values under `var_dir`; never in production.
+    `api_keys=False` for a command that serves no API: its keys file is neither made nor
+    read."""
     if settings.env == "production":
         return settings, None
     var = settings.var_dir
@@ -31,6 +36,8 @@ def ensure_dev_material(settings: Settings) -> tuple[Settings, DevMaterial | Non
         demo_dir = var / "demo"
         demo = load_demo(demo_dir) if (demo_dir / "people.json").exists() else make_demo(demo_dir)
         updates["trusted_ca"] = demo.ca_pem
+    if not api_keys:
+        return settings.model_copy(update=updates), DevMaterial(None, {}, demo)
     keys_path = settings.api_keys or var / "api-keys.json"
     if settings.api_keys is None:
         if not keys_path.exists():
@@ -38,8 +45,11 @@ def ensure_dev_material(settings: Settings) -> tuple[Settings, DevMaterial | Non
             keys_path.write_text(json.dumps(keys, indent=2) + "\n")
             keys_path.chmod(0o600)
         updates["api_keys"] = keys_path
-    material = DevMaterial(keys_path, json.loads(keys_path.read_text()), demo)
-    return settings.model_copy(update=updates), material
+    try:
+        known = read_keys(keys_path)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+    return settings.model_copy(update=updates), DevMaterial(keys_path, known, demo)
 
 
 def banner(settings: Settings, material: DevMaterial | None, url: str) -> str:

@@ -18,7 +18,6 @@ from epoa.demo_keys import make_demo
 from epoa.settings import Settings, redacted
 from epoa.wiring import SettingsError
 from tests.support.people import People
-from tests.support.pki import complete_id
 
 EPOA = str(Path(sys.executable).with_name("epoa"))
 POSTGRES = "postgresql://epoa_service@db.internal:5432/epoa"
@@ -187,35 +186,6 @@ def test_a_malformed_setting_exits_2_naming_it(tmp_path: Path) -> None:
     done = run_epoa("audit", "verify", env={"EPOA_LOG_LEVEL": "chatty"}, cwd=tmp_path)
     assert done.returncode == 2
     assert "log_level" in done.stderr
-
-
-def test_court_bins_are_read_comma_separated_and_a_bad_one_exits_2_naming_it(
-    tmp_path: Path,
-) -> None:
-    court, other = complete_id("98014000001"), complete_id("12044000123")
-    assert Settings(court_bins=f"{court}, {other}").court_bins == [court, other]  # type: ignore[arg-type]
-    done = run_epoa("audit", "verify", env={"EPOA_COURT_BINS": f"{court},123"}, cwd=tmp_path)
-    assert done.returncode == 2
-    assert "court_bins" in done.stderr and "'123'" in done.stderr
-
-
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [
-        ("EPOA_CASE_EVENTS_TOPIC", ""),
-        ("EPOA_CASE_EVENTS_TOPIC", "bad topic!"),
-        ("EPOA_CASE_EVENTS_DLQ_TOPIC", "dead/letters"),
-        ("EPOA_KAFKA_BOOTSTRAP", "not a host:port:x"),
-    ],
-)
-def test_a_topic_or_broker_address_kafka_would_refuse_exits_2_naming_it(
-    tmp_path: Path, name: str, value: str
-) -> None:
-    env = {"EPOA_KAFKA_BOOTSTRAP": "127.0.0.1:1", name: value}
-    done = run_epoa("consume", env=env, cwd=tmp_path)
-    assert done.returncode == 2, done.stderr
-    assert name.removeprefix("EPOA_").lower() in done.stderr
-    assert "Traceback" not in done.stderr
 
 
 def test_dead_letters_go_beside_the_case_events_topic_unless_named() -> None:

@@ -1,0 +1,72 @@
+"""Unfit settings end every command with one line, `epoa: bad settings: ...`, exit 2, in
+development as in production, before any banner, server or file: no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from epoa.settings import Settings
+from tests.support.pki import complete_id
+from tests.test_ops_settings import run_epoa
+
+
+@pytest.mark.parametrize(
+    ("content", "fault"),
+    [
+        ("iin,role\n", "cannot read it as JSON"),
+        ('["a"]', "a JSON object mapping API key to role"),
+        ('{"k": 5}', "a JSON object mapping API key to role"),
+        ('{"abcdefghijklmnopqrstuvwxyz012345": "superuser"}', "unknown role(s) ['superuser']"),
+    ],
+)
+def test_a_bad_api_keys_file_stops_serve_with_one_line_and_no_banner(
+    tmp_path: Path, content: str, fault: str
+) -> None:
+    keys = tmp_path / "keys.json"
+    keys.write_text(content)
+    done = run_epoa("serve", "--port", "1", env={"EPOA_API_KEYS": str(keys)}, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith(f"epoa: bad settings: EPOA_API_KEYS={keys}: "), done.stderr
+    assert fault in done.stderr
+    assert "Traceback" not in done.stderr and "API docs" not in done.stdout
+
+
+def test_commands_that_serve_no_api_neither_read_nor_make_api_keys(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    keys.write_text("not json")
+    done = run_epoa("audit", "verify", env={"EPOA_API_KEYS": str(keys)}, cwd=tmp_path)
+    assert "EPOA_API_KEYS" not in done.stderr, done.stderr
+    assert done.returncode == 2 and "no event store" in done.stderr
+    run_epoa("audit", "verify", env={}, cwd=tmp_path)
+    assert not (tmp_path / "var" / "api-keys.json").exists()
+
+
+def test_court_bins_are_read_comma_separated_and_a_bad_one_exits_2_naming_it(
+    tmp_path: Path,
+) -> None:
+    court, other = complete_id("98014000001"), complete_id("12044000123")
+    assert Settings(court_bins=f"{court}, {other}").court_bins == [court, other]  # type: ignore[arg-type]
+    done = run_epoa("audit", "verify", env={"EPOA_COURT_BINS": f"{court},123"}, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "court_bins" in done.stderr and "'123'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("EPOA_CASE_EVENTS_TOPIC", ""),
+        ("EPOA_CASE_EVENTS_TOPIC", "bad topic!"),
+        ("EPOA_CASE_EVENTS_DLQ_TOPIC", "dead/letters"),
+        ("EPOA_KAFKA_BOOTSTRAP", "not a host:port:x"),
+    ],
+)
+def test_a_topic_or_broker_address_kafka_would_refuse_exits_2_naming_it(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    env = {"EPOA_KAFKA_BOOTSTRAP": "127.0.0.1:1", name: value}
+    done = run_epoa("consume", env=env, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert name.removeprefix("EPOA_").lower() in done.stderr
+    assert "Traceback" not in done.stderr
