@@ -106,7 +106,13 @@ class PowerOfAttorney(Aggregate):
         self._require_active(at)
         if attorney["iin"] == self.principal["iin"]:
             raise InvalidInputError("attorney: the principal cannot be their own attorney")
-        if any(a["iin"] == attorney["iin"] for a in self.attorneys):
+        named = next((a for a in self.attorneys if a["iin"] == attorney["iin"]), None)
+        if named is not None and named["status"] == RENOUNCED:
+            raise ConflictError(
+                f"attorney {attorney['iin']} renounced this POA; to appoint them again, the "
+                "principal issues a new POA"
+            )
+        if named is not None:
             raise ConflictError(f"attorney {attorney['iin']} is already named in this POA")
         self._add_attorney(attorney=attorney, at=at, evidence=evidence.as_record())
 

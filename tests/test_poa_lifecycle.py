@@ -183,3 +183,19 @@ def test_an_organisation_named_as_attorney_is_told_an_attorney_signs_as_a_person
     renounce = people.act("epoa.renounce", poa.id, people.court, attorney_iin=people.court.iin)
     detail = refused(registry, SignerMismatchError, registry.renounce, poa.id, renounce)
     assert "must be a person (IIN)" in detail and people.court.iin in detail
+
+
+def test_an_attorney_who_renounced_is_not_added_again_and_is_told_why(
+    registry: Registry, people: People
+) -> None:
+    both = [{"iin": people.attorney.iin}, {"iin": people.second_attorney.iin}]
+    poa = registry.issue(people.issue(attorneys=both)).poa
+    attorney = people.attorney
+    registry.renounce(
+        poa.id, people.act("epoa.renounce", poa.id, attorney, attorney_iin=attorney.iin)
+    )
+    again = people.act(
+        "epoa.add-attorney", poa.id, people.principal, attorney={"iin": attorney.iin}
+    )
+    detail = refused(registry, ConflictError, registry.add_attorney, poa.id, again)
+    assert "renounced this POA" in detail and "issues a new POA" in detail
