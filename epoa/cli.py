@@ -78,8 +78,8 @@ def _parser() -> argparse.ArgumentParser:
 def _add_processes(commands: Commands) -> None:
     """The long-running processes: the API, the projection worker, the consumer."""
     serve = commands.add_parser("serve", help="run the HTTP API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     serve.add_argument(
         "--no-projections",
         action="store_true",
@@ -92,7 +92,13 @@ def _add_processes(commands: Commands) -> None:
     project.add_argument("--once", action="store_true", help="catch up, then exit")
     project.set_defaults(run=_project, needs="project")
 
-    consume = commands.add_parser("consume", help="consume court case events from Kafka")
+    consume = commands.add_parser(
+        "consume",
+        help="consume court case events from Kafka",
+        description="Apply the court case events of EPOA_CASE_EVENTS_TOPIC (brokers: "
+        "EPOA_KAFKA_BOOTSTRAP), each exactly once; a message that cannot be applied goes to "
+        "EPOA_CASE_EVENTS_DLQ_TOPIC. Signatures are checked against EPOA_TRUSTED_CA.",
+    )
     consume.set_defaults(run=_consume, needs="consume")
 
 
@@ -110,7 +116,7 @@ def _add_audit(commands: Commands) -> None:
     verify.add_argument("--keys", type=Path, help="seal public keys for --export (PEM or JSON)")
     verify.set_defaults(run=_audit_verify, needs="audit")
     export = audit_commands.add_parser("export", help="write the whole history as JSON lines")
-    export.add_argument("file", type=Path)
+    export.add_argument("file", type=Path, help="where to write it (a file there is replaced)")
     export.set_defaults(run=_audit_export, needs="audit")
 
 
@@ -124,7 +130,12 @@ def _add_tools(commands: Commands) -> None:
 
     sign = commands.add_parser("sign", help="sign a document as an EDS client does")
     sign.add_argument("--key", type=Path, required=True, help="PKCS#12 file")
-    sign.add_argument("--password", default="demo")
+    sign.add_argument(
+        "--password",
+        default="demo",
+        help="the PKCS#12 password (demo, that of `epoa keys demo`); other users of the "
+        "machine can read a password given here in the process list",
+    )
     sign.add_argument(
         "--cloudevent",
         action="store_true",

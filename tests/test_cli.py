@@ -127,3 +127,15 @@ def test_an_audit_where_there_is_no_store_fails_and_makes_none(tmp_path: Path) -
         assert "no event store at sqlite:///var/epoa.sqlite" in result.stderr
         assert "INTACT" not in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_the_help_of_each_process_names_its_defaults_and_the_settings_it_reads(
+    tmp_path: Path,
+) -> None:
+    serve = epoa(tmp_path, "serve", "--help").stdout
+    assert "(127.0.0.1)" in serve and "(8000)" in serve
+    consume = " ".join(epoa(tmp_path, "consume", "--help").stdout.split())
+    for setting in ("EPOA_KAFKA_BOOTSTRAP", "EPOA_CASE_EVENTS_TOPIC", "EPOA_TRUSTED_CA"):
+        assert setting in consume
+    assert "process list" in " ".join(epoa(tmp_path, "sign", "--help").stdout.split())
+    assert not (tmp_path / "var").exists()
