@@ -7,7 +7,9 @@ the file fixes it in one pass.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
@@ -52,14 +54,32 @@ def create_table(db: Database) -> None:
 
 def import_csv(db: Database, path: Path | str) -> int:
     """Upsert every person of the file in one transaction; return how many rows it had."""
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        persons, problems = _parse(csv.reader(file))
+    text, problems = _utf8_text(Path(path).read_bytes())
+    if not problems:
+        persons, problems = _parse(csv.reader(io.StringIO(text, newline="")))
     if problems:
         raise PersonsImportError(problems)
     create_table(db)
     with db.transaction():
         db.executemany(UPSERT, persons)
     return len(persons)
+
+
+def _utf8_text(data: bytes) -> tuple[str, list[tuple[int, str]]]:
+    """The file's text, or each line that is not UTF-8 (a spreadsheet's cp1251 or UTF-16
+    export, say): the directory's names are never guessed from another encoding."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "", [(1, "the file is UTF-16: save it as CSV in UTF-8")]
+    problems = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            byte = f"{line[error.start]:#04x}"
+            problems.append((number, f"not UTF-8 text (byte {byte}): save it as CSV in UTF-8"))
+    if problems:
+        return "", problems
+    return data.decode("utf-8-sig"), []
 
 
 def _parse(reader: Any) -> tuple[list[Person], list[tuple[int, str]]]:

@@ -55,6 +55,25 @@ def test_a_person_file_with_bad_rows_names_each_line_and_imports_nothing(tmp_pat
     assert "imported 1 person(s)" in epoa(tmp_path, "persons", "import", str(good)).stdout
 
 
+def test_a_person_file_not_in_utf8_names_its_lines_and_imports_nothing(tmp_path: Path) -> None:
+    good = "850312400128,SADYKOVA AIGERIM,1985-03-12\n"
+    cp1251 = tmp_path / "cp1251.csv"
+    cp1251.write_bytes(
+        f"iin,full_name,birth_date\n{good}".encode()
+        + "790521300451,ЖУМАБЕКОВ ЕРЛАН,1979-05-21\n".encode("cp1251")
+    )
+    utf16 = tmp_path / "utf16.csv"
+    utf16.write_text(f"iin,full_name,birth_date\n{good}", encoding="utf-16")
+    for path, line, fault in ((cp1251, 3, "not UTF-8 text"), (utf16, 1, "UTF-16")):
+        result = epoa(tmp_path, "persons", "import", str(path))
+        assert result.returncode == 1, result.stderr
+        assert f"{path}:{line}: " in result.stdout and fault in result.stdout
+        assert "nothing imported" in result.stdout and "Traceback" not in result.stderr
+    bom = tmp_path / "bom.csv"
+    bom.write_text(f"iin,full_name,birth_date\n{good}", encoding="utf-8-sig")
+    assert "imported 1 person(s)" in epoa(tmp_path, "persons", "import", str(bom)).stdout
+
+
 def test_demo_keys_sign_a_document_and_the_projection_worker_catches_up_and_rebuilds(
     tmp_path: Path,
 ) -> None:
