@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeAlias
 
+from pydantic import ValidationError
+
 from epoa.settings import Settings, redacted
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    from pydantic import ValidationError
 
     from epoa.checks import NEEDS, check_production
     from epoa.logging_setup import configure
@@ -25,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as error:
-        print(f"epoa: bad settings: {error}", file=sys.stderr)
+        print(f"epoa: bad settings: {_unfit(error)}", file=sys.stderr)
         return 2
     configure(settings.effective_log_format, settings.log_level)
     import psycopg
@@ -49,6 +50,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (psycopg.Error, psycopg_pool.PoolTimeout) as error:  # the store's own words
         return _failed(f"the store refused: {type(error).__name__}: {error}")
     return result
+
+
+def _unfit(error: ValidationError) -> str:
+    """Each setting pydantic refused, by its variable's name, without the value it was given
+    (a URL may carry a password)."""
+    return "; ".join(
+        f"EPOA_{'_'.join(str(part) for part in problem['loc']).upper()}: "
+        + str(problem["msg"]).removeprefix("Value error, ")
+        for problem in error.errors()
+    )
 
 
 def _failed(message: str) -> int:

@@ -70,6 +70,22 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("database_url", "admin_database_url")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        """Only the stores there are: anything else would reach the PostgreSQL driver as a
+        connection string and come back as a store that refuses."""
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme == "sqlite" and value.startswith("sqlite:///") and len(value) > 10:
+            return value
+        if parts.scheme in ("postgresql", "postgres") and value.startswith(f"{parts.scheme}://"):
+            return value
+        raise ValueError(
+            f"{redacted(value)!r}: sqlite:///PATH or postgresql://user@host:port/db expected"
+        )
+
     @field_validator("court_bins", mode="before")
     @classmethod
     def _bins(cls, value: object) -> object:

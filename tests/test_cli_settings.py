@@ -50,7 +50,7 @@ def test_court_bins_are_read_comma_separated_and_a_bad_one_exits_2_naming_it(
     assert Settings(court_bins=f"{court}, {other}").court_bins == [court, other]  # type: ignore[arg-type]
     done = run_epoa("audit", "verify", env={"EPOA_COURT_BINS": f"{court},123"}, cwd=tmp_path)
     assert done.returncode == 2
-    assert "court_bins" in done.stderr and "'123'" in done.stderr
+    assert "EPOA_COURT_BINS: not BINs" in done.stderr and "'123'" in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -68,5 +68,19 @@ def test_a_topic_or_broker_address_kafka_would_refuse_exits_2_naming_it(
     env = {"EPOA_KAFKA_BOOTSTRAP": "127.0.0.1:1", name: value}
     done = run_epoa("consume", env=env, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
-    assert name.removeprefix("EPOA_").lower() in done.stderr
+    assert f"epoa: bad settings: {name}: " in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "url", ["garbage", "mysql://epoa:s3cret-pw@db/epoa", "sqlite://relative", "postgresql:x"]
+)
+def test_a_database_url_of_no_store_there_is_exits_2_without_its_password(
+    tmp_path: Path, url: str
+) -> None:
+    for command in (("audit", "verify"), ("project", "--once"), ("serve",)):
+        done = run_epoa(*command, env={"EPOA_DATABASE_URL": url}, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("epoa: bad settings: EPOA_DATABASE_URL: "), done.stderr
+        assert "sqlite:///PATH or postgresql://" in done.stderr
+        assert "s3cret-pw" not in done.stderr
