@@ -137,6 +137,9 @@ def _add_tools(commands: Commands) -> None:
     key_commands = keys.add_subparsers(required=True, metavar="ACTION")
     demo = key_commands.add_parser("demo", help="make a demo CA and PKCS#12 keys")
     demo.add_argument("directory", type=Path)
+    demo.add_argument(
+        "--force", action="store_true", help="replace the demo keys the directory holds"
+    )
     demo.set_defaults(run=_keys_demo)
 
     sign = commands.add_parser("sign", help="sign a document as an EDS client does")
@@ -263,8 +266,13 @@ def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from epoa.demo_keys import DEMO_PASSWORD, make_demo
+    from epoa.demo_keys import CA_FILE, DEMO_PASSWORD, make_demo
 
+    if (args.directory / CA_FILE).exists() and not args.force:
+        raise CommandError(
+            f"{args.directory} already holds demo keys: a new demo CA would make every "
+            "signature made with them untrusted; give --force to replace them"
+        )
     demo = make_demo(args.directory)
     print(f"trust bundle (EPOA_TRUSTED_CA): {demo.ca_pem}")
     for identity in demo.identities:

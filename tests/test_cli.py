@@ -158,3 +158,14 @@ def test_the_help_of_each_process_names_its_defaults_and_the_settings_it_reads(
         assert setting in consume
     assert "process list" in " ".join(epoa(tmp_path, "sign", "--help").stdout.split())
     assert not (tmp_path / "var").exists()
+
+
+def test_demo_keys_are_not_replaced_unless_forced(tmp_path: Path) -> None:
+    """A new demo CA would leave every signature made with the old keys untrusted."""
+    assert epoa(tmp_path, "keys", "demo", "demo").returncode == 0
+    ca = (tmp_path / "demo" / "ca.pem").read_bytes()
+    again = epoa(tmp_path, "keys", "demo", "demo")
+    assert again.returncode == 1 and "--force" in again.stderr, again.stderr
+    assert (tmp_path / "demo" / "ca.pem").read_bytes() == ca
+    assert epoa(tmp_path, "keys", "demo", "demo", "--force").returncode == 0
+    assert (tmp_path / "demo" / "ca.pem").read_bytes() != ca
