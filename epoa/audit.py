@@ -18,14 +18,14 @@ from pathlib import Path
 from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from eventsourcing.persistence import Mapper, StoredEvent
 
 from domain.eds import Verifier
 from domain.registry import Registry
-from domain.seal import Finding, RawRecord, SealKey, open_state, public_keys_of
+from domain.seal import Finding, RawRecord, public_keys_of
 from epoa import audit_inputs as inputs
 from epoa.audit_chain import stated_hash
 from epoa.audit_core import Audit, AuditResult, Sources
+from epoa.audit_decode import decoder, transcoding_mapper
 from epoa.audit_export import export_to, raw_records
 from epoa.audit_merkle import Claim, ReceiptCheck
 from epoa.audit_proofs import load_public_keys, public_key_from_pem
@@ -37,21 +37,6 @@ from projections.db import Database, connect
 
 Progress = Callable[[int, int], None]
 SEAL_CHUNK = 512
-
-
-def decoder(registry: Registry | None = None) -> Callable[[RawRecord], object]:
-    """Records to domain events with the registry's own transcoder; without a registry (an
-    export), with that of one kept in memory, so both read events alike."""
-    if registry is None:
-        registry = Registry({"PERSISTENCE_MODULE": "eventsourcing.popo"}, SealKey.generate())
-    mapper: Mapper[UUID] = Mapper(registry.sealed_mapper.transcoder)
-
-    def decode(record: RawRecord) -> object:
-        body = open_state(record.state).body
-        stored = StoredEvent(UUID(record.originator_id), record.version, record.topic, body)
-        return mapper.to_domain_event(stored)
-
-    return decode
 
 
 def _pass(audit: Audit, records: Iterator[RawRecord], progress: Progress | None) -> None:
@@ -135,7 +120,7 @@ def audit_store(
     audit = relay.start(
         Audit(
             registry.sealed_mapper.public_keys,
-            decoder(registry),
+            decoder(transcoding_mapper(registry)),
             verifier,
             audit_sources,
             on_finding=on_finding,
@@ -197,7 +182,13 @@ def audit_export(
     if receipts is not None:
         audit_sources.receipts = ReceiptCheck(inputs.receipts(receipts, keys, relay))
     audit = relay.start(
-        Audit(public_keys_of(*keys), decoder(), verifier, audit_sources, on_finding=on_finding)
+        Audit(
+            public_keys_of(*keys),
+            decoder(transcoding_mapper()),
+            verifier,
+            audit_sources,
+            on_finding=on_finding,
+        )
     )
     _pass(audit, inputs.export_records(path), on_progress)
     return audit.finish()

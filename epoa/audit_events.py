@@ -22,6 +22,7 @@ from domain.evidence import SignedDocument
 from domain.power_of_attorney import PowerOfAttorney
 from domain.seal import Finding, RawRecord
 from epoa.audit_chain import Scratch
+from epoa.audit_decode import UndecodableError
 
 Decode = Callable[[RawRecord], object]
 
@@ -55,7 +56,7 @@ _FINDINGS = (
         "stream-missing",
         "SELECT p.poa_id, p.version, p.position, p.case_id FROM poas p"
         " LEFT JOIN attached a ON a.poa_id = p.poa_id AND a.case_id = p.case_id"
-        " WHERE a.poa_id IS NULL ORDER BY p.position",
+        " WHERE a.poa_id IS NULL AND p.case_id IS NOT NULL ORDER BY p.position",
         "the case {3} has no record attaching this POA",
     ),
     (
@@ -86,17 +87,31 @@ class EventChecks:
         """Findings about one record; evidence only of records whose seal verified."""
         try:
             event: Any = self.decode(record)
-        except Exception as error:  # a forged body can fail in any decoder
+            self._remember(record, event)
+        except UndecodableError as error:
+            return [_finding("undecodable", record, str(error))]
+        except Exception as error:  # a forged body can fail in any decoder, or in replay
             return [_finding("undecodable", record, f"{type(error).__name__}: {error}")]
-        self._remember(record, event)
         evidence = getattr(event, "evidence", None)
         if not sealed or not evidence or self.verifier is None:
             return []
+        return self._backed(record, event, evidence, self.verifier)
+
+    def _backed(
+        self, record: RawRecord, event: Any, evidence: Any, verifier: Verifier
+    ) -> list[Finding]:
+        """The evidence verified and bound to the event, whatever shape a forger gave it."""
         try:
-            signed = self.verifier.verify_record(evidence)
+            signed = verifier.verify_record(evidence)
         except DomainError as error:
             return [_finding("bad-evidence", record, f"{error.kind}: {error.detail}")]
-        problem = self._mismatch(event, signed)
+        except Exception as error:  # evidence of a shape no signed document has
+            detail = f"unreadable evidence: {type(error).__name__}: {error}"
+            return [_finding("bad-evidence", record, detail)]
+        try:
+            problem = self._mismatch(event, signed)
+        except Exception as error:  # a signed document of another shape than the event's
+            problem = f"the signed document cannot say what the event says: {error!r}"
         return [_finding("evidence-mismatch", record, problem)] if problem else []
 
     def _mismatch(self, event: Any, signed: SignedDocument) -> str | None:

@@ -1,0 +1,97 @@
+"""`epoa audit verify` as an auditor runs it on a store or an export damaged in ways a seal
+alone does not describe: each damage is a finding and the audit goes on to its verdict,
+never a traceback; what cannot be audited at all is one line and exit 2."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from epoa.audit_export import export_to
+from epoa.settings import Settings
+from tests.support.people import People
+from tests.support.sqlite_tamper import reseal, rowid_of, swap_states
+from tests.test_audit_verify import ORIGIN, opened, tell
+
+EPOA = str(Path(sys.executable).with_name("epoa"))
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A told history on SQLite (its `var` directory: store and seal key), its export, and
+    the CA that signed its documents."""
+
+    var: Path
+    export: Path
+    ca: Path
+
+
+@pytest.fixture(scope="module")
+def kept(tmp_path_factory: pytest.TempPathFactory, people: People) -> Kept:
+    root = tmp_path_factory.mktemp("kept")
+    var = root / "var"
+    settings = Settings(database_url=f"sqlite:///{var}/epoa.sqlite", var_dir=var)
+    with opened(settings, root) as audited:
+        tell(audited, people)
+        audited.log.catch_up()
+        export_to(root / "export.jsonl", audited.registry, audited.db, ORIGIN)
+    ca = root / "ca.pem"
+    ca.write_bytes(people.ca.root.cert.public_bytes(serialization.Encoding.PEM))
+    return Kept(var, root / "export.jsonl", ca)
+
+
+def epoa(cwd: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EPOA_")}
+    env.update(
+        {"EPOA_LOG_LEVEL": "WARNING", **{f"EPOA_{k.upper()}": v for k, v in settings.items()}}
+    )
+    return subprocess.run(
+        [EPOA, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def store_copy(kept: Kept, tmp_path: Path) -> Path:
+    """A copy of the store in `tmp_path/var`, where `epoa` looks by default."""
+    shutil.copytree(kept.var, tmp_path / "var")
+    return tmp_path / "var" / "epoa.sqlite"
+
+
+def records(store: Path) -> int:
+    with sqlite3.connect(store) as conn:
+        return int(conn.execute("SELECT count(*) FROM stored_events").fetchone()[0])
+
+
+def test_two_records_with_their_bodies_swapped_are_undecodable_and_the_audit_goes_on(
+    kept: Kept, tmp_path: Path
+) -> None:
+    store = store_copy(kept, tmp_path)
+    issued = rowid_of(store, "PowerOfAttorney.Issued", 2)
+    swap_states(store, issued - 1, issued)  # the document accepted before it
+    run = epoa(tmp_path, "audit", "verify", trusted_ca=str(kept.ca))
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    undecodable = [line for line in run.stdout.splitlines() if line.startswith("undecodable")]
+    assert [f"@{issued - 1}:" in undecodable[0], f"@{issued}:" in undecodable[1]] == [True, True]
+    assert "PowerOfAttorney.Issued: the body has no " in undecodable[1]
+    summary = run.stdout.splitlines()[-1]
+    assert summary.startswith(f"{records(store)} records verified") and summary.endswith("DAMAGED")
+
+
+def test_a_body_resealed_with_a_field_of_another_type_is_undecodable_not_a_crash(
+    kept: Kept, tmp_path: Path
+) -> None:
+    store = store_copy(kept, tmp_path)
+    issued = rowid_of(store, "PowerOfAttorney.Issued", 1)
+    reseal(store, tmp_path / "var" / "seal-key.pem", issued, principal="900101300017")
+    run = epoa(tmp_path, "audit", "verify", trusted_ca=str(kept.ca))
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert f"@{issued}: PowerOfAttorney.Issued: the body's principal is a str" in run.stdout
+    assert run.stdout.splitlines()[-1].endswith("DAMAGED")
