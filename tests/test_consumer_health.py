@@ -159,15 +159,7 @@ def test_readyz_is_503_naming_the_broker_while_it_is_killed_and_200_once_it_retu
         for name, partitions in ((topic, 3), (f"{topic}.dlq", 1)):
             own_broker.create_topic(name, partitions)
         consume.wait_ready(200, "the broker is back")
-        publish(own_broker.bootstrap, topic, [(b"H-1", judgment(people, "H-1"))])
-        store = build_registry(settings)
-        try:
-            deadline = time.monotonic() + WITHIN_S
-            while not _has_case(store, "H-1"):
-                assert time.monotonic() < deadline, consume.log.read_text()
-                time.sleep(0.1)
-        finally:
-            store.close()
+        publish_and_see_applied(consume, settings, people, "H-1")
     finally:
         assert consume.stop() == 0, consume.log.read_text()
 
@@ -199,15 +191,7 @@ def test_a_consumer_started_before_its_broker_waits_for_it_then_applies_case_eve
         for name, partitions in ((topic, 3), (f"{topic}.dlq", 1)):
             late.create_topic(name, partitions)
         consume.wait_ready(200, "the broker came up")
-        publish(late.bootstrap, topic, [(b"L-1", judgment(people, "L-1"))])
-        store = build_registry(settings)
-        try:
-            deadline = time.monotonic() + WITHIN_S
-            while not _has_case(store, "L-1"):
-                assert time.monotonic() < deadline, consume.log.read_text()
-                time.sleep(0.1)
-        finally:
-            store.close()
+        publish_and_see_applied(consume, settings, people, "L-1")
         assert "Traceback" not in consume.log.read_text()
     finally:
         assert consume.stop() == 0, consume.log.read_text()
@@ -271,6 +255,23 @@ def test_readyz_is_503_naming_the_store_while_it_refuses_the_consumer_and_200_on
         consume.wait_ready(200, "the store is back")
     finally:
         assert consume.stop() == 0, consume.log.read_text()
+
+
+def publish_and_see_applied(
+    consume: Consume, settings: Settings, people: People, case_number: str
+) -> None:
+    """A judgment for `case_number` on the topic, then in the store within `WITHIN_S`."""
+    event = judgment(people, case_number)
+    key = case_number.encode()
+    publish(settings.kafka_bootstrap or "", settings.case_events_topic, [(key, event)])
+    store = build_registry(settings)
+    try:
+        deadline = time.monotonic() + WITHIN_S
+        while not _has_case(store, case_number):
+            assert time.monotonic() < deadline, consume.log.read_text()
+            time.sleep(0.1)
+    finally:
+        store.close()
 
 
 def _has_case(store: Registry, case_number: str) -> bool:
