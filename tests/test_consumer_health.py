@@ -41,6 +41,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 EPOA = str(Path(sys.executable).with_name("epoa"))
 WITHIN_S = 30.0
+TOPIC = "court.case-events"
 #: Longer than kafka-python's bootstrap timeout (30 s), after which a client that does not
 #: wait for its broker gives up.
 LATE_BROKER_S = 32.0
@@ -121,18 +122,23 @@ def own_broker(tmp_path: Path) -> Iterator[Broker]:
     broker.stop()
 
 
+def consumer_of(url: str, tmp_path: Path, bootstrap: str, group: str) -> Settings:
+    """The consumer's settings: topic `TOPIC` (and its `.dlq`) on `bootstrap`, in `group`."""
+    return Settings(
+        database_url=url,
+        var_dir=tmp_path / "var",
+        kafka_bootstrap=bootstrap,
+        case_events_topic=TOPIC,
+        case_events_dlq_topic=f"{TOPIC}.dlq",
+        consumer_group=group,
+    )
+
+
 def test_readyz_is_503_naming_the_broker_while_it_is_killed_and_200_once_it_returns(
     postgres_url: str, tmp_path: Path, people: People, own_broker: Broker
 ) -> None:
-    topic = "court.case-events"
-    settings = Settings(
-        database_url=postgres_url,
-        var_dir=tmp_path / "var",
-        kafka_bootstrap=own_broker.bootstrap,
-        case_events_topic=topic,
-        case_events_dlq_topic=f"{topic}.dlq",
-        consumer_group="epoa-health",
-    )
+    topic = TOPIC
+    settings = consumer_of(postgres_url, tmp_path, own_broker.bootstrap, "epoa-health")
     for name, partitions in ((topic, 3), (f"{topic}.dlq", 1)):
         own_broker.create_topic(name, partitions)
     consume = Consume(settings, people, tmp_path)
@@ -167,16 +173,9 @@ def test_readyz_is_503_naming_the_broker_while_it_is_killed_and_200_once_it_retu
 def test_a_consumer_started_before_its_broker_waits_for_it_then_applies_case_events(
     postgres_url: str, tmp_path: Path, people: People
 ) -> None:
-    topic = "court.case-events"
+    topic = TOPIC
     late = Broker(port=free_port(), log_path=tmp_path / "tansu.log")  # not started yet
-    settings = Settings(
-        database_url=postgres_url,
-        var_dir=tmp_path / "var",
-        kafka_bootstrap=late.bootstrap,
-        case_events_topic=topic,
-        case_events_dlq_topic=f"{topic}.dlq",
-        consumer_group="epoa-late-broker",
-    )
+    settings = consumer_of(postgres_url, tmp_path, late.bootstrap, "epoa-late-broker")
     consume = Consume(settings, people, tmp_path)
     try:
         down = consume.wait_ready(503, "no broker listens yet")
