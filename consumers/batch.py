@@ -24,6 +24,7 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 
 from consumers.case_events import Decision, Outcome
+from domain.accepted_document import AcceptedDocument
 from domain.court_case import CourtCase
 from domain.errors import NotFoundError
 from domain.outcomes import CaseEvent
@@ -31,7 +32,7 @@ from domain.power_of_attorney import PowerOfAttorney
 from domain.registry import Registry
 from domain.sealed_application import collected
 
-Aggregate = CourtCase | PowerOfAttorney
+Aggregate = CourtCase | PowerOfAttorney | AcceptedDocument
 log = logging.getLogger("epoa.consumer")
 
 
@@ -78,6 +79,9 @@ class CaseEventBatch:
             assert isinstance(case, CourtCase)
             at = self.registry.clock()
             applied, concluded_by = case_event.record_on(case, at)
+            if applied:
+                mark = case_event.mark()
+                self.touched[mark.id] = mark  # another event under its (source, id): a conflict
             outcome = Outcome.APPLIED if applied else Outcome.DUPLICATE
             decisions.append(Decision(outcome, case.case_number, concluded=case.concluded))
             if concluded_by is not None:

@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from domain.court_case import CourtCase
+from domain.accepted_document import AcceptedDocument
+from domain.court_case import CourtCase, facts_digest
+from domain.errors import DuplicateDocumentError
 from domain.evidence import SignedDocument
 from domain.power_of_attorney import PowerOfAttorney
 
@@ -33,6 +35,27 @@ class CaseEvent:
     case_number: str
     data: dict[str, Any]
     evidence: SignedDocument
+
+    @property
+    def key(self) -> str:
+        """The event's name in the store: its (`source`, `id`), which names one event."""
+        return f"case-event:{self.source}#{self.event_id}"
+
+    def mark(self) -> AcceptedDocument:
+        """Saved with the event: a second event under its (source, id), in any case, meets
+        it (a version conflict) and is then held against it (`require_same_as`)."""
+        digest = facts_digest(self.type, self.case_number, self.data)
+        return AcceptedDocument(
+            document_id=self.key, document_type=self.type, digest=digest, poa_id=None
+        )
+
+    def require_same_as(self, mark: AcceptedDocument) -> None:
+        """Refuse this event if its (source, id) was recorded saying something else."""
+        if mark.digest != facts_digest(self.type, self.case_number, self.data):
+            raise DuplicateDocumentError(
+                f"case event {self.event_id!r} of {self.source!r} was recorded before with "
+                "other content (type, case or data); an id names one event of its source"
+            )
 
     def record_on(self, case: CourtCase, at: datetime) -> tuple[bool, str | None]:
         """Record this event on its case: whether it was new to the case and, if it

@@ -157,12 +157,18 @@ class Registry(RegistryReads):
         if case_event.evidence.signer_kind != "organisation":
             raise SignerMismatchError("case events must be signed by a court system (BIN)")
 
+        tries = 0
+
         def attempt() -> CaseEventOutcome:
+            nonlocal tries
+            tries += 1
             at = self.clock()
             if tracking is not None and self.process_recorder.has_tracking_id(
                 tracking.application_name, tracking.notification_id
             ):
                 return CaseEventOutcome(self._case_or_new(case_event.case_number), applied=False)
+            if tries > 1 and (mark := self._accepted(case_event.key)) is not None:
+                case_event.require_same_as(mark)  # e.g. its (source, id) taken in another case
             case = self._case_or_new(case_event.case_number)
             applied, concluded_by = case_event.record_on(case, at)
             if not applied:
@@ -174,7 +180,7 @@ class Registry(RegistryReads):
                     poa = self.get_poa(poa_id)
                     if poa.end_with_case(at, concluded_by):
                         ended.append(poa)
-            recordings = self._record(collected([case, *ended], tracking))
+            recordings = self._record(collected([case, *ended, case_event.mark()], tracking))
             return CaseEventOutcome(
                 case,
                 True,
@@ -217,7 +223,7 @@ class Registry(RegistryReads):
         receipt = make_receipt(self.seal_key, recordings, self.clock())
         return Outcome(poa, True, [r.notification.id for r in recordings], receipt)
 
-    def _accepted(self, document_id: UUID) -> AcceptedDocument | None:
+    def _accepted(self, document_id: UUID | str) -> AcceptedDocument | None:
         with store_errors():
             try:
                 found: object = self.repository.get(AcceptedDocument.create_id(str(document_id)))

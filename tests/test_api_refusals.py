@@ -213,6 +213,10 @@ def test_a_case_event_id_reused_with_other_content_is_a_duplicate_document(
         again = client.post("/v1/case-events", json=first, headers=COURT)
     assert_problem(response, 409, "duplicate-document", event_id)
     assert again.status_code == 200 and again.json()["applied"] is False
+    elsewhere = cloud_event(people, JUDGMENT_IN_FORCE, "REUSED-2", event_id)
+    with unchanged(client):
+        response = client.post("/v1/case-events", json=elsewhere, headers=COURT)
+    assert_problem(response, 409, "duplicate-document", event_id)
 
 
 def test_revoking_twice_is_refused_as_poa_not_active(client: TestClient, people: People) -> None:

@@ -10,7 +10,12 @@ from datetime import datetime, timedelta
 import pytest
 
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
-from domain.errors import CaseConcludedError, DomainError, DuplicateDocumentError
+from domain.errors import (
+    CaseConcludedError,
+    DomainError,
+    DuplicateDocumentError,
+    NotFoundError,
+)
 from domain.power_of_attorney import KZ_TIME, expires_at
 from domain.registry import Registry
 from tests.conftest import Clock
@@ -63,6 +68,18 @@ def test_an_id_seen_before_with_other_content_is_refused_not_taken_as_seen(
     detail = refused(registry, DuplicateDocumentError, registry.record_case_event, reused)
     assert "evt-2" in detail and "other content" in detail
     assert registry.get_case(CASE).execution_documents is None
+
+
+def test_an_id_recorded_in_one_case_changes_nothing_in_another(
+    registry: Registry, people: People
+) -> None:
+    """(source, id) names one event of its source, whichever case it names."""
+    registry.record_case_event(case_event(people, JUDGMENT_IN_FORCE, event_id="evt-3"))
+    elsewhere = case_event(people, JUDGMENT_IN_FORCE, case_number="OTHER-3", event_id="evt-3")
+    detail = refused(registry, DuplicateDocumentError, registry.record_case_event, elsewhere)
+    assert "evt-3" in detail
+    with pytest.raises(NotFoundError):
+        registry.get_case("OTHER-3")
 
 
 def test_a_revoked_poa_keeps_its_reason_when_the_case_concludes(

@@ -21,6 +21,7 @@ from consumers.kafka_loop import run_consumer
 from consumers.metrics import ConsumerMetrics
 from consumers.positions import resume_offset, tracking_for
 from domain.court_case import CourtCase
+from domain.errors import NotFoundError
 from domain.registry import Registry
 from epoa.settings import Settings
 from epoa.wiring import build_registry
@@ -254,16 +255,21 @@ def test_an_id_reused_with_other_content_goes_to_the_dead_letter_topic_and_the_r
     bootstrap = settings.kafka_bootstrap or ""
     first = judgment(people, "K-7", id="court-17")
     reused = execution(people, "K-7", id="court-17")  # the same (source, id), another event
-    messages = [(b"K-7", first), (b"K-7", reused), (b"K-7", first)]
+    elsewhere = judgment(people, "K-8", id="court-17")  # and in another case
+    # All on K-7's partition, so that they are read in this order.
+    messages = [(b"K-7", first), (b"K-7", reused), (b"K-7", first), (b"K-7", elsewhere)]
     messages.append((b"K-7", execution(people, "K-7", id="court-18")))
     publish(bootstrap, settings.case_events_topic, messages)
     with consuming(settings, people) as metrics:
         eventually(lambda: counted(metrics, "applied") == 2, "the two events are applied")
-        assert counted(metrics, "poison") == 1
+        eventually(lambda: counted(metrics, "poison") == 2, "the two reuses are refused")
         assert counted(metrics, "duplicate") == 1
     dead = read_topic(bootstrap, settings.case_events_dlq_topic)
-    assert [record.value for record in dead] == [reused]
-    headers = {key: raw.decode() for key, raw in dead[0].headers}
-    assert headers["epoa.reason"] == "duplicate-document", headers
-    assert "court-17" in headers["epoa.detail"]
+    assert sorted(record.value for record in dead) == sorted([reused, elsewhere])
+    for record in dead:
+        headers = {key: raw.decode() for key, raw in record.headers}
+        assert headers["epoa.reason"] == "duplicate-document", headers
+        assert "court-17" in headers["epoa.detail"]
     assert store.get_case("K-7").concluded
+    with pytest.raises(NotFoundError):
+        store.get_case("K-8")
