@@ -27,8 +27,10 @@ from epoa.audit_chain import stated_hash
 from epoa.audit_core import Audit, AuditResult, Sources
 from epoa.audit_decode import decoder, transcoding_mapper
 from epoa.audit_export import export_to, raw_records
+from epoa.audit_export_file import ExportFile, export_header
+from epoa.audit_inputs import AuditInputError
 from epoa.audit_merkle import Claim, ReceiptCheck
-from epoa.audit_proofs import load_public_keys, public_key_from_pem
+from epoa.audit_proofs import load_public_keys
 from epoa.audit_report import Reporter
 from epoa.audit_worker import checkpoint_origin
 from epoa.settings import Settings, redacted
@@ -172,25 +174,20 @@ def audit_export(
     on_progress: Progress | None = None,
 ) -> AuditResult:
     """Verify an export file with no database; the keys default to the export's own."""
-    header = inputs.export_header(path)
-    if keys is None:
-        keys = [public_key_from_pem(k["public_key_pem"]) for k in header.get("keys", [])]
-    origin = header.get("origin")
+    decode = decoder(transcoding_mapper())
     relay = _Relay()
-    stored = inputs.claims_of(inputs.export_checkpoints(path), keys, origin, "exported", relay)
+    export = ExportFile(path, decode, relay)
+    keys = keys if keys is not None else export.keys()
+    origin = export.header.get("origin")
+    origin = origin if isinstance(origin, str) else None
+    stored = inputs.claims_of(export.checkpoints(), keys, origin, "exported", relay)
     audit_sources = Sources(claims=_claims(stored, witness, keys, origin, relay))
     if receipts is not None:
         audit_sources.receipts = ReceiptCheck(inputs.receipts(receipts, keys, relay))
     audit = relay.start(
-        Audit(
-            public_keys_of(*keys),
-            decoder(transcoding_mapper()),
-            verifier,
-            audit_sources,
-            on_finding=on_finding,
-        )
+        Audit(public_keys_of(*keys), decode, verifier, audit_sources, on_finding=on_finding)
     )
-    _pass(audit, inputs.export_records(path), on_progress)
+    _pass(audit, export.records(), on_progress)
     return audit.finish()
 
 
@@ -265,7 +262,8 @@ def verify_export(
     receipts: Path | None = None,
 ) -> int:
     settings, verifier = _verifier(settings)
-    pinned = load_public_keys(keys) if keys is not None else None
+    export_header(path)  # a file that is no export is refused before anything is said
+    pinned = _pinned_keys(keys) if keys is not None else None
     with Reporter(as_json, None) as reporter:
         if pinned is None:
             reporter.note(
@@ -283,6 +281,16 @@ def verify_export(
         )
     reporter.summary(result)
     return 0 if result.intact else 1
+
+
+def _pinned_keys(path: Path) -> list[Ed25519PublicKey]:
+    try:
+        keys = load_public_keys(path)
+    except (KeyError, TypeError, ValueError) as error:
+        raise AuditInputError(f"{path}: no seal public keys can be read ({error})") from None
+    if not keys:
+        raise AuditInputError(f"{path}: holds no seal public keys")
+    return keys
 
 
 def export_store(settings: Settings, path: Path) -> int:

@@ -7,23 +7,25 @@ one that fails is itself a finding, never a reason to stop.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain.checkpoint import SIGNATURE_PREFIX
 from domain.receipt import verify_receipt
-from domain.seal import Finding, RawRecord, public_keys_of
+from domain.seal import Finding, public_keys_of
 from epoa.audit_merkle import Claim, Receipted
 from epoa.audit_proofs import ProofError, verify_note
 from projections.audit_tree import StoredCheckpoint
 
 Report = Callable[[Finding], None]
-EXPORT_FORMAT = "epoa-audit-export/1"
+
+
+class AuditInputError(Exception):
+    """What an audit was asked to verify cannot be verified at all: a file that is no export,
+    a range of positions that holds no record. Exit 2, as for a store that is not there."""
 
 
 def _log_finding(kind: str, position: int | None, detail: str) -> Finding:
@@ -128,46 +130,3 @@ def receipts(path: Path, keys: list[Ed25519PublicKey], report: Report) -> dict[i
             continue
         expected.update(named)
     return expected
-
-
-# -- export files ------------------------------------------------------------------------
-
-
-def export_lines(path: Path, kind: str) -> Iterator[dict[str, Any]]:
-    """The lines of one `type`, in file order (header, checkpoints, records, end)."""
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            if line.strip():
-                data = json.loads(line)
-                if data.get("type") == kind:
-                    yield data
-
-
-def export_header(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as lines:
-        header: dict[str, Any] = json.loads(lines.readline())
-    if header.get("type") != "header" or header.get("format") != EXPORT_FORMAT:
-        raise ValueError(f"{path}: not an epoa audit export ({EXPORT_FORMAT})")
-    return header
-
-
-def export_checkpoints(path: Path) -> Iterator[StoredCheckpoint]:
-    for line in export_lines(path, "checkpoint"):
-        yield StoredCheckpoint(
-            int(line["tree_size"]),
-            bytes.fromhex(line["root_hash"]),
-            int(line["position"]),
-            str(line["signed_at"]),
-            str(line["note"]),
-        )
-
-
-def export_records(path: Path) -> Iterator[RawRecord]:
-    for line in export_lines(path, "record"):
-        yield RawRecord(
-            str(line["originator_id"]),
-            int(line["version"]),
-            str(line["topic"]),
-            base64.b64decode(line["state"], validate=True),
-            int(line["position"]),
-        )

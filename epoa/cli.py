@@ -33,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import psycopg_pool
 
     from domain.errors import DomainError
+    from epoa.audit_inputs import AuditInputError
 
     try:
         needs = "audit-export" if getattr(args, "export", None) is not None else args.needs
@@ -41,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.run(args, settings)
     except SettingsError as error:
         print(f"epoa: bad settings: {error}", file=sys.stderr)
+        return 2
+    except AuditInputError as error:  # nothing to verify: exit 2, as for a missing store
+        print(f"epoa: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     except OSError as error:  # a file the operator named: missing, unreadable, ...
         where = f": {error.filename}" if error.filename else ""

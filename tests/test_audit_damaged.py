@@ -4,6 +4,7 @@ never a traceback; what cannot be audited at all is one line and exit 2."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -22,6 +24,7 @@ from tests.support.sqlite_tamper import reseal, rowid_of, swap_states
 from tests.test_audit_verify import ORIGIN, opened, tell
 
 EPOA = str(Path(sys.executable).with_name("epoa"))
+HEADER = "(its first line is no epoa-audit-export/1 header)"
 
 
 @dataclass(frozen=True)
@@ -95,3 +98,70 @@ def test_a_body_resealed_with_a_field_of_another_type_is_undecodable_not_a_crash
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     assert f"@{issued}: PowerOfAttorney.Issued: the body's principal is a str" in run.stdout
     assert run.stdout.splitlines()[-1].endswith("DAMAGED")
+
+
+def export_lines(kept: Kept) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in kept.export.read_text().splitlines()]
+
+
+def write_lines(path: Path, lines: list[dict[str, Any] | str]) -> Path:
+    path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
+    return path
+
+
+def test_a_file_that_is_no_export_is_refused_in_one_line(kept: Kept, tmp_path: Path) -> None:
+    table = tmp_path / "records.csv"
+    table.write_text("position,originator_id\n1,abc\n")
+    run = epoa(tmp_path, "audit", "verify", "--export", str(table), trusted_ca=str(kept.ca))
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.splitlines() == [f"epoa: {table}: not an epoa audit export " + HEADER]
+
+
+def test_damage_within_an_export_is_a_finding_naming_its_line(kept: Kept, tmp_path: Path) -> None:
+    lines: list[dict[str, Any] | str] = [*export_lines(kept)]
+    records = [n for n, x in enumerate(lines) if isinstance(x, dict) and x["type"] == "record"]
+    cut, stateless, garbled = records[2], records[5], records[8]
+    lines[cut] = json.dumps(lines[cut])[:90]
+    del lines[stateless]["state"]  # type: ignore[union-attr]
+    lines[garbled]["state"] = "not base64!"  # type: ignore[index]
+    export = write_lines(tmp_path / "export.jsonl", lines[:-1])  # and no end line
+    run = epoa(tmp_path, "audit", "verify", "--export", str(export), trusted_ca=str(kept.ca))
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    found = [line for line in run.stdout.splitlines() if line.startswith("bad-export-line")]
+    assert [f"line {n + 1}: " in found[i] for i, n in enumerate((cut, stateless, garbled))] == [
+        True
+    ] * 3
+    assert "cut short" in found[0] and "without 'state'" in found[1] and "base64" in found[2]
+    assert "the export has no end line" in found[3]
+    assert run.stdout.splitlines()[-1].endswith("DAMAGED")
+
+
+def test_an_edited_readable_copy_in_an_export_is_named_field_and_line(
+    kept: Kept, tmp_path: Path
+) -> None:
+    lines = export_lines(kept)
+    at = next(n for n, x in enumerate(lines) if str(x.get("event")).endswith(".Terminated"))
+    assert lines[at]["payload"]["reason"] == "case_concluded"
+    lines[at]["payload"]["reason"] = "revoked_by_principal"
+    export = write_lines(tmp_path / "export.jsonl", [*lines])
+    run = epoa(tmp_path, "audit", "verify", "--export", str(export), trusted_ca=str(kept.ca))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert run.stdout.splitlines()[0] == (
+        f"readable-copy-changed: {lines[at]['originator_id']} v2 @{lines[at]['position']}: "
+        f'export.jsonl line {at + 1}: the readable payload.reason is "revoked_by_principal"; '
+        'the sealed state says "case_concluded"'
+    )
+
+
+def test_a_store_with_a_body_no_event_has_is_exported_and_the_line_says_so(
+    kept: Kept, tmp_path: Path
+) -> None:
+    store = store_copy(kept, tmp_path)
+    revoked = rowid_of(store, "PowerOfAttorney.Revoked")
+    reseal(store, tmp_path / "var" / "seal-key.pem", revoked, evidence="signed, trust me")
+    exported = epoa(tmp_path, "audit", "export", "history.jsonl")
+    assert exported.returncode == 0, exported.stderr
+    line = json.loads((tmp_path / "history.jsonl").read_text().splitlines()[revoked + 1])
+    assert "the body's evidence is a str" in line["undecodable"]
+    run = epoa(tmp_path, "audit", "verify", "--export", "history.jsonl", trusted_ca=str(kept.ca))
+    assert run.returncode == 1 and "undecodable" in run.stdout, run.stdout + run.stderr
