@@ -119,7 +119,7 @@ def seals_only(settings: Settings) -> Callable[[], dict[str, Any]]:
 
 def whole_command(settings: Settings) -> Callable[[], dict[str, Any]]:
     """The body of `epoa audit verify --json`; its summary line gives the figures."""
-    from epoa.audit import verify_store
+    from epoa.audit_commands import verify_store
 
     def run() -> dict[str, Any]:
         with contextlib.redirect_stdout(io.StringIO()) as out:

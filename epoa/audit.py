@@ -1,4 +1,4 @@
-"""`epoa audit verify` and `epoa audit export`: replay the whole history and check it.
+"""The checks of `epoa audit verify`: replay the whole history, from a store or an export.
 
 From the store (`audit_store`) or from an export file with no database at all
 (`audit_export`), one pass in global order checks every seal and chain, every actor's
@@ -26,16 +26,13 @@ from epoa import audit_inputs as inputs
 from epoa.audit_chain import stated_hash
 from epoa.audit_core import Audit, AuditResult, Sources
 from epoa.audit_decode import decoder, transcoding_mapper
-from epoa.audit_export import export_to, raw_records
-from epoa.audit_export_file import ExportFile, export_header
-from epoa.audit_inputs import AuditInputError
+from epoa.audit_export import raw_records
+from epoa.audit_export_file import ExportFile
 from epoa.audit_merkle import Claim, ReceiptCheck
-from epoa.audit_proofs import load_public_keys
-from epoa.audit_report import Reporter
 from epoa.audit_worker import checkpoint_origin
-from epoa.settings import Settings, redacted
+from epoa.settings import Settings
 from projections import audit_tree
-from projections.db import Database, connect
+from projections.db import Database
 
 Progress = Callable[[int, int], None]
 SEAL_CHUNK = 512
@@ -189,122 +186,3 @@ def audit_export(
     )
     _pass(audit, export.records(), on_progress)
     return audit.finish()
-
-
-# -- the commands --------------------------------------------------------------------------
-
-
-def _require_store(settings: Settings) -> None:
-    """An audit reads the store the service wrote; it makes none, or it would verify (or
-    export) an empty history it just made as intact."""
-    from epoa.storage import store_exists
-    from epoa.wiring import SettingsError
-
-    if not store_exists(settings.database_url):
-        raise SettingsError(
-            f"no event store at {redacted(settings.database_url)}: set EPOA_DATABASE_URL to "
-            "the store `epoa serve` writes (the default is relative to the working directory)"
-        )
-
-
-def _verifier(settings: Settings) -> tuple[Settings, Verifier]:
-    from epoa.dev import ensure_dev_material
-    from epoa.wiring import build_verifier
-
-    settings, _ = ensure_dev_material(settings, api_keys=False)
-    return settings, build_verifier(settings)
-
-
-def verify_store(
-    settings: Settings,
-    as_json: bool = False,
-    *,
-    witness: Path | None = None,
-    receipts: Path | None = None,
-    start: int | None = None,
-    stop: int | None = None,
-) -> int:
-    from epoa.wiring import build_registry
-
-    _require_store(settings)
-    settings, verifier = _verifier(settings)
-    registry = build_registry(settings)
-    db = connect(settings.database_url)
-    try:
-        total = registry.recorder.max_notification_id() or 0
-        with Reporter(as_json, stop or total) as reporter:
-            result = audit_store(
-                registry,
-                db,
-                verifier,
-                stored_origin(db, settings),
-                witness=witness,
-                receipts=receipts,
-                start=start,
-                stop=stop,
-                on_finding=reporter.finding,
-                on_progress=reporter.progress,
-            )
-        reporter.summary(result)
-    finally:
-        db.close()
-        registry.close()
-    return 0 if result.intact else 1
-
-
-def verify_export(
-    settings: Settings,
-    path: Path,
-    as_json: bool = False,
-    *,
-    keys: Path | None = None,
-    witness: Path | None = None,
-    receipts: Path | None = None,
-) -> int:
-    settings, verifier = _verifier(settings)
-    export_header(path)  # a file that is no export is refused before anything is said
-    pinned = _pinned_keys(keys) if keys is not None else None
-    with Reporter(as_json, None) as reporter:
-        if pinned is None:
-            reporter.note(
-                "seal keys taken from the export's own header: this proves the export is "
-                "consistent, not who made it; pin the keys with --keys"
-            )
-        result = audit_export(
-            path,
-            verifier,
-            keys=pinned,
-            witness=witness,
-            receipts=receipts,
-            on_finding=reporter.finding,
-            on_progress=reporter.progress,
-        )
-    reporter.summary(result)
-    return 0 if result.intact else 1
-
-
-def _pinned_keys(path: Path) -> list[Ed25519PublicKey]:
-    try:
-        keys = load_public_keys(path)
-    except (KeyError, TypeError, ValueError) as error:
-        raise AuditInputError(f"{path}: no seal public keys can be read ({error})") from None
-    if not keys:
-        raise AuditInputError(f"{path}: holds no seal public keys")
-    return keys
-
-
-def export_store(settings: Settings, path: Path) -> int:
-    from epoa.dev import ensure_dev_material
-    from epoa.wiring import build_registry
-
-    _require_store(settings)
-    settings, _ = ensure_dev_material(settings, api_keys=False)
-    registry = build_registry(settings)
-    db = connect(settings.database_url)
-    try:
-        records, checkpoints = export_to(path, registry, db, stored_origin(db, settings))
-    finally:
-        db.close()
-        registry.close()
-    print(f"exported {records} records and {checkpoints} checkpoint(s) to {path}")
-    return 0

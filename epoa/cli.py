@@ -242,7 +242,7 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from epoa.audit import verify_export, verify_store
+    from epoa.audit_commands import verify_export, verify_store
 
     if args.export is not None:
         return verify_export(
@@ -264,7 +264,7 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
-    from epoa.audit import export_store
+    from epoa.audit_commands import export_store
 
     return export_store(settings, args.file)
 

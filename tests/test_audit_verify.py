@@ -18,7 +18,8 @@ from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE, Cou
 from domain.power_of_attorney import PowerOfAttorney
 from domain.registry import Registry
 from domain.seal import Finding, SealKey
-from epoa.audit import audit_export, audit_store, verify_store
+from epoa.audit import audit_export, audit_store
+from epoa.audit_commands import verify_store
 from epoa.audit_core import AuditResult
 from epoa.audit_export import export_to
 from epoa.audit_proofs import pem_of

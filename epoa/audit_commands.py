@@ -1,0 +1,138 @@
+"""The `epoa audit` commands: what they read, what they refuse, and how they report.
+
+The checks themselves are `epoa.audit`'s; this is where settings become a store, keys and a
+trust store, and findings become lines. An audit only reads: it makes no store, key or
+file besides the export it is asked to write.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from domain.eds import Verifier
+from epoa.audit import audit_export, audit_store, stored_origin
+from epoa.audit_export import export_to
+from epoa.audit_export_file import export_header
+from epoa.audit_inputs import AuditInputError
+from epoa.audit_proofs import load_public_keys
+from epoa.audit_report import Reporter
+from epoa.settings import Settings, redacted
+from projections.db import connect
+
+
+def _require_store(settings: Settings) -> None:
+    """An audit reads the store the service wrote; it makes none, or it would verify (or
+    export) an empty history it just made as intact."""
+    from epoa.storage import store_exists
+    from epoa.wiring import SettingsError
+
+    if not store_exists(settings.database_url):
+        raise SettingsError(
+            f"no event store at {redacted(settings.database_url)}: set EPOA_DATABASE_URL to "
+            "the store `epoa serve` writes (the default is relative to the working directory)"
+        )
+
+
+def _verifier(settings: Settings) -> tuple[Settings, Verifier]:
+    from epoa.dev import ensure_dev_material
+    from epoa.wiring import build_verifier
+
+    settings, _ = ensure_dev_material(settings, api_keys=False)
+    return settings, build_verifier(settings)
+
+
+def verify_store(
+    settings: Settings,
+    as_json: bool = False,
+    *,
+    witness: Path | None = None,
+    receipts: Path | None = None,
+    start: int | None = None,
+    stop: int | None = None,
+) -> int:
+    from epoa.wiring import build_registry
+
+    _require_store(settings)
+    settings, verifier = _verifier(settings)
+    registry = build_registry(settings)
+    db = connect(settings.database_url)
+    try:
+        total = registry.recorder.max_notification_id() or 0
+        with Reporter(as_json, stop or total) as reporter:
+            result = audit_store(
+                registry,
+                db,
+                verifier,
+                stored_origin(db, settings),
+                witness=witness,
+                receipts=receipts,
+                start=start,
+                stop=stop,
+                on_finding=reporter.finding,
+                on_progress=reporter.progress,
+            )
+        reporter.summary(result)
+    finally:
+        db.close()
+        registry.close()
+    return 0 if result.intact else 1
+
+
+def verify_export(
+    settings: Settings,
+    path: Path,
+    as_json: bool = False,
+    *,
+    keys: Path | None = None,
+    witness: Path | None = None,
+    receipts: Path | None = None,
+) -> int:
+    settings, verifier = _verifier(settings)
+    export_header(path)  # a file that is no export is refused before anything is said
+    pinned = _pinned_keys(keys) if keys is not None else None
+    with Reporter(as_json, None) as reporter:
+        if pinned is None:
+            reporter.note(
+                "seal keys taken from the export's own header: this proves the export is "
+                "consistent, not who made it; pin the keys with --keys"
+            )
+        result = audit_export(
+            path,
+            verifier,
+            keys=pinned,
+            witness=witness,
+            receipts=receipts,
+            on_finding=reporter.finding,
+            on_progress=reporter.progress,
+        )
+    reporter.summary(result)
+    return 0 if result.intact else 1
+
+
+def _pinned_keys(path: Path) -> list[Ed25519PublicKey]:
+    try:
+        keys = load_public_keys(path)
+    except (KeyError, TypeError, ValueError) as error:
+        raise AuditInputError(f"{path}: no seal public keys can be read ({error})") from None
+    if not keys:
+        raise AuditInputError(f"{path}: holds no seal public keys")
+    return keys
+
+
+def export_store(settings: Settings, path: Path) -> int:
+    from epoa.dev import ensure_dev_material
+    from epoa.wiring import build_registry
+
+    _require_store(settings)
+    settings, _ = ensure_dev_material(settings, api_keys=False)
+    registry = build_registry(settings)
+    db = connect(settings.database_url)
+    try:
+        records, checkpoints = export_to(path, registry, db, stored_origin(db, settings))
+    finally:
+        db.close()
+        registry.close()
+    print(f"exported {records} records and {checkpoints} checkpoint(s) to {path}")
+    return 0
