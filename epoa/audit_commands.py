@@ -35,12 +35,31 @@ def _require_store(settings: Settings) -> None:
         )
 
 
-def _verifier(settings: Settings) -> tuple[Settings, Verifier]:
-    from epoa.dev import ensure_dev_material
+def _require_seal_key(settings: Settings) -> None:
+    """The store is checked against the keys it was sealed with: a key made now would make
+    every record's seal an unknown key's."""
+    from epoa.wiring import SettingsError
+
+    if settings.seal_key is None and not (settings.var_dir / "seal-key.pem").exists():
+        raise SettingsError(
+            f"no seal key: EPOA_SEAL_KEY is unset and {settings.var_dir / 'seal-key.pem'} is "
+            "not there; an audit reads the keys the store was sealed with and makes none"
+        )
+
+
+def _verifier(settings: Settings, store: bool) -> Verifier | None:
+    """The trust store for the signed documents, or None: they are then not checked, and
+    the summary says so. Never a CA made here, against which every document would be a
+    forgery. Verifying a development store trusts the demo CA its `epoa serve` made."""
+    from epoa.demo_keys import load_demo
     from epoa.wiring import build_verifier
 
-    settings, _ = ensure_dev_material(settings, api_keys=False)
-    return settings, build_verifier(settings)
+    demo = settings.var_dir / "demo"
+    if settings.trusted_ca is not None:
+        return build_verifier(settings)
+    if store and settings.env != "production" and (demo / "people.json").exists():
+        return build_verifier(settings.model_copy(update={"trusted_ca": load_demo(demo).ca_pem}))
+    return None
 
 
 def verify_store(
@@ -55,7 +74,8 @@ def verify_store(
     from epoa.wiring import build_registry
 
     _require_store(settings)
-    settings, verifier = _verifier(settings)
+    _require_seal_key(settings)
+    verifier = _verifier(settings, store=True)
     registry = build_registry(settings)
     db = connect(settings.database_url)
     try:
@@ -89,9 +109,9 @@ def verify_export(
     witness: Path | None = None,
     receipts: Path | None = None,
 ) -> int:
-    settings, verifier = _verifier(settings)
     export_header(path)  # a file that is no export is refused before anything is said
     pinned = _pinned_keys(keys) if keys is not None else None
+    verifier = _verifier(settings, store=False)
     with Reporter(as_json, None) as reporter:
         if pinned is None:
             reporter.note(
@@ -122,11 +142,9 @@ def _pinned_keys(path: Path) -> list[Ed25519PublicKey]:
 
 
 def export_store(settings: Settings, path: Path) -> int:
-    from epoa.dev import ensure_dev_material
     from epoa.wiring import build_registry
 
     _require_store(settings)
-    settings, _ = ensure_dev_material(settings, api_keys=False)
     registry = build_registry(settings)
     db = connect(settings.database_url)
     try:

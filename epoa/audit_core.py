@@ -85,7 +85,9 @@ class Audit:
         self._last: RawRecord | None = None
         self._unverified_from: RawRecord | None = None
         if verifier is None:
-            self.result.skipped.append("evidence: no trust store")
+            self.result.skipped.append(
+                "signed documents (evidence): no trust store; set EPOA_TRUSTED_CA to check them"
+            )
         if not whole_log:
             self.result.skipped.append("checkpoints and case conclusions: a position range")
         if self._tree is not None:

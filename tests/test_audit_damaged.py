@@ -165,3 +165,35 @@ def test_a_store_with_a_body_no_event_has_is_exported_and_the_line_says_so(
     assert "the body's evidence is a str" in line["undecodable"]
     run = epoa(tmp_path, "audit", "verify", "--export", "history.jsonl", trusted_ca=str(kept.ca))
     assert run.returncode == 1 and "undecodable" in run.stdout, run.stdout + run.stderr
+
+
+def test_an_export_verified_on_an_auditors_empty_machine_makes_no_files_nor_a_ca_of_its_own(
+    kept: Kept, tmp_path: Path
+) -> None:
+    shutil.copy(kept.export, tmp_path / "export.jsonl")
+    run = epoa(tmp_path, "audit", "verify", "--export", "export.jsonl")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.splitlines()[-2:] == [
+        f"{len(export_lines(kept)) - 3} records verified; 1 checkpoint(s) compared; "
+        "0 finding(s); INTACT",
+        "not checked: signed documents (evidence): no trust store; set EPOA_TRUSTED_CA to "
+        "check them",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export.jsonl"]
+
+
+def test_an_audit_of_a_store_writes_no_api_keys_and_makes_no_key_or_ca(
+    kept: Kept, tmp_path: Path
+) -> None:
+    store_copy(kept, tmp_path)
+    held = sorted(p.name for p in (tmp_path / "var").iterdir())
+    unchecked = epoa(tmp_path, "audit", "verify")
+    assert unchecked.returncode == 0 and "not checked: signed documents" in unchecked.stdout
+    checked = epoa(tmp_path, "audit", "verify", trusted_ca=str(kept.ca))
+    assert checked.returncode == 0 and "not checked" not in checked.stdout
+    assert epoa(tmp_path, "audit", "export", "history.jsonl").returncode == 0
+    assert sorted(p.name for p in (tmp_path / "var").iterdir()) == held
+    (tmp_path / "var" / "seal-key.pem").unlink()
+    keyless = epoa(tmp_path, "audit", "verify", trusted_ca=str(kept.ca))
+    assert keyless.returncode == 2 and "no seal key" in keyless.stderr
+    assert not (tmp_path / "var" / "seal-key.pem").exists()
