@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain.eds import Verifier
 from epoa.audit import audit_export, audit_store, stored_origin
+from epoa.audit_core import AuditResult
 from epoa.audit_export import export_to
 from epoa.audit_export_file import export_header
 from epoa.audit_inputs import AuditInputError
@@ -73,6 +74,8 @@ def verify_store(
 ) -> int:
     from epoa.wiring import build_registry
 
+    if start is not None and stop is not None and start > stop:
+        raise AuditInputError(f"--from {start} is after --to {stop}: no position is in between")
     _require_store(settings)
     _require_seal_key(settings)
     verifier = _verifier(settings, store=True)
@@ -93,11 +96,22 @@ def verify_store(
                 on_finding=reporter.finding,
                 on_progress=reporter.progress,
             )
+        _require_records(result, start, stop, total)
         reporter.summary(result)
     finally:
         db.close()
         registry.close()
     return 0 if result.intact else 1
+
+
+def _require_records(result: AuditResult, start: int | None, stop: int | None, last: int) -> None:
+    """A range that held no record was not verified: no INTACT for it (damage found there,
+    such as a receipted record missing, is still DAMAGED)."""
+    if result.records == 0 and result.intact and (start, stop) != (None, None):
+        span = f"from position {start or 1}" + (f" to {stop}" if stop is not None else " on")
+        raise AuditInputError(
+            f"no record {span}: the store's last position is {last}; nothing was verified"
+        )
 
 
 def verify_export(

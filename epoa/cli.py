@@ -243,7 +243,12 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
 
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from epoa.audit_commands import verify_export, verify_store
+    from epoa.audit_inputs import AuditInputError
 
+    if args.export is not None and (args.start, args.stop) != (None, None):
+        raise AuditInputError("--from and --to verify positions of the store, not of --export")
+    if args.export is None and args.keys is not None:
+        raise AuditInputError("--keys pins the seal keys of --export; the store has its own")
     if args.export is not None:
         return verify_export(
             settings,

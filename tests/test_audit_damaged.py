@@ -197,3 +197,21 @@ def test_an_audit_of_a_store_writes_no_api_keys_and_makes_no_key_or_ca(
     keyless = epoa(tmp_path, "audit", "verify", trusted_ca=str(kept.ca))
     assert keyless.returncode == 2 and "no seal key" in keyless.stderr
     assert not (tmp_path / "var" / "seal-key.pem").exists()
+
+
+def test_a_range_that_is_backwards_or_holds_no_record_is_refused_never_intact(
+    kept: Kept, tmp_path: Path
+) -> None:
+    last = records(store_copy(kept, tmp_path))
+    refusals = {
+        ("--from", "10", "--to", "5"): "--from 10 is after --to 5",
+        ("--from", str(last + 1)): f"no record from position {last + 1} on",
+        ("--from", str(last + 5), "--to", str(last + 9)): f"the store's last position is {last}",
+        ("--export", str(kept.export), "--from", "2"): "--from and --to verify positions of",
+    }
+    for args, words in refusals.items():
+        run = epoa(tmp_path, "audit", "verify", *args, trusted_ca=str(kept.ca))
+        assert (run.returncode, run.stdout) == (2, ""), (args, run.stdout)
+        assert len(run.stderr.splitlines()) == 1 and words in run.stderr, (args, run.stderr)
+    inside = epoa(tmp_path, "audit", "verify", "--from", "3", "--to", "5", trusted_ca=str(kept.ca))
+    assert inside.returncode == 0 and inside.stdout.startswith("3 records verified")
