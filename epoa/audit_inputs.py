@@ -81,9 +81,9 @@ def witness_claims(
     """The heads of a witness file (signed notes, or JSON lines with a `note`), sorted.
 
     Memory holds the witness's heads, which an auditor chose to keep, not the store."""
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8", errors="replace")  # a damaged note is a finding
     if text.lstrip().startswith("{"):
-        notes = [json.loads(line)["note"] for line in text.splitlines() if line.strip()]
+        notes = [_note_of(line) for line in text.splitlines() if line.strip()]
     else:
         notes = split_notes(text)
     claims = []
@@ -95,6 +95,15 @@ def witness_claims(
             continue
         claims.append(Claim(checkpoint.size, checkpoint.root, f"witnessed ({path.name})"))
     return sorted(claims)
+
+
+def _note_of(line: str) -> str:
+    """The note of a JSON line; a line that has none is taken as is, and fails as a note."""
+    try:
+        note = json.loads(line).get("note")
+    except (ValueError, AttributeError):
+        return line
+    return note if isinstance(note, str) else line
 
 
 def receipts(path: Path, keys: list[Ed25519PublicKey], report: Report) -> dict[int, Receipted]:

@@ -208,6 +208,7 @@ def test_a_range_that_is_backwards_or_holds_no_record_is_refused_never_intact(
         ("--from", str(last + 1)): f"no record from position {last + 1} on",
         ("--from", str(last + 5), "--to", str(last + 9)): f"the store's last position is {last}",
         ("--export", str(kept.export), "--from", "2"): "--from and --to verify positions of",
+        ("--keys", str(kept.export)): "--keys pins the seal keys of --export",
     }
     for args, words in refusals.items():
         run = epoa(tmp_path, "audit", "verify", *args, trusted_ca=str(kept.ca))
@@ -215,3 +216,15 @@ def test_a_range_that_is_backwards_or_holds_no_record_is_refused_never_intact(
         assert len(run.stderr.splitlines()) == 1 and words in run.stderr, (args, run.stderr)
     inside = epoa(tmp_path, "audit", "verify", "--from", "3", "--to", "5", trusted_ca=str(kept.ca))
     assert inside.returncode == 0 and inside.stdout.startswith("3 records verified")
+
+
+def test_a_witness_file_with_a_line_cut_short_is_a_bad_witness_finding(
+    kept: Kept, tmp_path: Path
+) -> None:
+    notes = [x["note"] for x in export_lines(kept) if x["type"] == "checkpoint"]
+    witness = tmp_path / "witness.jsonl"
+    witness.write_text(json.dumps({"note": notes[0]}) + "\n" + json.dumps({"note": notes[0]})[:40])
+    run = epoa(tmp_path, "audit", "verify", "--export", str(kept.export), "--witness", str(witness))
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert [line.split(":")[0] for line in run.stdout.splitlines()[:-2]] == ["bad-witness"]
+    assert f"{witness} note 2: " in run.stdout
