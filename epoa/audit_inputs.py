@@ -112,7 +112,9 @@ def receipts(path: Path, keys: list[Ed25519PublicKey], report: Report) -> dict[i
     finding; its records are not believed."""
     by_id = public_keys_of(*keys)
     expected: dict[int, Receipted] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(
+        path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
+    ):
         if not line.strip():
             continue
         label = f"{path.name} line {number}"

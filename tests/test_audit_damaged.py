@@ -228,3 +228,15 @@ def test_a_witness_file_with_a_line_cut_short_is_a_bad_witness_finding(
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     assert [line.split(":")[0] for line in run.stdout.splitlines()[:-2]] == ["bad-witness"]
     assert f"{witness} note 2: " in run.stdout
+
+
+def test_a_receipts_file_that_is_not_text_is_a_bad_receipt_finding(
+    kept: Kept, tmp_path: Path
+) -> None:
+    receipts = tmp_path / "receipts.jsonl"
+    receipts.write_bytes(b'{"receipt": \xff\xfe}\n')
+    run = epoa(
+        tmp_path, "audit", "verify", "--export", str(kept.export), "--receipts", str(receipts)
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert run.stdout.startswith("bad-receipt: the log: receipts.jsonl line 1: not a receipt")
