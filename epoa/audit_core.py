@@ -84,6 +84,8 @@ class Audit:
         self._receipts = sources.receipts
         self._last: RawRecord | None = None
         self._unverified_from: RawRecord | None = None
+        self._covered = 0
+        """How many records the newest checkpoint that matched covers."""
         if verifier is None:
             self.result.skipped.append(
                 "signed documents (evidence): no trust store; set EPOA_TRUSTED_CA to check them"
@@ -133,6 +135,7 @@ class Audit:
         for claim, ok in results:
             if ok:
                 self._unverified_from = None
+                self._covered = claim.size
                 continue
             first = self._unverified_from or record
             where = (first.originator_id, first.version, first.position) if first else ("", 0, None)
@@ -154,6 +157,7 @@ class Audit:
             if self._tree is not None:
                 if stop is None:
                     self._truncation(self._tree.beyond())
+                    self._uncovered_tail()
                 self.result.checkpoints_checked = self._tree.checked
             if self._receipts is not None:
                 for finding in self._receipts.finish(start, stop):
@@ -163,6 +167,19 @@ class Audit:
         finally:
             self._scratch.close()
         return self.result
+
+    def _uncovered_tail(self) -> None:
+        """Say so when the newest records are under no signed checkpoint: what came after
+        them (removed, say, with the checkpoints) only a witness file or receipts can show."""
+        assert self._tree is not None
+        first, held = self._unverified_from, self._tree.frontier.size
+        if first is None or held <= self._covered:
+            return
+        self.result.skipped.append(
+            f"the last {held - self._covered} record(s), from position {first.position}, are "
+            "under no signed checkpoint: whether records after them were removed, only "
+            "--witness or --receipts can tell"
+        )
 
     def _truncation(self, claims: Iterable[Claim]) -> None:
         assert self._tree is not None

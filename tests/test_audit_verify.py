@@ -264,3 +264,27 @@ def test_an_audit_of_a_postgres_schema_without_a_store_is_refused(postgres_url: 
     settings = Settings(database_url=f"{server}?schema=epoa_no_such_schema")
     with pytest.raises(SettingsError, match="no event store at"):
         verify_store(settings)
+
+
+def test_records_under_no_signed_checkpoint_are_named_in_the_summary(
+    audited: Audited, people: People
+) -> None:
+    """Their checkpoints deleted, the newest records can lose more with no finding: the
+    summary says which records no head covers, so the auditor knows to bring a witness."""
+    tell(audited, people)
+    audited.log.catch_up()
+    covered = audited.registry.recorder.max_notification_id()
+    audited.registry.issue(people.issue(case_number="CASE-D"))
+    held = audited.registry.recorder.max_notification_id()
+    result, found = verify(audited, people)
+    assert found == [] and result.intact
+    assert result.skipped == [
+        f"the last {held - covered} record(s), from position {covered + 1}, are under no "
+        "signed checkpoint: whether records after them were removed, only --witness or "
+        "--receipts can tell"
+    ]
+    with audited.db.transaction():
+        audited.db.execute("DELETE FROM audit_checkpoints")
+    result, _ = verify(audited, people)
+    assert result.checkpoints_checked == 0
+    assert result.skipped[0].startswith(f"the last {held} record(s), from position 1, are")
