@@ -112,6 +112,8 @@ class StoreHistory:
             evidence_document_id(e.evidence)
             for e in self.of(PowerOfAttorney.Issued, PowerOfAttorney.Revoked)
         )
+        kinds = (CourtCase.JudgmentEnteredIntoForce, CourtCase.ExecutionDocumentsIssued)
+        carried.update(f"case-event:{e.source}#{e.event_id}" for e in self.of(*kinds))
         issued_poa = {
             evidence_document_id(e.evidence): str(e.originator_id)
             for e in self.of(PowerOfAttorney.Issued)
