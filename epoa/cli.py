@@ -58,12 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _unfit(error: ValidationError) -> str:
     """Each setting pydantic refused, by its variable's name, without the value it was given
-    (a URL may carry a password)."""
-    return "; ".join(
-        f"EPOA_{'_'.join(str(part) for part in problem['loc']).upper()}: "
-        + str(problem["msg"]).removeprefix("Value error, ")
-        for problem in error.errors()
-    )
+    (a URL may carry a password). A check of several settings names them in its message."""
+    problems = []
+    for problem in error.errors():
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        if problem["loc"]:
+            name = "_".join(str(part) for part in problem["loc"]).upper()
+            message = f"EPOA_{name}: {message}"
+        problems.append(message)
+    return "; ".join(problems)
 
 
 def _failed(message: str) -> int:

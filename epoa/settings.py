@@ -18,6 +18,7 @@ BROKER = re.compile(
     r"(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::\d{1,5})?"
 )
 """`host[:port]` (an IPv6 host in brackets), as kafka-python reads a bootstrap server."""
+STORE_URL_EXPECTED = "must be sqlite:///PATH or postgresql://user@host:port/db"
 
 
 class Settings(BaseSettings):
@@ -74,17 +75,12 @@ class Settings(BaseSettings):
     @classmethod
     def _store_url(cls, value: str | None) -> str | None:
         """Only the stores there are: anything else would reach the PostgreSQL driver as a
-        connection string and come back as a store that refuses."""
-        if value is None:
+        connection string and come back as a store that refuses. The value is never
+        repeated: a URL that does not parse may still hold a password where none is looked
+        for."""
+        if value is None or is_store_url(value):
             return value
-        parts = urlsplit(value)
-        if parts.scheme == "sqlite" and value.startswith("sqlite:///") and len(value) > 10:
-            return value
-        if parts.scheme in ("postgresql", "postgres") and value.startswith(f"{parts.scheme}://"):
-            return value
-        raise ValueError(
-            f"{redacted(value)!r}: sqlite:///PATH or postgresql://user@host:port/db expected"
-        )
+        raise ValueError(STORE_URL_EXPECTED)
 
     @field_validator("court_bins", mode="before")
     @classmethod
@@ -133,10 +129,14 @@ class Settings(BaseSettings):
         """Put each password read from its file into its URL, so every reader of
         `database_url` connects alike; a secret file is never part of the environment."""
         if self.database_password_file is not None:
-            self.database_url = with_password(self.database_url, self.database_password_file)
+            self.database_url = with_password(
+                self.database_url, self.database_password_file, "EPOA_DATABASE_PASSWORD_FILE"
+            )
         if self.admin_database_url and self.admin_database_password_file is not None:
             self.admin_database_url = with_password(
-                self.admin_database_url, self.admin_database_password_file
+                self.admin_database_url,
+                self.admin_database_password_file,
+                "EPOA_ADMIN_DATABASE_PASSWORD_FILE",
             )
         return self
 
@@ -147,11 +147,25 @@ class Settings(BaseSettings):
         return "json" if self.env == "production" else "text"
 
 
-def with_password(url: str, password_file: Path) -> str:
+def is_store_url(url: str) -> bool:
+    """A URL `epoa.storage` can open: `sqlite:` with a path (`sqlite:///PATH`), or
+    `postgresql://` (`postgres://`) with a port that is a number; schemes in any case."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is no number
+    except ValueError:
+        return False
+    if parts.scheme == "sqlite":
+        return bool(parts.path.removeprefix("/"))  # as `epoa.storage.sqlite_path` reads it
+    return parts.scheme in ("postgresql", "postgres") and url[len(parts.scheme) :].startswith("://")
+
+
+def with_password(url: str, password_file: Path, variable: str) -> str:
+    """`url` with the password `password_file` holds; ValueError naming `variable`."""
     try:
         password = password_file.read_text().strip()
     except OSError as error:
-        raise ValueError(f"cannot read the password file {password_file}: {error}") from error
+        raise ValueError(f"{variable}={password_file}: cannot read it: {error}") from error
     parts = urlsplit(url)
     user = parts.username or "postgres"
     host = parts.hostname or ""

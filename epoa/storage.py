@@ -93,9 +93,18 @@ def store_exists(database_url: str) -> bool:
 
 
 def psycopg_conninfo(database_url: str) -> str:
-    """A libpq connection string for the same database (without the `schema` parameter)."""
+    """A libpq connection string for the same database (without the `schema` parameter),
+    with the defaults `persistence_env` gives the event store (127.0.0.1, user and database
+    `postgres`), so the read models never reach another server or role than the events.
+    Built by hand: `urlunsplit` drops an empty host with its `//`, which libpq then reads
+    as `key=value` pairs."""
     parts = urlsplit(database_url)
-    return parts._replace(scheme="postgresql", query="").geturl()
+    user, _, host = parts.netloc.rpartition("@")
+    if not parts.username:
+        user = f"postgres{user}"  # what is left is `:password`, if anything
+    if not parts.hostname:
+        host = f"127.0.0.1{host}"  # what is left is `:port`, if anything
+    return f"postgresql://{user}@{host}/{parts.path.lstrip('/') or 'postgres'}"
 
 
 def schema_of(database_url: str) -> str:

@@ -73,7 +73,16 @@ def test_a_topic_or_broker_address_kafka_would_refuse_exits_2_naming_it(
 
 
 @pytest.mark.parametrize(
-    "url", ["garbage", "mysql://epoa:s3cret-pw@db/epoa", "sqlite://relative", "postgresql:x"]
+    "url",
+    [
+        "garbage",
+        "mysql://epoa:s3cret-pw@db/epoa",
+        "sqlite://relative",
+        "postgresql:x",
+        "postgresql:epoa:s3cret-pw@db/epoa",
+        "host=db user=epoa password=s3cret-pw",
+        "postgresql://epoa:s3cret-pw@db:port/epoa",
+    ],
 )
 def test_a_database_url_of_no_store_there_is_exits_2_without_its_password(
     tmp_path: Path, url: str
@@ -82,5 +91,34 @@ def test_a_database_url_of_no_store_there_is_exits_2_without_its_password(
         done = run_epoa(*command, env={"EPOA_DATABASE_URL": url}, cwd=tmp_path)
         assert done.returncode == 2, done.stderr
         assert done.stderr.startswith("epoa: bad settings: EPOA_DATABASE_URL: "), done.stderr
-        assert "sqlite:///PATH or postgresql://" in done.stderr
-        assert "s3cret-pw" not in done.stderr
+        assert "must be sqlite:///PATH or postgresql://" in done.stderr
+        assert "s3cret-pw" not in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("url", ["sqlite:var/epoa.sqlite", "SQLITE:///var/epoa.sqlite"])
+def test_the_sqlite_urls_that_name_a_file_are_still_stores(tmp_path: Path, url: str) -> None:
+    done = run_epoa("project", "--once", env={"EPOA_DATABASE_URL": url}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "var" / "epoa.sqlite").exists()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_url_without_user_or_host_reaches_postgres_on_127_0_0_1(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    hostless = postgres_url.replace("postgresql://postgres@127.0.0.1:5432/", "postgres:///")
+    assert hostless != postgres_url
+    done = run_epoa("project", "--once", env={"EPOA_DATABASE_URL": hostless}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "applied 0 events" in done.stdout
+
+
+def test_an_unreadable_database_password_file_is_named_by_its_variable(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-secret"
+    done = run_epoa(
+        "audit", "verify", env={"EPOA_DATABASE_PASSWORD_FILE": str(missing)}, cwd=tmp_path
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        f"epoa: bad settings: EPOA_DATABASE_PASSWORD_FILE={missing}: cannot read it"
+    ), done.stderr
