@@ -67,19 +67,41 @@ def import_csv(db: Database, path: Path | str) -> int:
 
 def _utf8_text(data: bytes) -> tuple[str, list[tuple[int, str]]]:
     """The file's text, or each line that is not UTF-8 (a spreadsheet's cp1251 or UTF-16
-    export, say): the directory's names are never guessed from another encoding."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "", [(1, "the file is UTF-16: save it as CSV in UTF-8")]
+    export, say): the directory's names are never guessed from another encoding. Lines
+    end as `csv` ends them (`\n`, `\r\n` or `\r`), so the numbers are those of its rows."""
+    wide = _wide_encoding(data)
+    if wide is not None:
+        return "", [(1, f"the file is {wide}, not UTF-8: save it as CSV in UTF-8")]
     problems = []
-    for number, line in enumerate(data.split(b"\n"), start=1):
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError as error:
-            byte = f"{line[error.start]:#04x}"
-            problems.append((number, f"not UTF-8 text (byte {byte}): save it as CSV in UTF-8"))
+    for number, line in enumerate(data.splitlines(), start=1):
+        byte = _bad_byte(line)
+        if byte is not None:
+            problems.append((number, f"not UTF-8 text (byte {byte:#04x}): save it as CSV in UTF-8"))
     if problems:
         return "", problems
     return data.decode("utf-8-sig"), []
+
+
+def _bad_byte(line: bytes) -> int | None:
+    """The first byte of the line that is not UTF-8 text; a zero byte is UTF-8, but no
+    text, and would end up in a name."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return line[error.start]
+    return 0 if b"\x00" in line else None
+
+
+def _wide_encoding(data: bytes) -> str | None:
+    """UTF-16 or UTF-32 (Excel's "Unicode text"), by its byte order mark, or by the zero
+    bytes of the header's ASCII letters when it has none: such a file is valid UTF-8
+    byte for byte, but none of its rows could be read."""
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "UTF-32"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "UTF-16"
+    first = data[:200].splitlines()[:1]
+    return "UTF-16" if first and b"\x00" in first[0] else None
 
 
 def _parse(reader: Any) -> tuple[list[Person], list[tuple[int, str]]]:

@@ -9,6 +9,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from domain.eds import TrustStore, Verifier
 from epoa.demo_keys import load_demo
 
@@ -55,23 +57,34 @@ def test_a_person_file_with_bad_rows_names_each_line_and_imports_nothing(tmp_pat
     assert "imported 1 person(s)" in epoa(tmp_path, "persons", "import", str(good)).stdout
 
 
-def test_a_person_file_not_in_utf8_names_its_lines_and_imports_nothing(tmp_path: Path) -> None:
-    good = "850312400128,SADYKOVA AIGERIM,1985-03-12\n"
-    cp1251 = tmp_path / "cp1251.csv"
-    cp1251.write_bytes(
-        f"iin,full_name,birth_date\n{good}".encode()
-        + "790521300451,ЖУМАБЕКОВ ЕРЛАН,1979-05-21\n".encode("cp1251")
-    )
-    utf16 = tmp_path / "utf16.csv"
-    utf16.write_text(f"iin,full_name,birth_date\n{good}", encoding="utf-16")
-    for path, line, fault in ((cp1251, 3, "not UTF-8 text"), (utf16, 1, "UTF-16")):
-        result = epoa(tmp_path, "persons", "import", str(path))
-        assert result.returncode == 1, result.stderr
-        assert f"{path}:{line}: " in result.stdout and fault in result.stdout
-        assert "nothing imported" in result.stdout and "Traceback" not in result.stderr
-    bom = tmp_path / "bom.csv"
-    bom.write_text(f"iin,full_name,birth_date\n{good}", encoding="utf-8-sig")
-    assert "imported 1 person(s)" in epoa(tmp_path, "persons", "import", str(bom)).stdout
+HEADER, GOOD = "iin,full_name,birth_date\n", "850312400128,SADYKOVA AIGERIM,1985-03-12\n"
+CP1251 = "790521300451,ЖУМАБЕКОВ ЕРЛАН,1979-05-21\n".encode("cp1251")
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "fault"),
+    [
+        ((HEADER + GOOD).encode() + CP1251, 3, "not UTF-8 text (byte 0xc6)"),
+        ((HEADER + GOOD).replace("\n", "\r").encode() + CP1251, 3, "not UTF-8 text"),
+        ((HEADER + GOOD).encode() + b"790521300451,ZHUM\0ABEKOV,1979-05-21\n", 3, "not UTF-8"),
+        ((HEADER + GOOD).encode("utf-16"), 1, "the file is UTF-16, not UTF-8"),
+        ((HEADER + GOOD).encode("utf-16-le"), 1, "the file is UTF-16, not UTF-8"),
+    ],
+    ids=["cp1251", "cr-line-ends", "zero-byte", "utf-16", "utf-16-no-bom"],
+)
+def test_a_person_file_not_in_utf8_names_its_line_and_imports_nothing(
+    tmp_path: Path, content: bytes, line: int, fault: str
+) -> None:
+    (tmp_path / "persons.csv").write_bytes(content)
+    result = epoa(tmp_path, "persons", "import", "persons.csv")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.startswith(f"persons.csv:{line}: {fault}"), result.stdout
+    assert "nothing imported" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_a_person_file_in_utf8_with_a_byte_order_mark_is_imported(tmp_path: Path) -> None:
+    (tmp_path / "bom.csv").write_text(HEADER + GOOD, encoding="utf-8-sig")
+    assert "imported 1 person(s)" in epoa(tmp_path, "persons", "import", "bom.csv").stdout
 
 
 def test_demo_keys_sign_a_document_and_the_projection_worker_catches_up_and_rebuilds(
