@@ -142,10 +142,18 @@ def _add_tools(commands: Commands) -> None:
     """Keys, signing, the person directory, the database."""
     keys = commands.add_parser("keys", help="key material")
     key_commands = keys.add_subparsers(required=True, metavar="ACTION")
-    demo = key_commands.add_parser("demo", help="make a demo CA and PKCS#12 keys")
-    demo.add_argument("directory", type=Path)
+    demo = key_commands.add_parser(
+        "demo",
+        help="make a demo CA and PKCS#12 keys",
+        description="Make a demo CA and PKCS#12 keys (password demo) in DIR. A "
+        "directory that holds demo keys already is refused unless --force: a new CA leaves "
+        "every signature made with the old keys untrusted.",
+    )
+    demo.add_argument("directory", type=Path, metavar="DIR", help="where (made if missing)")
     demo.add_argument(
-        "--force", action="store_true", help="replace the demo keys the directory holds"
+        "--force",
+        action="store_true",
+        help="replace the demo keys the directory holds (their CA is no longer trusted)",
     )
     demo.set_defaults(run=_keys_demo)
 
@@ -278,9 +286,9 @@ def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from epoa.demo_keys import CA_FILE, DEMO_PASSWORD, make_demo
+    from epoa.demo_keys import DEMO_PASSWORD, holds_demo, make_demo
 
-    if (args.directory / CA_FILE).exists() and not args.force:
+    if holds_demo(args.directory) and not args.force:
         raise CommandError(
             f"{args.directory} already holds demo keys: a new demo CA would make every "
             "signature made with them untrusted; give --force to replace them"

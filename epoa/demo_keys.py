@@ -32,6 +32,7 @@ from domain.evidence import SignerKind
 DEMO_PASSWORD = "demo"
 CA_FILE = "ca.pem"
 PEOPLE_FILE = "people.json"
+INTERMEDIATE_FILE = "intermediate.pem"
 
 _PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -90,7 +91,7 @@ def make_demo(directory: Path) -> DemoKeys:
         _plain_name("EPOA DEMO SIGNING CA"), ca_key, (root, root_key), now
     )
     (directory / CA_FILE).write_bytes(root.public_bytes(serialization.Encoding.PEM))
-    (directory / "intermediate.pem").write_bytes(
+    (directory / INTERMEDIATE_FILE).write_bytes(
         intermediate.public_bytes(serialization.Encoding.PEM)
     )
     identities: list[DemoIdentity] = []
@@ -107,6 +108,13 @@ def make_demo(directory: Path) -> DemoKeys:
     demo = DemoKeys(directory, directory / CA_FILE, tuple(identities))
     _write_people(demo)
     return demo
+
+
+def holds_demo(directory: Path) -> bool:
+    """Whether `make_demo` would replace anything in `directory`: any one of its files, for
+    a CA kept without the rest (or keys without their CA) still backs signatures."""
+    made = (CA_FILE, INTERMEDIATE_FILE, PEOPLE_FILE)
+    return any((directory / name).exists() for name in made) or any(directory.glob("*.p12"))
 
 
 def load_demo(directory: Path) -> DemoKeys:

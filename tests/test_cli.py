@@ -182,3 +182,18 @@ def test_demo_keys_are_not_replaced_unless_forced(tmp_path: Path) -> None:
     assert (tmp_path / "demo" / "ca.pem").read_bytes() == ca
     assert epoa(tmp_path, "keys", "demo", "demo", "--force").returncode == 0
     assert (tmp_path / "demo" / "ca.pem").read_bytes() != ca
+
+
+def test_demo_keys_kept_without_their_ca_are_not_replaced_either(tmp_path: Path) -> None:
+    assert epoa(tmp_path, "keys", "demo", "demo").returncode == 0
+    (tmp_path / "demo" / "ca.pem").unlink()
+    principal = (tmp_path / "demo" / "principal.p12").read_bytes()
+    again = epoa(tmp_path, "keys", "demo", "demo")
+    assert again.returncode == 1
+    assert (
+        again.stderr.startswith("epoa: demo already holds demo keys")
+        and again.stderr.count("\n") == 1
+    ), again.stderr
+    assert (tmp_path / "demo" / "principal.p12").read_bytes() == principal
+    assert not (tmp_path / "demo" / "ca.pem").exists()
+    assert "--force" in epoa(tmp_path, "keys", "demo", "--help").stdout
