@@ -35,11 +35,24 @@ def read_keys(path: Path) -> dict[str, str]:
     """The keys file as a mapping of key to role; ValueError naming the file and the fault."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except OSError as error:
+        raise ValueError(f"EPOA_API_KEYS={path}: cannot read it: {error.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"EPOA_API_KEYS={path}: cannot read it as JSON: {error}") from None
+    fault = _fault(data)
+    if fault is not None:
+        raise ValueError(f"EPOA_API_KEYS={path}: {fault}")
+    return dict(data)
+
+
+def _fault(data: object) -> str | None:
+    """What makes the file's content no set of keys. No keys at all would refuse every
+    request; an empty key would let `Authorization: Bearer ` in with its role."""
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise ValueError(f"EPOA_API_KEYS={path}: a JSON object mapping API key to role is expected")
+        return "a JSON object mapping API key to role is expected"
+    if not data:
+        return "it holds no key, so every request would be refused"
+    if any(not key.strip() for key in data):
+        return "a key is empty or blank, so a request with no key would be let in"
     bad = sorted({role for role in data.values() if role not in ROLES})
-    if bad:
-        raise ValueError(f"EPOA_API_KEYS={path}: unknown role(s) {bad}; roles are {ROLES}")
-    return data
+    return f"unknown role(s) {bad}; roles are {ROLES}" if bad else None

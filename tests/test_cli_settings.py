@@ -19,6 +19,8 @@ from tests.test_ops_settings import run_epoa
         ('["a"]', "a JSON object mapping API key to role"),
         ('{"k": 5}', "a JSON object mapping API key to role"),
         ('{"abcdefghijklmnopqrstuvwxyz012345": "superuser"}', "unknown role(s) ['superuser']"),
+        ("{}", "it holds no key, so every request would be refused"),
+        ('{" ": "admin"}', "a key is empty or blank"),
     ],
 )
 def test_a_bad_api_keys_file_stops_serve_with_one_line_and_no_banner(
