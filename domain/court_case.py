@@ -110,10 +110,7 @@ class CourtCase(Aggregate):
         known = self.seen.get((source, event_id))
         if known is not None:
             if known != facts_digest(kind, self.case_number, data):
-                raise DuplicateDocumentError(
-                    f"case event {event_id!r} of {source!r} was recorded in this case before "
-                    "with other content; an id names one event of its source"
-                )
+                raise reused_id(source, event_id)
             return False
         if kind == JUDGMENT_IN_FORCE:
             self._judgment(source=source, event_id=event_id, data=data, at=at, evidence=evidence)
@@ -166,3 +163,11 @@ def facts_digest(kind: str, case_number: str, data: dict[str, Any]) -> str:
     """What a case event says: its type, case and data (not its time or extension
     attributes, which a redelivery through another path may change)."""
     return digest_of(canonical_bytes({"type": kind, "subject": case_number, "data": data}))
+
+
+def reused_id(source: str, event_id: str) -> DuplicateDocumentError:
+    """The refusal of a case event whose (source, id) was recorded saying something else."""
+    return DuplicateDocumentError(
+        f"case event {event_id!r} of {source!r} was recorded before with other content "
+        "(type, case or data); an id names one event of its source"
+    )

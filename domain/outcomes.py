@@ -9,8 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.accepted_document import AcceptedDocument
-from domain.court_case import CourtCase, facts_digest
-from domain.errors import DuplicateDocumentError
+from domain.court_case import CourtCase, facts_digest, reused_id
 from domain.evidence import SignedDocument
 from domain.power_of_attorney import PowerOfAttorney
 
@@ -52,10 +51,7 @@ class CaseEvent:
     def require_same_as(self, mark: AcceptedDocument) -> None:
         """Refuse this event if its (source, id) was recorded saying something else."""
         if mark.digest != facts_digest(self.type, self.case_number, self.data):
-            raise DuplicateDocumentError(
-                f"case event {self.event_id!r} of {self.source!r} was recorded before with "
-                "other content (type, case or data); an id names one event of its source"
-            )
+            raise reused_id(self.source, self.event_id)
 
     def record_on(self, case: CourtCase, at: datetime) -> tuple[bool, str | None]:
         """Record this event on its case: whether it was new to the case and, if it
