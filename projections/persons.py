@@ -12,7 +12,7 @@ import csv
 import io
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +111,12 @@ def _parse(reader: Any) -> tuple[list[Person], list[tuple[int, str]]]:
     if header is None or [cell.strip() for cell in header] != HEADER:
         return [], [(1, f"the header must be {','.join(HEADER)}")]
     first_seen: dict[str, int] = {}
+    latest_birth = _today_somewhere()
     for cells in reader:
         line = reader.line_num
         if not cells:
             continue
-        person, message = _person(cells)
+        person, message = _person(cells, latest_birth)
         if person is not None and person[0] in first_seen:
             message = f"IIN {person[0]} is already on line {first_seen[person[0]]}"
         if message is not None or person is None:
@@ -126,7 +127,13 @@ def _parse(reader: Any) -> tuple[list[Person], list[tuple[int, str]]]:
     return persons, problems
 
 
-def _person(cells: list[str]) -> tuple[Person | None, str | None]:
+def _today_somewhere() -> date:
+    """The latest date that is today anywhere on Earth (UTC+14): a birth date after it is
+    a typo, however far east the person was born."""
+    return (datetime.now(UTC) + timedelta(hours=14)).date()
+
+
+def _person(cells: list[str], latest_birth: date) -> tuple[Person | None, str | None]:
     if len(cells) != len(HEADER):
         return None, f"{len(HEADER)} fields are required, found {len(cells)}"
     iin, name, birth = (cell.strip() for cell in cells)
@@ -137,6 +144,8 @@ def _person(cells: list[str]) -> tuple[Person | None, str | None]:
         wrong.append("full_name is empty")
     if not _is_date(birth):
         wrong.append(f"birth_date {birth!r} is not a date YYYY-MM-DD")
+    elif date.fromisoformat(birth) > latest_birth:
+        wrong.append(f"birth_date {birth} is in the future")
     return (iin, name, birth), "; ".join(wrong) or None
 
 

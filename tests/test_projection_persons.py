@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -84,10 +85,12 @@ def test_a_file_with_bad_rows_reports_every_bad_line_and_changes_nothing(
         f"{complete_id('66040460004')},Dana,1966-02-30",  # line 6: no such day
         f"{BEREK},Berek Again,1985-02-02",  # line 7: twice in the file
         f"{complete_id('55050570005')},Erlan",  # line 8: a field missing
+        f"{complete_id('44060680006')},Future,{date.today() + timedelta(days=2)}",  # line 9
     )
     with pytest.raises(persons.PersonsImportError) as caught:
         persons.import_csv(db, path)
-    assert [line for line, _ in caught.value.problems] == [3, 5, 6, 7, 8]
+    assert [line for line, _ in caught.value.problems] == [3, 5, 6, 7, 8, 9]
+    assert "in the future" in dict(caught.value.problems)[9]
     assert "line 4" in dict(caught.value.problems)[7]
     assert everyone(db) == before
 
