@@ -1,4 +1,5 @@
-"""How responses are written: every time in UTC with `Z`, and HEAD answered as GET."""
+"""How responses are written (every time in UTC with `Z`, HEAD answered as GET) and how
+bodies are read (as JSON, whatever their `Content-Type`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
-from tests.support.api import auth, cloud_event, issue, signed
+from tests.support.api import auth, body, cloud_event, issue, signed
 from tests.support.court_events import judgment
 from tests.support.people import CASE, People
 from tests.support.problems import assert_problem, unchanged
@@ -128,3 +129,15 @@ def test_a_time_outside_the_years_1_to_9999_in_utc_is_a_422_not_a_500(
     for answer in answers:
         assert_problem(answer, 422, "validation")
     assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_signed_body_is_read_as_json_whatever_its_content_type(
+    client: TestClient, people: People, content_type: str | None
+) -> None:
+    raw = json.dumps(body(people.issue())).encode()
+    headers = {**PORTAL, **({"Content-Type": content_type} if content_type else {})}
+    response = client.post(POAS, content=raw, headers=headers)
+    assert response.status_code == 201, response.text
+    poa = client.get(response.headers["Location"], headers=PORTAL).json()
+    assert poa["status"] == "active"
