@@ -30,6 +30,7 @@ from domain.errors import StoreUnavailableError
 from epoa.async_queries import AsyncQueries
 from projections import authority
 from projections.db import Row
+from projections.rebuild import REBUILDS
 
 Key = tuple[str, str, str]
 """(case number, attorney IIN, right code)."""
@@ -55,22 +56,28 @@ class AuthorityCache:
         self._lock = threading.Lock()
         self._rows: dict[Key, tuple[authority.Interval, ...]] = {}
         self._position: int | None = None
+        self._rebuilds: int | None = None
         self._generation = 0
         self.confirmed_at = float("-inf")
         """`time.monotonic()` before the newest position read: commits before it are seen."""
 
-    def observe(self, position: int, since: float) -> None:
-        """`position` was read from the database by a query that began at `since`."""
+    def observe(self, position: int, since: float, rebuilds: int | None = None) -> None:
+        """`position` was read from the database by a query that began at `since`, with
+        the count of `rebuilds` put in place (None: not read, as after a batch's commit)."""
         with self._lock:
-            if position != self._position:
+            rebuilt = rebuilds is not None and rebuilds != self._rebuilds
+            if position != self._position or rebuilt:
                 self._position = position
                 self._generation += 1
                 self._rows = {}
+            if rebuilds is not None:
+                self._rebuilds = rebuilds
             self.confirmed_at = max(self.confirmed_at, since)
 
     def observe_rows(self, rows: Sequence[Row], since: float) -> None:
         """The rows of `TRACKING_SQL`, read by a query that began at `since`."""
-        self.observe(authority_position(rows), since)
+        rebuilds = next((int(count) for name, count in rows if name == REBUILDS), 0)
+        self.observe(authority_position(rows), since, rebuilds)
 
     def get(self, key: Key) -> tuple[tuple[authority.Interval, ...] | None, int]:
         """The rows (None if not held) and the generation to `put` them back with."""

@@ -9,7 +9,8 @@ Who may do what on PostgreSQL (the reasoning is in docs/decisions/0004-operation
   holders of UPDATE, DELETE or TRUNCATE; the BEFORE UPDATE/DELETE/TRUNCATE triggers, which
   it cannot remove, refuse every change anyway;
 - the service role owns the read-model tables (rebuildable from the events) and may
-  create tables in the schema, so a new read model creates its own table at start.
+  create tables in the schema, so a new read model creates its own table at start, and in
+  the schema beside it (`<schema>_rebuild`), where a rebuild builds its new tables.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from epoa.storage import (
     schema_of,
 )
 from epoa.wiring import SettingsError
+from projections.rebuild import shadow_schema
 
 TRACKING_TABLE = "epoa_tracking"
 GUARD_TRIGGERS = ["epoa_append_only_rows", "epoa_append_only_truncate"]
@@ -131,7 +133,8 @@ def init_database(settings: Settings) -> InitReport:
         raise SettingsError("EPOA_DATABASE_URL must name the service role: postgresql://ROLE@...")
     owner_url = _with_schema(admin, schema)
     with psycopg.connect(psycopg_conninfo(owner_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        for name in (schema, shadow_schema(service_url)):
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(name)))
         if conn.execute("SELECT current_user = %s", (role,)).fetchone() == (True,):
             raise SettingsError("the service role must not be the owner: use another role")
     # The role first: an owner that may not make it stops before any table is made.
@@ -140,6 +143,11 @@ def init_database(settings: Settings) -> InitReport:
     _create_tables(owner_url)
     with psycopg.connect(psycopg_conninfo(owner_url)) as conn, conn.transaction():
         owned = _grant(conn, role, schema, service.path.strip("/") or "postgres")
+        conn.execute(
+            sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(
+                sql.Identifier(shadow_schema(service_url)), sql.Identifier(role)
+            )
+        )
     return InitReport(role, schema, owned)
 
 

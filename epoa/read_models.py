@@ -29,6 +29,7 @@ from epoa.authority_cache import (
 from projections import authority, cases, persons, poa_list
 from projections.db import Database
 from projections.db_pool import READ_POOL_SIZE, connect_pooled
+from projections.rebuild import REBUILDS
 from projections.runner import ProjectionRunner
 
 RUNNER_WAIT = 0.05
@@ -117,7 +118,7 @@ class ReadModels:
         since = time.monotonic()
         rows = self._db.fetch(TRACKING_SQL)
         self.authority_cache.observe_rows(rows, since)
-        return min((int(position) for _, position in rows), default=0)
+        return min((int(position) for name, position in rows if name != REBUILDS), default=0)
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Read-your-writes: wait until every read model has applied `position`. The

@@ -30,6 +30,7 @@ def stop_on_signals() -> threading.Event:
 def run_projections(settings: Settings, rebuild: bool = False, once: bool = False) -> int:
     """The read models and the global audit log (`--rebuild` leaves signed history alone)."""
     from epoa.audit_worker import checkpoint_log, start_checkpoint_log
+    from projections.rebuild import RebuildSpaceError
     from projections.runner import ProjectionLockedError, ProjectionRunner
 
     registry = build_registry(settings)
@@ -45,6 +46,9 @@ def run_projections(settings: Settings, rebuild: bool = False, once: bool = Fals
                         file=sys.stderr,
                     )
                     return 1
+                except RebuildSpaceError as error:
+                    print(f"epoa: {error}; nothing was changed", file=sys.stderr)
+                    return 2
             elif once:
                 with checkpoint_log(settings, registry) as log:
                     log.catch_up()

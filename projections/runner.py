@@ -19,9 +19,10 @@ from domain.registry import Registry
 from projections import authority, cases, persons, poa_status
 from projections.appended import Appended
 from projections.batch_reader import Batch, BatchReader
-from projections.db import connect
+from projections.db import Database, connect
 from projections.read_model import ReadModel
-from projections.writer_lock import writer_lock
+from projections.rebuild import Shadow
+from projections.writer_lock import WriterLock, writer_lock
 
 log = logging.getLogger("epoa.projections")
 
@@ -49,13 +50,19 @@ class ProjectionRunner:
         database_url: str,
         batch_size: int = 500,
         read_models: Sequence[ReadModel] = READ_MODELS,
+        tables: Database | None = None,
     ) -> None:
+        """`tables`: where the read models are written, if not beside the events (a
+        rebuild's new tables, which only their builder writes)."""
         self.registry = registry
         self.batch_size = batch_size
         self.read_models = tuple(read_models)
-        self.db = connect(database_url)
-        self._lock = writer_lock(database_url)
-        self._appended = Appended(database_url, getattr(registry.recorder, "channel_name", None))
+        self._database_url = database_url
+        self._owns_db = tables is None
+        self.db = connect(database_url) if tables is None else tables
+        self._lock = writer_lock(database_url) if tables is None else WriterLock()
+        channel = getattr(registry.recorder, "channel_name", None) if tables is None else None
+        self._appended = Appended(database_url, channel)
         self._advanced = threading.Condition()
         self._reached = 0
         """The highest position every read model was seen at (committed)."""
@@ -66,7 +73,8 @@ class ProjectionRunner:
         self._create()
 
     def _create(self) -> None:
-        persons.create_table(self.db)
+        if self._owns_db:
+            persons.create_table(self.db)
         self.db.create(TRACKING_DDL)
         for model in self.read_models:
             self.db.create(model.ddl)
@@ -233,32 +241,51 @@ class ProjectionRunner:
         self._wake.clear()
 
     def rebuild(self) -> int:
-        """Drop the read models' tables and replay the whole log (persons are kept).
-
-        Drop, create and reset commit together; the replay then goes batch by batch, so
-        readers see the tables refill and `wait_for` stays truthful meanwhile.
-        """
+        """Replay the whole log into new tables (`projections.rebuild`) while the live ones
+        keep answering and following the log, then put the new ones in their place in one
+        transaction; return how many events the new tables were built from. Persons are
+        kept. A rebuild that fails leaves the live tables as they were."""
         if not self._lock.acquire():
             raise ProjectionLockedError("another runner is writing the read models")
-        with self.db.transaction():
-            for model in self.read_models:
-                for table in model.tables:
-                    self.db.execute(f"DROP TABLE IF EXISTS {table}")
-                self.db.create(model.ddl)
-            self.db.executemany(
-                "UPDATE projection_tracking SET position = 0 WHERE name = ?",
-                [(model.name,) for model in self.read_models],
-            )
-        with self._advanced:
-            self._reached = 0
-        return self.catch_up()
+        shadow = Shadow(self._database_url, self.read_models)
+        builder = ProjectionRunner(
+            self.registry, self._database_url, self.batch_size, self.read_models, shadow.db
+        )
+        try:
+            total = self._build_beside_the_live_tables(builder)
+            position = builder.position()
+            with shadow.attached(self.db):
+                shadow.replace(self.db, position)
+        finally:
+            builder.close()
+            shadow.close()
+        self._seen(position)
+        self.catch_up()
+        return total
+
+    def _build_beside_the_live_tables(self, builder: ProjectionRunner) -> int:
+        """The new tables caught up with the log, and the live ones no further on (they
+        follow it in a thread of their own until the new ones are nearly there)."""
+        stop = threading.Event()
+        follower = threading.Thread(
+            target=self.run_forever, args=(stop,), name="epoa-projections-live", daemon=True
+        )
+        follower.start()
+        try:
+            total = builder.catch_up()
+        finally:
+            stop.set()
+            follower.join()
+        self.catch_up()
+        return total + builder.catch_up()
 
     def close(self) -> None:
         self._reader.shutdown(cancel_futures=True)
         self._appended.close()
         self._lock.release()
         self._batches.close()
-        self.db.close()
+        if self._owns_db:
+            self.db.close()
 
     def __enter__(self) -> ProjectionRunner:
         return self

@@ -93,6 +93,21 @@ def test_a_rebuild_that_resets_the_position_empties_the_cache() -> None:
     assert cache.get(KEY)[0] is None
 
 
+def test_new_tables_put_in_place_at_the_same_position_empty_the_cache() -> None:
+    """A rebuild that met no new event ends at the old tables' position: the count of
+    rebuilds in the tracking rows says the rows were replaced."""
+    cache = AuthorityCache()
+    cache.observe_rows([("attorney_authority", 9)], since=1.0)
+    cache.put(KEY, ROWS, cache.get(KEY)[1])
+    cache.observe(9, since=1.5)  # a batch's commit says nothing of rebuilds
+    assert cache.get(KEY)[0] == ROWS
+    cache.observe_rows([("attorney_authority", 9), ("rebuilds", 1)], since=2.0)
+    assert cache.get(KEY)[0] is None
+    cache.put(KEY, ROWS, cache.get(KEY)[1])
+    cache.observe_rows([("attorney_authority", 9), ("rebuilds", 1)], since=3.0)
+    assert cache.get(KEY)[0] == ROWS
+
+
 def test_the_oldest_key_goes_first_when_the_cache_is_full() -> None:
     cache = AuthorityCache(max_keys=2)
     cache.observe(1, since=1.0)

@@ -110,6 +110,33 @@ def test_the_service_role_may_rebuild_the_read_models_it_owns(
         registry.close()
 
 
+def test_a_rebuild_with_nowhere_to_build_says_to_run_db_init_and_changes_nothing(
+    role: ServiceRole, tmp_path: Path, people: People
+) -> None:
+    """A schema set up before rebuilds were built beside the live tables has no rebuild
+    schema, and its service role may not make one."""
+    from projections.rebuild import RebuildSpaceError, shadow_schema
+    from projections.runner import ProjectionRunner
+
+    issue_one(role, tmp_path, people)
+    with psycopg.connect(role.admin_url.partition("?")[0], autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(shadow_schema(role.url)))
+        )
+    registry = build_registry(Settings(database_url=role.url, var_dir=tmp_path / "var"))
+    try:
+        with ProjectionRunner(registry, role.url) as runner:
+            before = runner.db.fetch("SELECT poa_id, status FROM poa_status")
+            with pytest.raises(RebuildSpaceError, match="epoa db init"):
+                runner.rebuild()
+            assert runner.db.fetch("SELECT poa_id, status FROM poa_status") == before
+        init_database(Settings(database_url=role.url, admin_database_url=role.admin_url))
+        with ProjectionRunner(registry, role.url) as runner:
+            assert runner.rebuild() >= 2
+    finally:
+        registry.close()
+
+
 def test_db_init_run_again_keeps_the_store_and_the_guard(
     role: ServiceRole, tmp_path: Path, people: People
 ) -> None:

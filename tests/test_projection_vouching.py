@@ -75,6 +75,7 @@ def test_records_beyond_the_newest_head_are_checked_by_their_seals(
     sign_heads(registry, settings.database_url)
     registry.issue(people.issue())
     with ProjectionRunner(registry, settings.database_url, batch_size=3) as runner:
+        runner.catch_up()
         seal_checks.clear()
         runner.rebuild()
         assert runner.position() == registry.recorder.max_notification_id()

@@ -48,6 +48,7 @@ def fresh_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}_rebuild" CASCADE')  # a rebuild's
 
 
 def connect(database_url: str) -> psycopg.Connection[tuple[object, ...]]:

@@ -1,0 +1,121 @@
+"""A rebuild of the read models beside the live ones: readers never see tables half refilled,
+what is recorded meanwhile is kept, and a rebuild that fails changes nothing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from domain.registry import Registry
+from projections.authority import authority_at
+from projections.db import Database, connect
+from projections.read_model import ReadModel
+from projections.rebuild import REBUILDS
+from projections.runner import READ_MODELS, ProjectionRunner
+from tests.conftest import Clock
+from tests.support.people import People
+from tests.test_projections import dump
+
+LATE = "7594-26-00-2/7001"
+RIGHT = "represent_first_instance"
+
+
+def many_poas(registry: Registry, people: People, count: int) -> None:
+    for n in range(count):
+        registry.issue(people.issue(f"7594-26-00-2/{8000 + n}"))
+
+
+def rebuilds(db: Database) -> int:
+    row = db.fetch_one("SELECT position FROM projection_tracking WHERE name = ?", (REBUILDS,))
+    return 0 if row is None else int(row[0])
+
+
+def test_readers_see_every_active_poa_all_through_a_rebuild(
+    registry: Registry, database_url: str, people: People, clock: Clock
+) -> None:
+    poa = registry.issue(people.issue(LATE)).poa
+    many_poas(registry, people, 40)
+    reader = connect(database_url)
+    answers: list[list[str]] = []
+    listed: list[int] = []
+    done = threading.Event()
+
+    def ask() -> None:
+        while not done.is_set():
+            answers.append(authority_at(reader, LATE, people.attorney.iin, RIGHT, clock.now))
+            listed.append(len(reader.fetch("SELECT poa_id FROM poa_status")))
+
+    with ProjectionRunner(registry, database_url, batch_size=2) as runner:
+        runner.catch_up()
+        asking = threading.Thread(target=ask)
+        asking.start()
+        try:
+            runner.rebuild()
+        finally:
+            done.set()
+            asking.join()
+        assert rebuilds(runner.db) == 1
+    reader.close()
+    assert len(answers) > 10
+    assert all(answer == [str(poa.id)] for answer in answers)
+    assert set(listed) == {41}
+
+
+def test_what_is_recorded_during_a_rebuild_is_in_the_tables_it_leaves(
+    registry: Registry, database_url: str, people: People
+) -> None:
+    many_poas(registry, people, 30)
+    recorded: list[str] = []
+    done = threading.Event()
+
+    def record() -> None:
+        while not done.is_set() and len(recorded) < 20:
+            recorded.append(str(registry.issue(people.issue(LATE)).poa.id))
+
+    with ProjectionRunner(registry, database_url, batch_size=2) as runner:
+        runner.catch_up()
+        recording = threading.Thread(target=record)
+        recording.start()
+        try:
+            runner.rebuild()
+        finally:
+            done.set()
+            recording.join()
+        runner.catch_up()
+        after = dump(runner.db)
+        runner.rebuild()  # a quiet log: the same tables again
+        assert dump(runner.db) == after
+        assert rebuilds(runner.db) == 2
+    assert recorded
+    shown = {row[0] for row in after["poa_status"]}
+    assert set(recorded) <= shown
+
+
+def failing_on(batch: int) -> ReadModel:
+    """A read model whose `batch`-th batch (counted over every runner) fails."""
+    seen = [0]
+
+    def apply(db: Database, events: Sequence[object]) -> None:
+        seen[0] += 1
+        if seen[0] == batch:
+            raise RuntimeError("a read model's bug")
+
+    return ReadModel("failing", (), (), apply)
+
+
+def test_a_rebuild_that_fails_leaves_the_live_tables_as_they_were(
+    registry: Registry, database_url: str, people: People
+) -> None:
+    many_poas(registry, people, 5)
+    models = (*READ_MODELS, failing_on(batch=2))
+    with ProjectionRunner(registry, database_url, read_models=models) as runner:
+        runner.catch_up()  # batch 1
+        before = dump(runner.db)
+        with pytest.raises(RuntimeError, match="a read model's bug"):
+            runner.rebuild()  # batch 2: the new tables' first
+        assert dump(runner.db) == before
+        assert rebuilds(runner.db) == 0
+        assert runner.rebuild() == registry.recorder.max_notification_id()
+        assert dump(runner.db) == before
