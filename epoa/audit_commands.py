@@ -7,11 +7,18 @@ file besides the export it is asked to write.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
+import psycopg_pool
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from eventsourcing.persistence import PersistenceError
 
 from domain.eds import Verifier
+from domain.errors import StoreUnavailableError
 from epoa.audit import audit_export, audit_store, stored_origin
 from epoa.audit_core import AuditResult
 from epoa.audit_export import export_to
@@ -21,6 +28,16 @@ from epoa.audit_proofs import load_public_keys
 from epoa.audit_report import Reporter
 from epoa.settings import Settings, redacted
 from projections.db import connect
+
+STORE_ERRORS = (
+    psycopg.Error,
+    psycopg_pool.PoolTimeout,
+    sqlite3.Error,
+    PersistenceError,
+    StoreUnavailableError,
+)
+"""What a store that cannot be read raises: down, a database that is not there, a role
+without the privileges (a restore with `--no-privileges`), a file that is no SQLite."""
 
 
 def _require_store(settings: Settings) -> None:
@@ -63,23 +80,55 @@ def _verifier(settings: Settings, store: bool) -> Verifier | None:
     return None
 
 
+@contextmanager
+def _store_read(settings: Settings) -> Iterator[None]:
+    """A store that cannot be read is no verdict on its history: exit 2, as for a missing
+    store, never the 1 of a damaged one (a scheduled audit must not call an outage tampering)."""
+    try:
+        yield
+    except STORE_ERRORS as error:
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise AuditInputError(
+            f"the store at {redacted(settings.database_url)} cannot be read ({reason}); "
+            "nothing was verified"
+        ) from None
+
+
 def verify_store(
     settings: Settings,
     as_json: bool = False,
     *,
+    keys: Path | None = None,
     witness: Path | None = None,
     receipts: Path | None = None,
     start: int | None = None,
     stop: int | None = None,
 ) -> int:
-    from epoa.wiring import build_registry
-
+    """Verify the store; with `keys`, its seals against those public keys alone, with no
+    private seal key (an auditor's copy of `GET /v1/audit/keys`)."""
     if start is not None and stop is not None and start > stop:
         raise AuditInputError(f"--from {start} is after --to {stop}: no position is in between")
+    pinned = _pinned_keys(keys) if keys is not None else None
+    with _store_read(settings):
+        return _verify_store(settings, as_json, pinned, witness, receipts, start, stop)
+
+
+def _verify_store(
+    settings: Settings,
+    as_json: bool,
+    pinned: list[Ed25519PublicKey] | None,
+    witness: Path | None,
+    receipts: Path | None,
+    start: int | None,
+    stop: int | None,
+) -> int:
+    from epoa.wiring import build_registry
+
     _require_store(settings)
-    _require_seal_key(settings)
+    if pinned is None:
+        _require_seal_key(settings)
     verifier = _verifier(settings, store=True)
-    registry = build_registry(settings)
+    registry = build_registry(settings, verify_with=pinned)
     db = connect(settings.database_url)
     try:
         total = registry.recorder.max_notification_id() or 0
@@ -158,13 +207,14 @@ def _pinned_keys(path: Path) -> list[Ed25519PublicKey]:
 def export_store(settings: Settings, path: Path) -> int:
     from epoa.wiring import build_registry
 
-    _require_store(settings)
-    registry = build_registry(settings)
-    db = connect(settings.database_url)
-    try:
-        records, checkpoints = export_to(path, registry, db, stored_origin(db, settings))
-    finally:
-        db.close()
-        registry.close()
+    with _store_read(settings):
+        _require_store(settings)
+        registry = build_registry(settings)
+        db = connect(settings.database_url)
+        try:
+            records, checkpoints = export_to(path, registry, db, stored_origin(db, settings))
+        finally:
+            db.close()
+            registry.close()
     print(f"exported {records} records and {checkpoints} checkpoint(s) to {path}")
     return 0

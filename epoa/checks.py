@@ -29,13 +29,15 @@ DEMO_CA_MARK = "EPOA DEMO"
 NEW_KEY_HINT = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 #: What each process role needs. Verifying an export reads a file and public keys only:
-#: an auditor needs neither the database nor the service's private seal key for it.
+#: an auditor needs neither the database nor the service's private seal key for it; nor
+#: the private key to verify the store against public keys (`--keys`).
 NEEDS: dict[str, frozenset[Need]] = {
     "serve": frozenset({"database", "seal_key", "api_keys", "trusted_ca"}),
     "project": frozenset({"database", "seal_key"}),
     "consume": frozenset({"database", "seal_key", "trusted_ca", "kafka"}),
     "audit": frozenset({"database", "seal_key", "trusted_ca"}),
     "audit-export": frozenset({"trusted_ca"}),
+    "audit-keys": frozenset({"database", "trusted_ca"}),
     "database": frozenset({"database"}),
 }
 

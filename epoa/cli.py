@@ -36,7 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from epoa.audit_inputs import AuditInputError
 
     try:
-        needs = "audit-export" if getattr(args, "export", None) is not None else args.needs
+        needs = args.needs
+        if getattr(args, "export", None) is not None:
+            needs = "audit-export"
+        elif getattr(args, "keys", None) is not None:
+            needs = "audit-keys"
         if needs is not None:
             check_production(settings, NEEDS[needs])
         result: int = args.run(args, settings)
@@ -131,7 +135,12 @@ def _add_audit(commands: Commands) -> None:
     verify.add_argument("--from", dest="start", type=int, help="first position to verify")
     verify.add_argument("--to", dest="stop", type=int, help="last position to verify")
     verify.add_argument("--export", type=Path, help="verify this export, not the store")
-    verify.add_argument("--keys", type=Path, help="seal public keys for --export (PEM or JSON)")
+    verify.add_argument(
+        "--keys",
+        type=Path,
+        help="the seal public keys to verify against (PEM, or the JSON of GET /v1/audit/keys); "
+        "for the store, instead of the private EPOA_SEAL_KEY",
+    )
     verify.set_defaults(run=_audit_verify, needs="audit")
     export = audit_commands.add_parser("export", help="write the whole history as JSON lines")
     export.add_argument("file", type=Path, help="where to write it (a file there is replaced)")
@@ -258,8 +267,6 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.export is not None and (args.start, args.stop) != (None, None):
         raise AuditInputError("--from and --to verify positions of the store, not of --export")
-    if args.export is None and args.keys is not None:
-        raise AuditInputError("--keys pins the seal keys of --export; the store has its own")
     if args.export is not None:
         return verify_export(
             settings,
@@ -272,6 +279,7 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     return verify_store(
         settings,
         as_json=args.json,
+        keys=args.keys,
         witness=args.witness,
         receipts=args.receipts,
         start=args.start,

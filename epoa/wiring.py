@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -55,7 +55,11 @@ def build_registry(
     settings: Settings,
     names: NameLookup = no_names,
     clock: Callable[[], datetime] | None = None,
+    verify_with: Sequence[Ed25519PublicKey] | None = None,
 ) -> Registry:
+    """The registry of the store of `settings`. `verify_with`: for reading only, its seals
+    checked against these public keys alone (an auditor's), with no private key read: the
+    registry then seals with a key made in memory, which sealed nothing and is dropped."""
     try:
         env = persistence_env(settings.database_url)
         env["EPOA_GROUP_COMMIT"] = "y" if settings.group_commit else "n"
@@ -65,9 +69,11 @@ def build_registry(
     from epoa.db_admin import prepare_store
 
     managed = prepare_store(settings.database_url, env)
-    registry = Registry(
-        env, load_seal_key(settings), load_retired_keys(settings), names=names, **extra
-    )
+    if verify_with is None:
+        seal, known = load_seal_key(settings), load_retired_keys(settings)
+    else:
+        seal, known = SealKey.generate(), tuple(verify_with)
+    registry = Registry(env, seal, known, names=names, **extra)
     if not managed:  # a managed schema is guarded by its owner (`epoa db init`)
         guard_append_only(settings.database_url)
     return registry

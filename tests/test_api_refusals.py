@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
 from domain.canonical import canonical_bytes
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
+from domain.seal import SealKey
 from tests.support.api import api_settings, body, cloud_event, issue, running, signed
 from tests.support.people import CASE, People
 from tests.support.pki import b64, common_name, complete_id, make_cert, person, sign_cms
@@ -267,3 +269,37 @@ def test_a_court_key_may_not_issue_a_poa(client: TestClient, people: People) -> 
         response = client.post(POAS, json=body(people.issue()), headers=COURT)
     assert_problem(response, 403, "forbidden", "court")
     assert "www-authenticate" not in response.headers
+
+
+def test_a_record_sealed_by_a_key_the_service_was_not_given_is_never_served(
+    postgres_url: str, tmp_path: Path, people: People
+) -> None:
+    """After a seal key rotation, a replica started without the retired key answers an
+    `integrity` problem for the older POAs (and changes nothing), never their state."""
+    settings = api_settings(postgres_url, tmp_path, people)
+    with running(settings) as client:
+        poa_id = issue(client, people)["poa_id"]
+    old = serialization.load_pem_private_key(
+        (settings.var_dir / "seal-key.pem").read_bytes(), password=None
+    )
+    retired = tmp_path / "retired.pem"
+    retired.write_bytes(
+        old.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    new = tmp_path / "seal-key.new.pem"
+    new.write_bytes(SealKey.generate().to_pem())
+    rotated = settings.model_copy(update={"seal_key": new})
+    with running(rotated) as client:
+        shown = client.get(f"/v1/powers-of-attorney/{poa_id}", headers=PORTAL)
+        assert_problem(shown, 500, "integrity", "unknown key")
+        revoke = people.act("epoa.revoke", uuid.UUID(poa_id), people.principal)
+        with unchanged(client):
+            refused = client.post(
+                f"/v1/powers-of-attorney/{poa_id}/revocation", json=body(revoke), headers=PORTAL
+            )
+        assert_problem(refused, 500, "integrity", "unknown key")
+    with running(rotated.model_copy(update={"retired_seal_keys": [retired]})) as client:
+        shown = client.get(f"/v1/powers-of-attorney/{poa_id}", headers=PORTAL)
+        assert shown.status_code == 200 and shown.json()["status"] == "active"

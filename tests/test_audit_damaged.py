@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from domain.seal import SealKey
 from epoa.audit_export import export_to
 from epoa.settings import Settings
 from tests.support.people import People
@@ -199,6 +200,61 @@ def test_an_audit_of_a_store_writes_no_api_keys_and_makes_no_key_or_ca(
     assert not (tmp_path / "var" / "seal-key.pem").exists()
 
 
+def public_pem(private_pem: Path, to: Path) -> Path:
+    key = serialization.load_pem_private_key(private_pem.read_bytes(), password=None)
+    to.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return to
+
+
+def test_an_auditor_verifies_the_store_with_the_public_keys_alone(
+    kept: Kept, tmp_path: Path
+) -> None:
+    """No private seal key where the audit runs: the seals are checked against the public
+    keys the auditor holds (`GET /v1/audit/keys`), and those of another service fail."""
+    store_copy(kept, tmp_path)
+    private = tmp_path / "var" / "seal-key.pem"
+    keys = public_pem(private, tmp_path / "keys.pem")
+    private.rename(tmp_path / "elsewhere.pem")
+    run = epoa(tmp_path, "audit", "verify", "--keys", str(keys), trusted_ca=str(kept.ca))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert verdict_of(run.stdout).endswith("INTACT")
+    assert not private.exists()
+    other = tmp_path / "other.pem"
+    other.write_bytes(SealKey.generate().to_pem())
+    foreign = epoa(
+        tmp_path,
+        "audit",
+        "verify",
+        "--keys",
+        str(public_pem(other, tmp_path / "other-public.pem")),
+        trusted_ca=str(kept.ca),
+    )
+    assert foreign.returncode == 1 and verdict_of(foreign.stdout).endswith("DAMAGED")
+    assert "unknown key" in foreign.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("postgresql://postgres@127.0.0.1:1/epoa", "Connection refused"),
+        ("postgresql://postgres@127.0.0.1:5432/epoa_no_such_database", "does not exist"),
+    ],
+)
+def test_a_store_that_cannot_be_read_is_no_verdict_exit_2(
+    tmp_path: Path, url: str, why: str
+) -> None:
+    """A scheduled audit must tell an outage from tampering: 1 means damaged."""
+    for args in (("audit", "verify"), ("audit", "export", "history.jsonl")):
+        run = epoa(tmp_path, *args, database_url=url)
+        assert (run.returncode, run.stdout) == (2, ""), (args, run.stderr)
+        assert len(run.stderr.splitlines()) == 1 and "cannot be read" in run.stderr, run.stderr
+        assert why in run.stderr and "Traceback" not in run.stderr
+
+
 def test_a_range_that_is_backwards_or_holds_no_record_is_refused_never_intact(
     kept: Kept, tmp_path: Path
 ) -> None:
@@ -208,7 +264,6 @@ def test_a_range_that_is_backwards_or_holds_no_record_is_refused_never_intact(
         ("--from", str(last + 1)): f"no record from position {last + 1} on",
         ("--from", str(last + 5), "--to", str(last + 9)): f"the store's last position is {last}",
         ("--export", str(kept.export), "--from", "2"): "--from and --to verify positions of",
-        ("--keys", str(kept.export)): "--keys pins the seal keys of --export",
     }
     for args, words in refusals.items():
         run = epoa(tmp_path, "audit", "verify", *args, trusted_ca=str(kept.ca))
