@@ -132,7 +132,7 @@ class Verifier:
         signer.require_valid_at(signed_at, "signer")
         signer.require_signing_key()
         chain = self._paths.path(signer, carried, signed_at)
-        revocation = self._paths.revocation(signer, chain, signed_at)
+        revocation = self._paths.revocation(signer, chain, signed_at, received_at)
         signer_id, signer_kind = signer.signer_identity()
         return SignedDocument(
             document=document,

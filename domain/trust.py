@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeAlias
 
@@ -109,6 +109,8 @@ class PathValidator:
         )
         self._revocations: BoundedCache[tuple[int, x509.Certificate], _Revocations]
         self._revocations = BoundedCache(cache_size)
+        self._current_until: dict[x509.Certificate, datetime | None] = {}
+        _warn_of_stale(self._crls, datetime.now(UTC))
 
     @property
     def cached_chains(self) -> int:
@@ -195,9 +197,19 @@ class PathValidator:
             self._issued.put(key, cached)
         return cached
 
-    def revocation(self, signer: CertificateFacts, chain: Chain, signed_at: datetime) -> str:
-        """`no-crl`, `crl:none-for-issuer`, `crl:not-revoked` or `crl:revoked-after-signing`
-        (of the signer's certificate, by its issuer's CRLs).
+    def revocation(
+        self,
+        signer: CertificateFacts,
+        chain: Chain,
+        signed_at: datetime,
+        received_at: datetime | None = None,
+    ) -> str:
+        """`no-crl`, `crl:none-for-issuer`, `crl:not-revoked`, `crl:stale` or
+        `crl:revoked-after-signing` (of the signer's certificate, by its issuer's CRLs).
+
+        `crl:stale`: the issuer's CRLs list no revocation of it, but every one of them was
+        past its nextUpdate at `received_at`: the issuer may have revoked it since, so the
+        evidence does not claim that it is not revoked.
 
         Every CA certificate of the path below the trust anchor is looked up in its own
         issuer's CRLs too: a CA revoked on or before `signed_at` takes every certificate it
@@ -227,7 +239,21 @@ class PathValidator:
                     f"signer certificate revoked on {utc_text(revoked_on)}"
                 )
             status = "crl:revoked-after-signing"
+        if status == "crl:not-revoked" and received_at is not None:
+            until = self._current_until_of(chain.issuer)
+            if until is not None and until < received_at:
+                status = "crl:stale"
         return status
+
+    def _current_until_of(self, issuer: x509.Certificate) -> datetime | None:
+        """The latest nextUpdate of the issuer's valid CRLs (None if one of them has none:
+        it never goes out of date)."""
+        if issuer not in self._current_until:
+            crls = [c for c in self._crls if c.issuer == issuer.subject and self._crl_ok(c, issuer)]
+            updates = [crl.next_update_utc for crl in crls]
+            latest = None if None in updates else max(u for u in updates if u is not None)
+            self._current_until[issuer] = latest
+        return self._current_until[issuer]
 
     def _revoked_on(self, serial: int, issuer: x509.Certificate) -> _Revocations:
         key = (serial, issuer)
@@ -253,3 +279,16 @@ class PathValidator:
                 log.warning("ignoring a CRL of %s: its signature does not verify", crl.issuer)
             self._crl_valid[key] = valid
         return self._crl_valid[key]
+
+
+def _warn_of_stale(crls: Iterable[x509.CertificateRevocationList], now: datetime) -> None:
+    """Say at start which CRLs are already out of date: until they are replaced (and the
+    service restarted), the documents of the signers they cover are recorded `crl:stale`."""
+    for crl in crls:
+        if crl.next_update_utc is not None and crl.next_update_utc < now:
+            log.warning(
+                "the CRL of %s is out of date since %s (its nextUpdate): replace it in "
+                "EPOA_CRL_FILES and restart; meanwhile its signers' evidence says crl:stale",
+                crl.issuer.rfc4514_string(),
+                utc_text(crl.next_update_utc),
+            )

@@ -51,12 +51,17 @@ def refusal(signer: Issued, **options: Any) -> str:
     return refused.value.detail
 
 
-def crl(issuer: Issued, revoked: dict[int, datetime], signed_by: Issued | None = None) -> bytes:
+def crl(
+    issuer: Issued,
+    revoked: dict[int, datetime],
+    signed_by: Issued | None = None,
+    next_update: datetime = NOW + timedelta(days=1),
+) -> bytes:
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer.cert.subject)
-        .last_update(NOW - timedelta(days=1))
-        .next_update(NOW + timedelta(days=1))
+        .last_update(min(NOW, next_update) - timedelta(days=1))
+        .next_update(next_update)
     )
     for serial, when in revoked.items():
         entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
@@ -195,6 +200,26 @@ def test_a_crl_that_does_not_list_the_signer_gives_not_revoked() -> None:
     revocations = [crl(pki.intermediate, {12345: NOW - timedelta(days=3)})]
 
     assert verify(signer, crls=revocations).revocation == "crl:not-revoked"
+
+
+def test_a_crl_past_its_next_update_never_vouches_that_the_signer_is_not_revoked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The issuer may have revoked the certificate since its CRL went out of date: the
+    evidence says so, and the service says at start which CRL to replace."""
+    pki = hierarchy()
+    signer = revoked_signer(pki, "Stale CRL")
+    expired = crl(
+        pki.intermediate, {12345: NOW - timedelta(days=3)}, next_update=NOW - timedelta(days=2)
+    )
+    with caplog.at_level("WARNING", logger="domain.trust"):
+        assert verify(signer, crls=[expired]).revocation == "crl:stale"
+    assert "is out of date since" in caplog.text
+    current = crl(pki.intermediate, {12345: NOW - timedelta(days=3)})
+    assert verify(signer, crls=[expired, current]).revocation == "crl:not-revoked"
+    revoked = {signer.cert.serial_number: NOW - timedelta(days=3)}
+    stale_but_revoking = crl(pki.intermediate, revoked, next_update=NOW - timedelta(days=2))
+    assert "signer certificate revoked" in refusal(signer, crls=[stale_but_revoking])
 
 
 def test_a_crl_of_another_issuer_gives_none_for_issuer() -> None:
