@@ -84,13 +84,25 @@ _answered_lock = threading.Lock()
 
 
 def ping_if_idle(conn: Any) -> None:
-    """The pool's check at each checkout: a ping, unless the connection answered one lately."""
+    """The pool's check at each checkout: a ping, unless the connection answered one lately.
+
+    A connection that fails it was most likely ended with all the others of its time (a
+    restart, a failover, while no request came): the pool is drained, so they are replaced
+    at once, and the request waits for a new one instead of meeting the dead ones in turn,
+    each costing it a wait for the pool's backoff (a second each, and the 503 of a request
+    that met three)."""
     now = time.monotonic()
     with _answered_lock:
         last = _answered.get(conn)
     if last is not None and now - last < PING_AFTER:
         return
-    ConnectionPool.check_connection(conn)
+    try:
+        ConnectionPool.check_connection(conn)
+    except Exception:
+        pool = getattr(conn, "_pool", None)  # set by the pool on checkout, before the check
+        if isinstance(pool, ConnectionPool):
+            pool.drain()
+        raise
     with _answered_lock:
         _answered[conn] = now
 

@@ -23,7 +23,7 @@ from tests.support.people import CASE, People
 from tests.support.roles import ServiceRole, service_role
 from tests.support.stack import Stack
 from tests.support.traffic import RIGHT, signed
-from tests.test_resilience_outage import role_outage
+from tests.test_resilience_outage import allow_logins, refuse_logins, role_outage
 
 pytestmark = pytest.mark.postgres
 
@@ -104,3 +104,23 @@ def test_requests_during_an_outage_answer_503_within_seconds_and_the_next_comman
         assert answer.status_code == 200 and answer.json()["authorized"], answer.text
     assert api.alive("api") and api.alive("projector"), api.tails()
     assert api.starts["api"] == 1
+
+
+def test_after_the_server_ended_every_idle_session_the_first_requests_succeed(
+    stack: tuple[ServiceRole, Stack], people: People
+) -> None:
+    """A restart while no request came: the pools hold only connections the server ended.
+    The first one found dead replaces them all, so no request pays one by one for them."""
+    role, api = stack
+    court = {"Authorization": f"Bearer {api.keys['court']}"}
+    with httpx.Client(base_url=api.url, timeout=60) as client:
+        issued = issue(client, api, people)
+        assert issued.status_code == 201, issued.text
+        poa = f"/v1/powers-of-attorney/{issued.json()['poa_id']}"
+        refuse_logins(role.name)  # every session ended, as a restart ends them
+        allow_logins(role.name)  # and the server back at once
+        time.sleep(1.5)  # idle past PING_AFTER: each pooled connection is checked
+        answers = [timed(client.get, poa, headers=court), timed(issue, client, api, people)]
+    for (answer, took), status in zip(answers, (200, 201), strict=True):
+        assert answer.status_code == status, answer.text
+        assert took < 1.0, f"{answer.request.method} answered after {took:.1f} s"
