@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -78,9 +78,14 @@ class Settings(BaseSettings):
         connection string and come back as a store that refuses. The value is never
         repeated: a URL that does not parse may still hold a password where none is looked
         for."""
-        if value is None or is_store_url(value):
+        if value is None:
             return value
-        raise ValueError(STORE_URL_EXPECTED)
+        if not is_store_url(value):
+            raise ValueError(STORE_URL_EXPECTED)
+        problem = store_url_parameters_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("court_bins", mode="before")
     @classmethod
@@ -158,6 +163,34 @@ def is_store_url(url: str) -> bool:
     if parts.scheme == "sqlite":
         return bool(parts.path.removeprefix("/"))  # as `epoa.storage.sqlite_path` reads it
     return parts.scheme in ("postgresql", "postgres") and url[len(parts.scheme) :].startswith("://")
+
+
+STORE_URL_PARAMETERS = {"postgresql": ("schema", "pool_size"), "sqlite": ()}
+
+
+def store_url_parameters_problem(url: str) -> str | None:
+    """What is wrong with the query parameters of a store URL, or None. A misspelt one
+    (`?shema=`) would otherwise be ignored, and the service would run on another schema's
+    store; only the parameters' names are said, never their values."""
+    parts = urlsplit(url)
+    scheme = "sqlite" if parts.scheme == "sqlite" else "postgresql"
+    allowed = STORE_URL_PARAMETERS[scheme]
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    names = [name for name, _ in pairs]
+    unknown = sorted({name for name in names if name not in allowed})
+    if unknown:
+        takes = ", ".join(allowed) or "none"
+        return f"unknown parameter(s) {unknown} (a {scheme} URL takes: {takes})"
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        return f"parameter(s) {repeated} given more than once"
+    given = dict(pairs)
+    if "schema" in given and not given["schema"]:
+        return "schema is empty"
+    size = given.get("pool_size")
+    if size is not None and not (size.isascii() and size.isdigit() and 1 <= int(size) <= 1000):
+        return "pool_size must be a whole number from 1 to 1000"
+    return None
 
 
 def with_password(url: str, password_file: Path, variable: str) -> str:

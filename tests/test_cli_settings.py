@@ -97,6 +97,28 @@ def test_a_database_url_of_no_store_there_is_exits_2_without_its_password(
         assert "s3cret-pw" not in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("shema=tenant_a", "unknown parameter(s) ['shema']"),
+        ("schema=a&schema=b", "['schema'] given more than once"),
+        ("schema=", "schema is empty"),
+        ("pool_size=abc", "pool_size must be a whole number"),
+        ("pool_size=0", "pool_size must be a whole number"),
+    ],
+)
+def test_a_database_url_with_a_parameter_it_cannot_take_exits_2_naming_it(
+    tmp_path: Path, query: str, words: str
+) -> None:
+    """`?shema=` was ignored: the service ran on the schema `public`, another store."""
+    url = f"postgresql://epoa:s3cret-pw@127.0.0.1:1/epoa?{query}"
+    done = run_epoa("project", "--once", env={"EPOA_DATABASE_URL": url}, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("epoa: bad settings: EPOA_DATABASE_URL: "), done.stderr
+    assert words in done.stderr and "s3cret-pw" not in done.stderr, done.stderr
+    assert "tenant_a" not in done.stderr and "abc" not in done.stderr
+
+
 @pytest.mark.parametrize("url", ["sqlite:var/epoa.sqlite", "SQLITE:///var/epoa.sqlite"])
 def test_the_sqlite_urls_that_name_a_file_are_still_stores(tmp_path: Path, url: str) -> None:
     done = run_epoa("project", "--once", env={"EPOA_DATABASE_URL": url}, cwd=tmp_path)
