@@ -68,11 +68,15 @@ def test_what_is_recorded_during_a_rebuild_is_in_the_tables_it_leaves(
 ) -> None:
     many_poas(registry, people, 30)
     recorded: list[str] = []
+    shown_in_time: list[bool] = []
     done = threading.Event()
 
     def record() -> None:
         while not done.is_set() and len(recorded) < 20:
-            recorded.append(str(registry.issue(people.issue(LATE)).poa.id))
+            outcome = registry.issue(people.issue(LATE))
+            recorded.append(str(outcome.poa.id))
+            # read-your-writes: the live tables follow the log during the rebuild
+            shown_in_time.append(runner.wait_for(max(outcome.positions), 2.0))
 
     with ProjectionRunner(registry, database_url, batch_size=2) as runner:
         runner.catch_up()
@@ -88,7 +92,7 @@ def test_what_is_recorded_during_a_rebuild_is_in_the_tables_it_leaves(
         runner.rebuild()  # a quiet log: the same tables again
         assert dump(runner.db) == after
         assert rebuilds(runner.db) == 2
-    assert recorded
+    assert recorded and all(shown_in_time), shown_in_time
     shown = {row[0] for row in after["poa_status"]}
     assert set(recorded) <= shown
 
