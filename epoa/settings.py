@@ -194,13 +194,16 @@ def store_url_parameters_problem(url: str) -> str | None:
 
 
 def with_password(url: str, password_file: Path, variable: str) -> str:
-    """`url` with the password `password_file` holds; ValueError naming `variable`."""
+    """`url` with the password `password_file` holds; ValueError naming `variable`. A URL
+    that names no user keeps naming none (`postgresql://:password@host/db`): the connection
+    takes the default user as before, and `epoa db init` still sees that no service role was
+    named, rather than altering a default role it was never given."""
     try:
         password = password_file.read_text().strip()
     except OSError as error:
         raise ValueError(f"{variable}={password_file}: cannot read it: {error}") from error
     parts = urlsplit(url)
-    user = parts.username or "postgres"
+    user = parts.username or ""
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"

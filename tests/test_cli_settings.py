@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from epoa.settings import Settings
+from epoa.storage import psycopg_conninfo
 from tests.support.pki import complete_id
 from tests.test_ops_settings import run_epoa
 
@@ -146,3 +147,36 @@ def test_an_unreadable_database_password_file_is_named_by_its_variable(tmp_path:
     assert done.stderr.startswith(
         f"epoa: bad settings: EPOA_DATABASE_PASSWORD_FILE={missing}: cannot read it"
     ), done.stderr
+
+
+def test_db_init_with_a_password_file_but_no_service_role_refuses_to_pick_one(
+    tmp_path: Path,
+) -> None:
+    """The password file must not make `postgres` the role `epoa db init` strips of its
+    powers: a URL naming no role is refused, as it is without a password file."""
+    secret = tmp_path / "password"
+    secret.write_text("service-password\n")
+    env = {
+        "EPOA_DATABASE_URL": "postgresql://127.0.0.1:1/epoa",
+        "EPOA_DATABASE_PASSWORD_FILE": str(secret),
+        "EPOA_ADMIN_DATABASE_URL": "postgresql://epoa_owner@127.0.0.1:1/epoa",
+    }
+    done = run_epoa("db", "init", env=env, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "epoa: bad settings: EPOA_DATABASE_URL must name the service role: postgresql://ROLE@..."
+    )
+
+
+def test_a_password_file_for_a_url_naming_no_user_still_reaches_the_default_user(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("pw\n")
+    settings = Settings(
+        database_url="postgresql://db.internal:5432/epoa", database_password_file=secret
+    )
+    assert settings.database_url == "postgresql://:pw@db.internal:5432/epoa"
+    assert (
+        psycopg_conninfo(settings.database_url) == "postgresql://postgres:pw@db.internal:5432/epoa"
+    )
