@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import psycopg
 from psycopg import sql
@@ -35,6 +35,7 @@ from projections.rebuild import shadow_schema
 
 TRACKING_TABLE = "epoa_tracking"
 GUARD_TRIGGERS = ["epoa_append_only_rows", "epoa_append_only_truncate"]
+OWNER_IS_SERVICE = "the service role must not be the owner: use another role"
 INIT_HINT = "run `epoa db init` with EPOA_ADMIN_DATABASE_URL set to the schema owner's URL"
 
 ACCESS_SQL = """
@@ -120,23 +121,15 @@ class InitReport:
 def init_database(settings: Settings) -> InitReport:
     """Create the schema, its tables and triggers as the owner, then the service role of
     `EPOA_DATABASE_URL` with its password, and its grants. Safe to run again."""
-    service_url, admin = settings.database_url, settings.admin_database_url
-    if not admin:
-        raise SettingsError(f"EPOA_ADMIN_DATABASE_URL is required; {INIT_HINT}")
-    service, owner = urlsplit(service_url), urlsplit(admin)
-    if service.scheme not in ("postgresql", "postgres"):
-        raise SettingsError("`epoa db init` needs a postgresql:// EPOA_DATABASE_URL")
-    if service.path.strip("/") != owner.path.strip("/"):
-        raise SettingsError("EPOA_ADMIN_DATABASE_URL and EPOA_DATABASE_URL name other databases")
-    role, schema = service.username or "", schema_of(service_url)
-    if not role:
-        raise SettingsError("EPOA_DATABASE_URL must name the service role: postgresql://ROLE@...")
+    service_url = settings.database_url
+    role, admin = _service_role(service_url, settings.admin_database_url)
+    service, schema = urlsplit(service_url), schema_of(service_url)
     owner_url = _with_schema(admin, schema)
     with psycopg.connect(psycopg_conninfo(owner_url), autocommit=True) as conn:
+        if conn.execute("SELECT current_user = %s", (role,)).fetchone() == (True,):
+            raise SettingsError(OWNER_IS_SERVICE)
         for name in (schema, shadow_schema(service_url)):
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(name)))
-        if conn.execute("SELECT current_user = %s", (role,)).fetchone() == (True,):
-            raise SettingsError("the service role must not be the owner: use another role")
     # The role first: an owner that may not make it stops before any table is made.
     with psycopg.connect(psycopg_conninfo(owner_url)) as conn, conn.transaction():
         _ensure_role(conn, role, service.password)
@@ -149,6 +142,31 @@ def init_database(settings: Settings) -> InitReport:
             )
         )
     return InitReport(role, schema, owned)
+
+
+def _service_role(service_url: str, admin: str | None) -> tuple[str, str]:
+    """The service role and the owner's URL, once the two URLs are known fit for `epoa db
+    init`: all that can be told from them is refused before any connection is made or
+    anything is changed."""
+    if not admin:
+        raise SettingsError(f"EPOA_ADMIN_DATABASE_URL is required; {INIT_HINT}")
+    service, owner = urlsplit(service_url), urlsplit(admin)
+    if service.scheme not in ("postgresql", "postgres"):
+        raise SettingsError("`epoa db init` needs a postgresql:// EPOA_DATABASE_URL")
+    if service.path.strip("/") != owner.path.strip("/"):
+        raise SettingsError("EPOA_ADMIN_DATABASE_URL and EPOA_DATABASE_URL name other databases")
+    if not service.username:
+        raise SettingsError("EPOA_DATABASE_URL must name the service role: postgresql://ROLE@...")
+    if _user_of(service_url) == _user_of(admin):
+        raise SettingsError(OWNER_IS_SERVICE)
+    return service.username, admin
+
+
+def _user_of(url: str) -> str:
+    """The role a URL connects as, with the default `psycopg_conninfo` gives one naming
+    none: the service role given as the owner is refused before connecting, since the
+    owner's first statement would otherwise fail as a permission the service lacks."""
+    return unquote(urlsplit(url).username or "postgres")
 
 
 def _with_schema(url: str, schema: str) -> str:

@@ -200,6 +200,21 @@ def test_db_init_refuses_to_make_the_owner_the_service_role(tmp_path: Path) -> N
             init_database(same)
 
 
+def test_db_init_given_the_service_role_as_owner_refuses_it_before_changing_anything(
+    tmp_path: Path, role: ServiceRole
+) -> None:
+    """The service role may not create schemas: it is told it is no owner, exit 2, not
+    that the store refused a permission."""
+    from tests.test_ops_settings import run_epoa
+
+    env = {"EPOA_DATABASE_URL": role.url, "EPOA_ADMIN_DATABASE_URL": role.url}
+    done = run_epoa("db", "init", env=env, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "epoa: bad settings: the service role must not be the owner: use another role"
+    )
+
+
 def test_db_init_needs_the_owner_url() -> None:
     with pytest.raises(SettingsError, match="EPOA_ADMIN_DATABASE_URL is required"):
         init_database(Settings(database_url="postgresql://svc@127.0.0.1/epoa"))
