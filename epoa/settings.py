@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -63,6 +63,25 @@ class Settings(BaseSettings):
     admin_database_url: str | None = None
     """The schema owner's URL, used only by `epoa db init`."""
     admin_database_password_file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, data: Any) -> Any:
+        """`EPOA_API_KEYS=` (a variable a compose file or a shell script left empty) is
+        unset, not the path `.` nor a URL that is no store: every path or optional setting
+        given an empty value takes its default."""
+        if not isinstance(data, dict):
+            return data
+        return {
+            name: value
+            for name, value in data.items()
+            if not (
+                isinstance(value, str)
+                and not value.strip()
+                and name in cls.model_fields
+                and _path_or_optional(cls.model_fields[name].annotation)
+            )
+        }
 
     @field_validator("crl_files", "retired_seal_keys", mode="before")
     @classmethod
@@ -150,6 +169,13 @@ class Settings(BaseSettings):
         if self.log_format is not None:
             return self.log_format
         return "json" if self.env == "production" else "text"
+
+
+def _path_or_optional(annotation: object) -> bool:
+    """A setting whose type is or holds a `Path` or `None`."""
+    if annotation is Path or annotation is type(None):
+        return True
+    return any(_path_or_optional(arg) for arg in get_args(annotation))
 
 
 def is_store_url(url: str) -> bool:

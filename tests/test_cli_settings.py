@@ -180,3 +180,25 @@ def test_a_password_file_for_a_url_naming_no_user_still_reaches_the_default_user
     assert (
         psycopg_conninfo(settings.database_url) == "postgresql://postgres:pw@db.internal:5432/epoa"
     )
+
+
+def test_an_empty_path_setting_is_unset_not_the_current_directory(tmp_path: Path) -> None:
+    empty = ("API_KEYS", "TRUSTED_CA", "SEAL_KEY", "CRL_FILES", "CHECKPOINT_FILE", "VAR_DIR")
+    env = {"EPOA_ENV": "production", **{f"EPOA_{name}": "" for name in empty}}
+    done = run_epoa("serve", "--port", "1", env=env, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    for name in ("API_KEYS", "TRUSTED_CA", "SEAL_KEY"):
+        assert f"EPOA_{name} is required" in done.stderr, done.stderr
+    assert "=." not in done.stderr and "Is a directory" not in done.stderr
+
+
+def test_an_empty_password_file_or_owner_url_is_unset(tmp_path: Path) -> None:
+    env = {
+        "EPOA_DATABASE_URL": "postgresql://epoa_service@127.0.0.1:1/epoa",
+        "EPOA_DATABASE_PASSWORD_FILE": "",
+        "EPOA_ADMIN_DATABASE_URL": "",
+        "EPOA_ADMIN_DATABASE_PASSWORD_FILE": "",
+    }
+    done = run_epoa("db", "init", env=env, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("epoa: bad settings: EPOA_ADMIN_DATABASE_URL is required")
