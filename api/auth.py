@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 from pathlib import Path
+from typing import Any
 
 ROLES = ("portal", "court", "auditor", "admin")
 
@@ -31,12 +32,35 @@ class ApiKeys:
         return found
 
 
+class RepeatedKeyError(ValueError):
+    """A keys file names one key twice; the message gives positions, never the key."""
+
+
+def parse_keys(text: str) -> Any:
+    """The JSON of a keys file. A key given twice is refused: JSON readers keep the last
+    role given, so the file would grant another role than the one its reader sees first."""
+    return json.loads(text, object_pairs_hook=_pairs_once)
+
+
+def _pairs_once(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    first: dict[str, int] = {}
+    for number, (key, _) in enumerate(pairs, start=1):
+        if key in first:
+            raise RepeatedKeyError(
+                f"key #{number} repeats key #{first[key]}: each key has one role; give it once"
+            )
+        first[key] = number
+    return dict(pairs)
+
+
 def read_keys(path: Path) -> dict[str, str]:
     """The keys file as a mapping of key to role; ValueError naming the file and the fault."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_keys(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ValueError(f"EPOA_API_KEYS={path}: cannot read it: {error.strerror}") from None
+    except RepeatedKeyError as error:
+        raise ValueError(f"EPOA_API_KEYS={path}: {error}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"EPOA_API_KEYS={path}: cannot read it as JSON: {error}") from None
     fault = _fault(data)

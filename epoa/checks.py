@@ -9,7 +9,6 @@ that is wrong at once, each with what to do, rather than failing on the first.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
@@ -19,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from api.auth import ROLES
+from api.auth import ROLES, RepeatedKeyError, parse_keys
 from epoa.settings import Settings
 from epoa.wiring import SettingsError
 
@@ -110,7 +109,9 @@ def api_key_problems(path: Path | None) -> list[str]:
     if path is None:
         return ["EPOA_API_KEYS is required: a JSON file mapping each API key to its role"]
     try:
-        keys = json.loads(path.read_text())
+        keys = parse_keys(path.read_text())
+    except RepeatedKeyError as error:
+        return [f"EPOA_API_KEYS={path}: {error}"]
     except (OSError, ValueError) as error:
         return [f"EPOA_API_KEYS={path}: not a readable JSON file ({error})"]
     if not isinstance(keys, dict) or not keys:

@@ -36,6 +36,21 @@ def test_a_bad_api_keys_file_stops_serve_with_one_line_and_no_banner(
     assert "Traceback" not in done.stderr and "API docs" not in done.stdout
 
 
+def test_an_api_key_given_twice_stops_serve_naming_the_entries_not_the_key(
+    tmp_path: Path,
+) -> None:
+    key, other = "abcdefghijklmnopqrstuvwxyz012345", "zyxwvutsrqponmlkjihgfedcba543210"
+    keys = tmp_path / "keys.json"
+    keys.write_text(f'{{"{key}": "portal", "{other}": "court", "{key}": "admin"}}')
+    done = run_epoa("serve", "--port", "1", env={"EPOA_API_KEYS": str(keys)}, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip() == (
+        f"epoa: bad settings: EPOA_API_KEYS={keys}: key #3 repeats key #1: each key has one "
+        "role; give it once"
+    )
+    assert "API docs" not in done.stdout
+
+
 def test_commands_that_serve_no_api_neither_read_nor_make_api_keys(tmp_path: Path) -> None:
     keys = tmp_path / "keys.json"
     keys.write_text("not json")

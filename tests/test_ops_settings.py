@@ -101,6 +101,17 @@ def test_production_refuses_api_keys_that_are_not_a_json_object_of_roles(
     assert "non-empty JSON object" in problems_of(fit.model_copy(update={"api_keys": keys}))
 
 
+def test_production_refuses_an_api_key_given_twice_without_printing_it(
+    fit: Settings, tmp_path: Path
+) -> None:
+    keys = tmp_path / "twice.json"
+    first = next(iter(GOOD_KEYS))
+    keys.write_text(json.dumps(GOOD_KEYS)[:-1] + f', "{first}": "admin"}}')
+    message = problems_of(fit.model_copy(update={"api_keys": keys}))
+    assert f"EPOA_API_KEYS={keys}: key #5 repeats key #1" in message
+    assert first not in message
+
+
 def test_production_refuses_the_demo_ca(fit: Settings, tmp_path: Path) -> None:
     demo = make_demo(tmp_path / "demo")
     message = problems_of(fit.model_copy(update={"trusted_ca": demo.ca_pem}))
