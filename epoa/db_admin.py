@@ -132,7 +132,10 @@ def init_database(settings: Settings) -> InitReport:
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(name)))
     # The role first: an owner that may not make it stops before any table is made.
     with psycopg.connect(psycopg_conninfo(owner_url)) as conn, conn.transaction():
-        _ensure_role(conn, role, service.password)
+        # The URL holds the password percent-encoded; the role gets it as the file has it,
+        # as the processes send it when they connect.
+        password = unquote(service.password) if service.password else None
+        _ensure_role(conn, role, password)
     _create_tables(owner_url)
     with psycopg.connect(psycopg_conninfo(owner_url)) as conn, conn.transaction():
         owned = _grant(conn, role, schema, service.path.strip("/") or "postgres")
@@ -159,7 +162,7 @@ def _service_role(service_url: str, admin: str | None) -> tuple[str, str]:
         raise SettingsError("EPOA_DATABASE_URL must name the service role: postgresql://ROLE@...")
     if _user_of(service_url) == _user_of(admin):
         raise SettingsError(OWNER_IS_SERVICE)
-    return service.username, admin
+    return unquote(service.username), admin
 
 
 def _user_of(url: str) -> str:

@@ -4,6 +4,9 @@ guard, whatever the service's code does."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,11 +17,12 @@ import pytest
 from psycopg import sql
 
 from epoa.db_admin import init_database, store_access
-from epoa.settings import Settings
+from epoa.settings import Settings, with_password
 from epoa.storage import EVENTS_TABLE, schema_of
 from epoa.wiring import SettingsError, build_registry
 from tests.support.api import api_settings, auth, body, running
 from tests.support.people import People
+from tests.support.postgres import DATABASE, SERVER
 from tests.support.roles import ServiceRole, drop_role, service_role
 
 pytestmark = pytest.mark.postgres
@@ -309,3 +313,35 @@ def test_db_init_against_a_server_that_does_not_answer_is_one_line_and_exit_1(
     assert "Traceback" not in done.stderr
     last = done.stderr.splitlines()[-1]
     assert last.startswith("epoa: the store refused: ") and "port 1 failed" in last
+
+
+def scram_matches(verifier: str, password: str) -> bool:
+    """Whether PostgreSQL's SCRAM-SHA-256 verifier (`pg_authid.rolpassword`) is of `password`."""
+    method, _, rest = verifier.partition("$")
+    iterations_salt, _, keys = rest.partition("$")
+    iterations, _, salt = iterations_salt.partition(":")
+    stored_key = keys.partition(":")[0]
+    salted = hashlib.pbkdf2_hmac(
+        "sha256", password.encode(), base64.b64decode(salt), int(iterations)
+    )
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    return method == "SCRAM-SHA-256" and hashlib.sha256(client_key).digest() == base64.b64decode(
+        stored_key
+    )
+
+
+def test_db_init_gives_the_role_the_password_file_as_it_is(tmp_path: Path) -> None:
+    """A password with characters a URL must encode (`openssl rand -base64` makes `+/=`)
+    was set percent-encoded, so the service could not log in with the file's password."""
+    secret = "p@ss:w/rd%x+y=="
+    password_file = tmp_path / "db-service-password"
+    password_file.write_text(secret + "\n")
+    with service_role() as made:
+        bare = made.url.replace(f":{made.password}@", "@")
+        url = with_password(bare, password_file, "EPOA_DATABASE_PASSWORD_FILE")
+        init_database(Settings(database_url=url, admin_database_url=made.admin_url))
+        with psycopg.connect(f"{SERVER}/{DATABASE}") as conn:
+            row = conn.execute(
+                "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (made.name,)
+            ).fetchone()
+        assert row is not None and scram_matches(str(row[0]), secret)
