@@ -32,15 +32,15 @@ class Settings(BaseSettings):
     case_events_dlq_topic: str = ""
     """Unset: the case-events topic's name and `.dlq` (`court.case-events.dlq`)."""
     consumer_group: str = "epoa-case-events"
-    consumer_session_timeout_ms: int = 6000
-    consumer_heartbeat_interval_ms: int = 1000
-    consumer_metrics_port: int | None = None
+    consumer_session_timeout_ms: int = Field(default=6000, ge=1)
+    consumer_heartbeat_interval_ms: int = Field(default=1000, ge=1)
+    consumer_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     group_commit: bool = True
     """On PostgreSQL, concurrent commands share one transaction (each still atomic)."""
     checkpoint_origin: str = "epoa/registry"
     """The name of the global audit log in its signed checkpoints; never change it later."""
-    checkpoint_every_records: int = 1000
-    checkpoint_every_seconds: float = 10.0
+    checkpoint_every_records: int = Field(default=1000, ge=1)
+    checkpoint_every_seconds: float = Field(default=10.0, gt=0)
     checkpoint_file: Path | None = None
     """Append every signed checkpoint here too: a witness the database admins cannot rewrite."""
     trusted_ca: Path | None = None
@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     seal_key: Path | None = None
     retired_seal_keys: PathList = Field(default_factory=list)
     api_keys: Path | None = None
-    clock_skew_seconds: int = 300
-    read_wait_seconds: float = 2.0
+    clock_skew_seconds: int = Field(default=300, ge=0)
+    read_wait_seconds: float = Field(default=2.0, ge=0)
     read_pool_size: int = Field(default=8, ge=1)
     """On PostgreSQL, the API's connections for reads, at most (one process)."""
     log_format: Literal["json", "text"] | None = None
@@ -191,6 +191,9 @@ def is_store_url(url: str) -> bool:
     return parts.scheme in ("postgresql", "postgres") and url[len(parts.scheme) :].startswith("://")
 
 
+SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,54}")
+"""A schema every statement may name unquoted (the store's library does), and with
+`_rebuild` added still within PostgreSQL's 63 characters."""
 STORE_URL_PARAMETERS = {"postgresql": ("schema", "pool_size"), "sqlite": ()}
 
 
@@ -211,8 +214,11 @@ def store_url_parameters_problem(url: str) -> str | None:
     if repeated:
         return f"parameter(s) {repeated} given more than once"
     given = dict(pairs)
-    if "schema" in given and not given["schema"]:
-        return "schema is empty"
+    if "schema" in given and not SCHEMA_NAME.fullmatch(given["schema"]):
+        return (
+            "schema must be a plain name: a letter or _, then letters, digits or _, "
+            "at most 55 characters (a rebuild adds _rebuild to it)"
+        )
     size = given.get("pool_size")
     if size is not None and not (size.isascii() and size.isdigit() and 1 <= int(size) <= 1000):
         return "pool_size must be a whole number from 1 to 1000"

@@ -118,7 +118,8 @@ def test_a_database_url_of_no_store_there_is_exits_2_without_its_password(
     [
         ("shema=tenant_a", "unknown parameter(s) ['shema']"),
         ("schema=a&schema=b", "['schema'] given more than once"),
-        ("schema=", "schema is empty"),
+        ("schema=", "schema must be a plain name"),
+        ("schema=tenant-b", "schema must be a plain name"),
         ("pool_size=abc", "pool_size must be a whole number"),
         ("pool_size=0", "pool_size must be a whole number"),
     ],
@@ -217,3 +218,25 @@ def test_an_empty_password_file_or_owner_url_is_unset(tmp_path: Path) -> None:
     done = run_epoa("db", "init", env=env, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("epoa: bad settings: EPOA_ADMIN_DATABASE_URL is required")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("EPOA_CLOCK_SKEW_SECONDS", "-100"),
+        ("EPOA_READ_WAIT_SECONDS", "-5"),
+        ("EPOA_CHECKPOINT_EVERY_RECORDS", "0"),
+        ("EPOA_CHECKPOINT_EVERY_SECONDS", "-1"),
+        ("EPOA_CONSUMER_SESSION_TIMEOUT_MS", "0"),
+        ("EPOA_CONSUMER_METRICS_PORT", "70000"),
+    ],
+)
+def test_a_number_no_process_could_work_with_is_a_bad_setting_naming_it(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    """A negative clock skew refused every correctly signed document as signed in the
+    future, blaming the signer."""
+    done = run_epoa("project", "--once", env={variable: value}, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"epoa: bad settings: {variable}: "), done.stderr
+    assert "Traceback" not in done.stderr
