@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.auth import ROLES, RepeatedKeyError, parse_keys
 from epoa.settings import Settings
@@ -92,15 +92,14 @@ def seal_key_problems(path: Path | None) -> list[str]:
 
 
 def retired_key_problems(paths: list[Path]) -> list[str]:
+    from epoa.wiring import read_public_keys
+
     found = []
     for path in paths:
         try:
-            key = serialization.load_pem_public_key(path.read_bytes())
+            read_public_keys(path)
         except (OSError, ValueError) as error:
             found.append(f"EPOA_RETIRED_SEAL_KEYS: {path}: not a readable PEM public key ({error})")
-            continue
-        if not isinstance(key, Ed25519PublicKey):
-            found.append(f"EPOA_RETIRED_SEAL_KEYS: {path} is not an Ed25519 public key")
     return found
 
 
