@@ -13,6 +13,7 @@ from pathlib import Path
 
 from domain.registry import Registry
 from epoa.settings import Settings
+from epoa.wiring import SettingsError
 from projections.checkpoints import CheckpointLog
 
 DEFAULT_ORIGIN = "epoa/registry"
@@ -29,8 +30,27 @@ def checkpoint_file(settings: Settings) -> Path | None:
     return Path(value) if value else None
 
 
+def require_appendable_witness(settings: Settings) -> None:
+    """Refuse to start a process that signs checkpoints if its witness file cannot take
+    them: each append would otherwise fail in turn, logged once per checkpoint, and the
+    witness would silently stop. The file is opened as an append opens it (made if absent,
+    never truncated)."""
+    path = checkpoint_file(settings)
+    if path is None:
+        return
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise SettingsError(
+            f"EPOA_CHECKPOINT_FILE={path} cannot be appended to: {reason}"
+        ) from None
+
+
 def checkpoint_log(settings: Settings, registry: Registry) -> CheckpointLog:
     """The audit log writer over the settings' database, signing with the seal key."""
+    require_appendable_witness(settings)
     return CheckpointLog(
         registry,
         settings.database_url,

@@ -219,7 +219,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             logging.getLogger("epoa").info(line.removeprefix("epoa: ").strip())
     else:
         print(text, flush=True)
-    _preflight(settings)
+    _preflight(settings, signs_checkpoints=not args.no_projections)
     app = create_app(settings, run_projections=not args.no_projections)
     # uvicorn logs through the root logger (epoa.logging_setup); the app logs each request.
     uvicorn.run(
@@ -233,13 +233,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _preflight(settings: Settings) -> None:
+def _preflight(settings: Settings, signs_checkpoints: bool) -> None:
     """What would stop the app's start-up, met before the server starts, so that it ends as
     every command does (one line; exit 2 for unfit settings, 1 for a store that does not
     answer) and not as a server whose start-up failed."""
+    from epoa.audit_worker import require_appendable_witness
     from epoa.wiring import build_registry, build_verifier
 
     build_verifier(settings)
+    if signs_checkpoints:  # the app signs checkpoints where it runs the read models
+        require_appendable_witness(settings)
     build_registry(settings).close()  # says what `epoa db init` must make, if anything
 
 

@@ -29,10 +29,12 @@ def stop_on_signals() -> threading.Event:
 
 def run_projections(settings: Settings, rebuild: bool = False, once: bool = False) -> int:
     """The read models and the global audit log (`--rebuild` leaves signed history alone)."""
-    from epoa.audit_worker import checkpoint_log, start_checkpoint_log
+    from epoa.audit_worker import checkpoint_log, require_appendable_witness, start_checkpoint_log
     from projections.rebuild import RebuildSpaceError
     from projections.runner import ProjectionLockedError, ProjectionRunner
 
+    if not rebuild:  # before the store is opened: a rebuild signs no checkpoint
+        require_appendable_witness(settings)
     registry = build_registry(settings)
     try:
         with ProjectionRunner(registry, settings.database_url) as runner:

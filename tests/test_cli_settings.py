@@ -240,3 +240,22 @@ def test_a_number_no_process_could_work_with_is_a_bad_setting_naming_it(
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"epoa: bad settings: {variable}: "), done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [("project", "--once"), ("project",), ("serve", "--port", "1")])
+def test_a_witness_file_that_cannot_be_appended_to_stops_each_signer_at_start(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    witness = tmp_path / "no-such-dir" / "checkpoints.txt"
+    done = run_epoa(*command, env={"EPOA_CHECKPOINT_FILE": str(witness)}, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip() == (
+        f"epoa: bad settings: EPOA_CHECKPOINT_FILE={witness} cannot be appended to: "
+        "No such file or directory"
+    )
+
+
+def test_a_witness_file_that_is_a_directory_stops_the_projector(tmp_path: Path) -> None:
+    done = run_epoa("project", "--once", env={"EPOA_CHECKPOINT_FILE": "."}, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "EPOA_CHECKPOINT_FILE=. cannot be appended to: Is a directory" in done.stderr
