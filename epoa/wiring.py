@@ -11,7 +11,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from domain.eds import TrustStore, Verifier
+from domain.eds import TrustStore, Verifier, load_crl
 from domain.registry import NameLookup, Registry, no_names
 from domain.seal import SealKey
 from epoa.read_models import ReadModels
@@ -108,19 +108,47 @@ def build_verifier(settings: Settings) -> Verifier:
     """The EDS verifier: trusted CAs and CRL files from the settings, no network."""
     if settings.trusted_ca is None:
         raise SettingsError("EPOA_TRUSTED_CA is required: a PEM bundle of the trusted CAs")
+    trust = load_trust_store(settings.trusted_ca)
+    crls = [read_crl(path) for path in settings.crl_files]
+    skew = timedelta(seconds=settings.clock_skew_seconds)
+    if settings.env == "production" and not settings.court_bins:
+        log.warning(
+            "EPOA_COURT_BINS is unset: any organisation's certificate from a trusted CA "
+            "may record case events"
+        )
+    return Verifier(trust, crls, clock_skew=skew, court_bins=settings.court_bins)
+
+
+def load_trust_store(path: Path) -> TrustStore:
+    """The trust bundle; a fault names the setting and the file, since the parser's own
+    words name neither."""
+    data = _read_setting_file("EPOA_TRUSTED_CA", path)
     try:
-        trust = TrustStore.from_path(settings.trusted_ca)
-        crls = [path.read_bytes() for path in settings.crl_files]
-        skew = timedelta(seconds=settings.clock_skew_seconds)
-        if settings.env == "production" and not settings.court_bins:
-            log.warning(
-                "EPOA_COURT_BINS is unset: any organisation's certificate from a trusted CA "
-                "may record case events"
-            )
-        # parses the CRLs
-        return Verifier(trust, crls, clock_skew=skew, court_bins=settings.court_bins)
-    except (OSError, ValueError) as error:
-        raise SettingsError(f"trust store or CRL files: {error}") from error
+        return TrustStore.from_pem(data)
+    except ValueError:
+        raise SettingsError(
+            f"EPOA_TRUSTED_CA: {path} is not a PEM bundle of CA certificates"
+        ) from None
+
+
+def read_crl(path: Path) -> bytes:
+    """The bytes of one CRL file, once they are known to parse: among several files, the
+    parser's error would not say which one is bad."""
+    data = _read_setting_file("EPOA_CRL_FILES", path)
+    try:
+        load_crl(data)
+    except ValueError:
+        raise SettingsError(f"EPOA_CRL_FILES: {path} is not a CRL (PEM or DER)") from None
+    return data
+
+
+def _read_setting_file(variable: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise SettingsError(
+            f"{variable}: {path} cannot be read: {error.strerror or error}"
+        ) from None
 
 
 def build_read_models(settings: Settings) -> ReadModels:

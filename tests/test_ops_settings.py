@@ -18,6 +18,8 @@ from epoa.demo_keys import make_demo
 from epoa.settings import Settings, redacted
 from epoa.wiring import SettingsError
 from tests.support.people import People
+from tests.support.pki import hierarchy
+from tests.test_eds_certificates import crl
 
 EPOA = str(Path(sys.executable).with_name("epoa"))
 POSTGRES = "postgresql://epoa_service@db.internal:5432/epoa"
@@ -218,12 +220,16 @@ def test_epoa_serve_whose_store_does_not_answer_ends_with_one_line_not_a_failed_
     assert last.startswith("epoa: the store refused: ") and "port 1 failed" in last
 
 
-def test_a_crl_file_that_is_no_crl_stops_serve_and_consume_with_exit_2(tmp_path: Path) -> None:
-    garbage = tmp_path / "revoked.crl"
-    garbage.write_bytes(b"not a certificate revocation list")
+def test_a_crl_file_that_is_no_crl_stops_serve_and_consume_naming_that_file(
+    tmp_path: Path,
+) -> None:
+    good, garbage = tmp_path / "good.crl", tmp_path / "revoked.crl"
+    pki = hierarchy()
+    good.write_bytes(crl(pki.root, {}))
+    garbage.write_bytes(b"garbage\n")
     demo = make_demo(tmp_path / "demo")
     env = {
-        "EPOA_CRL_FILES": str(garbage),
+        "EPOA_CRL_FILES": f"{good},{garbage}",
         "EPOA_TRUSTED_CA": str(demo.ca_pem),
         "EPOA_KAFKA_BOOTSTRAP": "127.0.0.1:1",
     }
@@ -231,7 +237,32 @@ def test_a_crl_file_that_is_no_crl_stops_serve_and_consume_with_exit_2(tmp_path:
         done = run_epoa(*command, env=env, cwd=tmp_path)
         assert done.returncode == 2, (command, done.stderr)
         assert "Traceback" not in done.stderr
-        assert "epoa: bad settings: trust store or CRL files" in done.stderr.splitlines()[-1]
+        assert done.stderr.splitlines()[-1] == (
+            f"epoa: bad settings: EPOA_CRL_FILES: {garbage} is not a CRL (PEM or DER)"
+        )
+
+
+def test_a_crl_file_that_cannot_be_read_is_named_with_its_setting(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.crl"
+    demo = make_demo(tmp_path / "demo")
+    env = {"EPOA_CRL_FILES": str(missing), "EPOA_TRUSTED_CA": str(demo.ca_pem)}
+    done = run_epoa("serve", "--port", "18773", env=env, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"epoa: bad settings: EPOA_CRL_FILES: {missing} cannot be read: No such file or directory"
+    )
+
+
+def test_a_trust_bundle_that_holds_no_certificate_is_named_with_its_setting(
+    tmp_path: Path,
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(b"garbage\n")
+    done = run_epoa("serve", "--port", "18774", env={"EPOA_TRUSTED_CA": str(bundle)}, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"epoa: bad settings: EPOA_TRUSTED_CA: {bundle} is not a PEM bundle of CA certificates"
+    )
 
 
 def test_epoa_project_as_a_role_the_store_does_not_know_ends_with_one_line(
