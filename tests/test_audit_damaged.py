@@ -264,6 +264,10 @@ def test_a_range_that_is_backwards_or_holds_no_record_is_refused_never_intact(
         ("--from", str(last + 1)): f"no record from position {last + 1} on",
         ("--from", str(last + 5), "--to", str(last + 9)): f"the store's last position is {last}",
         ("--export", str(kept.export), "--from", "2"): "--from and --to verify positions of",
+        ("--witness", "no-such-witness.txt"): "--witness no-such-witness.txt: no readable file",
+        ("--receipts", "."): "--receipts .: no readable file",
+        ("--keys", "no-such-keys.pem"): "--keys no-such-keys.pem: no readable file",
+        ("--export", "no-such-export.jsonl"): "--export no-such-export.jsonl: no readable",
     }
     for args, words in refusals.items():
         run = epoa(tmp_path, "audit", "verify", *args, trusted_ca=str(kept.ca))
