@@ -15,6 +15,7 @@ Who may do what on PostgreSQL (the reasoning is in docs/decisions/0004-operation
 
 from __future__ import annotations
 
+import logging
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
@@ -32,6 +33,8 @@ from epoa.storage import (
 )
 from epoa.wiring import SettingsError
 from projections.rebuild import shadow_schema
+
+log = logging.getLogger("epoa")
 
 TRACKING_TABLE = "epoa_tracking"
 GUARD_TRIGGERS = ["epoa_append_only_rows", "epoa_append_only_truncate"]
@@ -81,13 +84,25 @@ def store_access(database_url: str) -> StoreAccess | None:
     )
 
 
-def prepare_store(database_url: str, env: MutableMapping[str, str]) -> bool:
+OWNER_WARNING = (
+    "EPOA_ENV=production and this process connects as a role that owns the event table (its "
+    "owner, a member of it, or a superuser): such a role can drop the append-only triggers "
+    "and rewrite history; connect as the service role `epoa db init` makes"
+)
+
+
+def prepare_store(
+    database_url: str, env: MutableMapping[str, str], production: bool = False
+) -> bool:
     """Before the registry is built: True if the schema is managed by its owner, in which
     case the library must not run its DDL (`env` is changed so) and the guard must already
-    be in place; a store this role can neither find nor create is a settings error."""
+    be in place; a store this role can neither find nor create is a settings error. In
+    `production`, a role that owns (or would own) the event table is warned of at start."""
     access = store_access(database_url)
     if access is None:
         return False
+    if production and not access.managed:
+        log.warning(OWNER_WARNING)
     if access.managed:
         if access.guards < len(GUARD_TRIGGERS):
             raise SettingsError(

@@ -88,7 +88,7 @@ def build_registry(
     extra = {"clock": clock} if clock is not None else {}
     from epoa.db_admin import prepare_store
 
-    managed = prepare_store(settings.database_url, env)
+    managed = prepare_store(settings.database_url, env, settings.env == "production")
     if verify_with is None:
         seal, known = load_seal_key(settings), load_retired_keys(settings)
     else:

@@ -345,3 +345,21 @@ def test_db_init_gives_the_role_the_password_file_as_it_is(tmp_path: Path) -> No
                 "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (made.name,)
             ).fetchone()
         assert row is not None and scram_matches(str(row[0]), secret)
+
+
+def test_in_production_a_process_connected_as_the_owner_is_warned_of(
+    role: ServiceRole, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The owner (here a superuser) could drop the triggers that keep events append-only:
+    production says so at start; the service role `epoa db init` made is not warned of."""
+    from domain.seal import SealKey
+    from epoa.db_admin import OWNER_WARNING
+
+    key = tmp_path / "seal-key.pem"
+    key.write_bytes(SealKey.generate().to_pem())
+    for url, warned in ((role.url, False), (role.admin_url, True)):
+        caplog.clear()
+        settings = Settings(env="production", database_url=url, seal_key=key, var_dir=tmp_path)
+        with caplog.at_level("WARNING", logger="epoa"):
+            build_registry(settings).close()
+        assert (OWNER_WARNING in caplog.text) is warned, (url, caplog.text)
