@@ -46,6 +46,7 @@ SELECT n.oid IS NOT NULL,
        COALESCE(has_schema_privilege(n.oid, 'CREATE'), false),
        c.oid IS NOT NULL,
        COALESCE(pg_has_role(c.relowner, 'USAGE'), false),
+       COALESCE(has_table_privilege(c.oid, 'SELECT'), false),
        (SELECT count(*) FROM pg_trigger t
          WHERE t.tgrelid = c.oid AND t.tgname = ANY(%s) AND t.tgenabled <> 'D')
 FROM (SELECT 1) AS one
@@ -62,6 +63,7 @@ class StoreAccess:
     may_create: bool
     table_exists: bool
     may_own: bool
+    may_read: bool
     guards: int
 
     @property
@@ -78,9 +80,14 @@ def store_access(database_url: str) -> StoreAccess | None:
     with psycopg.connect(psycopg_conninfo(database_url), connect_timeout=5) as conn:
         row = conn.execute(ACCESS_SQL, params).fetchone()
     assert row is not None
-    schema_exists, may_create, table_exists, may_own, guards = row
+    schema_exists, may_create, table_exists, may_own, may_read, guards = row
     return StoreAccess(
-        bool(schema_exists), bool(may_create), bool(table_exists), bool(may_own), int(guards)
+        bool(schema_exists),
+        bool(may_create),
+        bool(table_exists),
+        bool(may_own),
+        bool(may_read),
+        int(guards),
     )
 
 
@@ -104,6 +111,11 @@ def prepare_store(
     if production and not access.managed:
         log.warning(OWNER_WARNING)
     if access.managed:
+        if not access.may_read:
+            raise SettingsError(
+                f"this role may not read {EVENTS_TABLE} (it holds no grant on it: a restore "
+                f"with --no-privileges leaves none); {INIT_HINT}"
+            )
         if access.guards < len(GUARD_TRIGGERS):
             raise SettingsError(
                 f"the append-only triggers on {EVENTS_TABLE} are missing or disabled; {INIT_HINT}"
