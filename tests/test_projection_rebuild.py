@@ -4,7 +4,7 @@ what is recorded meanwhile is kept, and a rebuild that fails changes nothing."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -32,6 +32,18 @@ def rebuilds(db: Database) -> int:
     return 0 if row is None else int(row[0])
 
 
+def rebuild_while(runner: ProjectionRunner, work: Callable[[threading.Event], None]) -> None:
+    """`runner.rebuild()`, with `work(done)` running beside it until the rebuild is over."""
+    done = threading.Event()
+    beside = threading.Thread(target=work, args=(done,))
+    beside.start()
+    try:
+        runner.rebuild()
+    finally:
+        done.set()
+        beside.join()
+
+
 def test_readers_see_every_active_poa_all_through_a_rebuild(
     registry: Registry, database_url: str, people: People, clock: Clock
 ) -> None:
@@ -40,22 +52,15 @@ def test_readers_see_every_active_poa_all_through_a_rebuild(
     reader = connect(database_url)
     answers: list[list[str]] = []
     listed: list[int] = []
-    done = threading.Event()
 
-    def ask() -> None:
+    def ask(done: threading.Event) -> None:
         while not done.is_set():
             answers.append(authority_at(reader, LATE, people.attorney.iin, RIGHT, clock.now))
             listed.append(len(reader.fetch("SELECT poa_id FROM poa_status")))
 
     with ProjectionRunner(registry, database_url, batch_size=2) as runner:
         runner.catch_up()
-        asking = threading.Thread(target=ask)
-        asking.start()
-        try:
-            runner.rebuild()
-        finally:
-            done.set()
-            asking.join()
+        rebuild_while(runner, ask)
         assert rebuilds(runner.db) == 1
     reader.close()
     assert len(answers) > 10
@@ -69,9 +74,8 @@ def test_what_is_recorded_during_a_rebuild_is_in_the_tables_it_leaves(
     many_poas(registry, people, 30)
     recorded: list[str] = []
     shown_in_time: list[bool] = []
-    done = threading.Event()
 
-    def record() -> None:
+    def record(done: threading.Event) -> None:
         while not done.is_set() and len(recorded) < 20:
             outcome = registry.issue(people.issue(LATE))
             recorded.append(str(outcome.poa.id))
@@ -80,13 +84,7 @@ def test_what_is_recorded_during_a_rebuild_is_in_the_tables_it_leaves(
 
     with ProjectionRunner(registry, database_url, batch_size=2) as runner:
         runner.catch_up()
-        recording = threading.Thread(target=record)
-        recording.start()
-        try:
-            runner.rebuild()
-        finally:
-            done.set()
-            recording.join()
+        rebuild_while(runner, record)
         runner.catch_up()
         after = dump(runner.db)
         runner.rebuild()  # a quiet log: the same tables again
