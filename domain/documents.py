@@ -18,7 +18,7 @@ from domain.power_of_attorney import KZ_TIME, expires_at
 from domain.rights import parse_rights
 from domain.times import parse_rfc3339
 
-MAX_TERM_DAYS = 3 * 365 + 1
+MAX_TERM_YEARS = 3
 """Civil Code art. 168: a POA's term is at most three years."""
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -168,9 +168,21 @@ def _valid_until(value: object, signed_at: object) -> date | None:
     issued_on = parse_signed_at(signed_at).astimezone(KZ_TIME).date()
     if until < issued_on:
         raise InvalidInputError("valid_until: the date is before the date of issue")
-    if (until - issued_on).days > MAX_TERM_DAYS:
-        raise InvalidInputError("valid_until: a POA's term is at most three years")
+    last = years_after(issued_on, MAX_TERM_YEARS)
+    if until > last:
+        raise InvalidInputError(
+            f"valid_until: a POA's term is at most three years, so {last} at the latest"
+        )
     return until
+
+
+def years_after(day: date, years: int) -> date:
+    """The same date `years` later; a 29 February with none that year gives the 28th (a
+    term in years ends on the corresponding day of its last year, or its month's last day)."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
 
 
 def parse_poa_id(document: dict[str, Any], expected_type: str, poa_id: UUID) -> None:

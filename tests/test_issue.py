@@ -231,3 +231,25 @@ def test_a_store_outage_is_answered_at_once_without_looking_the_document_up(
     with pytest.raises(StoreUnavailableError):
         registry.issue(people.issue())
     assert looked_up == []
+
+
+@pytest.mark.parametrize(
+    ("signed_on", "last_day", "refused_day"),
+    [
+        ("2028-03-01", "2031-03-01", "2031-03-02"),  # no 29 February in the three years
+        ("2028-02-29", "2031-02-28", "2031-03-01"),  # none in the last year: its month's end
+        ("2026-12-07", "2029-12-07", "2029-12-08"),  # a 29 February within them
+    ],
+)
+def test_the_three_years_end_on_the_same_date_three_years_on(
+    people: People, signed_on: str, last_day: str, refused_day: str
+) -> None:
+    """Civil Code art. 168 counts years, not 1,096 days: that allowed a day more whenever
+    no 29 February fell in the term."""
+    from domain.documents import IssueRequest
+
+    signed_at = f"{signed_on}T10:00:00+05:00"
+    latest = IssueRequest.parse(people.issue_document(signed_at=signed_at, valid_until=last_day))
+    assert str(latest.valid_until) == last_day
+    with pytest.raises(InvalidInputError, match=f"at most three years, so {last_day} at the"):
+        IssueRequest.parse(people.issue_document(signed_at=signed_at, valid_until=refused_day))
