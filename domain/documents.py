@@ -16,7 +16,7 @@ from domain.errors import InvalidInputError
 from domain.iin import is_valid_iin_bin
 from domain.power_of_attorney import KZ_TIME, expires_at
 from domain.rights import parse_rights
-from domain.times import parse_rfc3339
+from domain.times import parse_rfc3339, utc_text
 
 MAX_TERM_YEARS = 3
 """Civil Code art. 168: a POA's term is at most three years."""
@@ -145,7 +145,7 @@ class IssueRequest:
         ended = expires_at(self.valid_until)
         if ended <= at:
             raise InvalidInputError(
-                f"valid_until: {self.valid_until.isoformat()} ended at {ended.isoformat()}, "
+                f"valid_until: {self.valid_until.isoformat()} ended at {utc_text(ended)}, "
                 "before the document was received"
             )
 

@@ -174,6 +174,7 @@ def test_a_poa_received_after_its_last_day_ended_is_refused_though_signed_in_tim
     evidence = people.issue(valid_until=last_day.isoformat(), signed_at=signed.isoformat())
     detail = refused(registry, InvalidInputError, registry.issue, evidence)
     assert "before the document was received" in detail
+    assert f"ended at {last_day.isoformat()}T19:00:00Z" in detail  # in UTC, as every time
 
 
 @pytest.mark.parametrize("written", ["20271230", "2027-W52-4", "2027-12-3", " 2027-12-30"])
