@@ -187,9 +187,9 @@ def test_an_auditor_verifies_an_export_with_public_keys_only_and_no_database(
     env = {"EPOA_ENV": "production", "EPOA_TRUSTED_CA": str(fit.trusted_ca)}
     missing = tmp_path / "none.jsonl"
     export = run_epoa("audit", "verify", "--export", str(missing), env=env, cwd=tmp_path)
-    assert export.returncode == 1, export.stderr
+    assert export.returncode == 2, export.stderr  # an input named wrong: no verdict
     assert "refuses to start" not in export.stderr
-    assert f"No such file or directory: {missing}" in export.stderr
+    assert f"--export {missing}: no readable file there" in export.stderr
     store = run_epoa("audit", "verify", env=env, cwd=tmp_path)
     assert store.returncode == 2
     assert "EPOA_SEAL_KEY is required" in store.stderr and "SQLite" in store.stderr

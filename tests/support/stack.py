@@ -224,7 +224,12 @@ class Stack:
         """The last record, the read models' position, the audit log's position."""
         return {
             "last": int(self._scalar("SELECT max(notification_id) FROM epoa_events") or 0),
-            "read_models": int(self._scalar("SELECT min(position) FROM projection_tracking") or 0),
+            "read_models": int(
+                self._scalar(
+                    "SELECT min(position) FROM projection_tracking WHERE name <> 'rebuilds'"
+                )
+                or 0
+            ),
             "audit_log": int(self._scalar("SELECT position FROM audit_log_state") or 0),
         }
 
