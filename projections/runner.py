@@ -248,16 +248,18 @@ class ProjectionRunner:
         if not self._lock.acquire():
             raise ProjectionLockedError("another runner is writing the read models")
         shadow = Shadow(self._database_url, self.read_models)
-        builder = ProjectionRunner(
-            self.registry, self._database_url, self.batch_size, self.read_models, shadow.db
-        )
         try:
-            total = self._build_beside_the_live_tables(builder)
-            position = builder.position()
-            with shadow.attached(self.db):
-                shadow.replace(self.db, position)
+            builder = ProjectionRunner(
+                self.registry, self._database_url, self.batch_size, self.read_models, shadow.db
+            )
+            try:
+                total = self._build_beside_the_live_tables(builder)
+                position = builder.position()
+                with shadow.attached(self.db):
+                    shadow.replace(self.db, position)
+            finally:
+                builder.close()
         finally:
-            builder.close()
             shadow.close()
         self._seen(position)
         self.catch_up()
