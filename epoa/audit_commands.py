@@ -199,8 +199,6 @@ def _pinned_keys(path: Path) -> list[Ed25519PublicKey]:
         keys = load_public_keys(path)
     except (KeyError, TypeError, ValueError) as error:
         raise AuditInputError(f"{path}: no seal public keys can be read ({error})") from None
-    if not keys:
-        raise AuditInputError(f"{path}: holds no seal public keys")
     return keys
 
 

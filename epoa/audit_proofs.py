@@ -27,7 +27,9 @@ class ProofError(Exception):
 
 
 def load_public_keys(path: Path) -> list[Ed25519PublicKey]:
-    """Seal public keys from `/v1/audit/keys` JSON, an export header, or PEM blocks."""
+    """Seal public keys from `/v1/audit/keys` JSON, an export header, or PEM blocks one
+    after another, every one of them; ValueError (or KeyError, TypeError for JSON of
+    another shape) for a file with none, or with a key that is not Ed25519."""
     text = path.read_text(encoding="utf-8")
     if text.lstrip().startswith("{"):
         data = json.loads(text)
@@ -35,13 +37,21 @@ def load_public_keys(path: Path) -> list[Ed25519PublicKey]:
     else:
         marker = "-----BEGIN PUBLIC KEY-----"
         pems = [marker + part for part in text.split(marker)[1:]]
-    return [public_key_from_pem(pem) for pem in pems]
+    if not pems:
+        raise ValueError("it holds no seal public key")
+    keys = []
+    for number, pem in enumerate(pems, start=1):
+        try:
+            keys.append(public_key_from_pem(pem))
+        except ValueError as error:
+            raise ValueError(f"its key #{number}: {error}") from None
+    return keys
 
 
 def public_key_from_pem(pem: str) -> Ed25519PublicKey:
     key = serialization.load_pem_public_key(pem.encode())
     if not isinstance(key, Ed25519PublicKey):
-        raise ValueError("a seal public key must be Ed25519")
+        raise ValueError("not an Ed25519 public key (as a seal key must be)")
     return key
 
 

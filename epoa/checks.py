@@ -60,7 +60,9 @@ def production_problems(settings: Settings, needs: frozenset[Need]) -> list[str]
         found += api_key_problems(settings.api_keys)
     if "trusted_ca" in needs:
         found += trust_problems(settings.trusted_ca)
-        found += [f"EPOA_CRL_FILES: {p} cannot be read" for p in settings.crl_files if not _ok(p)]
+        found += [
+            f"EPOA_CRL_FILES: {p} cannot be read" for p in settings.crl_files if not readable(p)
+        ]
     if "kafka" in needs and not settings.kafka_bootstrap:
         found.append("EPOA_KAFKA_BOOTSTRAP is required: host:port[,host:port] of the brokers")
     return found
@@ -92,13 +94,13 @@ def seal_key_problems(path: Path | None) -> list[str]:
 
 
 def retired_key_problems(paths: list[Path]) -> list[str]:
-    from epoa.wiring import read_public_keys
+    from epoa.audit_proofs import load_public_keys
 
     found = []
     for path in paths:
         try:
-            read_public_keys(path)
-        except (OSError, ValueError) as error:
+            load_public_keys(path)
+        except (OSError, KeyError, TypeError, ValueError) as error:
             found.append(f"EPOA_RETIRED_SEAL_KEYS: {path}: not a readable PEM public key ({error})")
     return found
 
@@ -145,9 +147,10 @@ def trust_problems(path: Path | None) -> list[str]:
     ]
 
 
-def _ok(path: Path) -> bool:
+def readable(path: Path) -> bool:
+    """A file that can be opened for reading (opened, not read: it may be a large export)."""
     try:
-        path.read_bytes()
+        with path.open("rb"):
+            return path.is_file()
     except OSError:
         return False
-    return True

@@ -267,14 +267,16 @@ def _consume(args: argparse.Namespace, settings: Settings) -> int:
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from epoa.audit_commands import verify_export, verify_store
     from epoa.audit_inputs import AuditInputError
+    from epoa.checks import readable
 
+    # An input named wrong is no verdict (exit 2), never the 1 of a damaged history.
     for option, path in (
         ("--export", args.export),
         ("--keys", args.keys),
         ("--witness", args.witness),
         ("--receipts", args.receipts),
     ):
-        if path is not None and not _readable(path):
+        if path is not None and not readable(path):
             raise AuditInputError(f"{option} {path}: no readable file there; nothing was verified")
     if args.export is not None and (args.start, args.stop) != (None, None):
         raise AuditInputError("--from and --to verify positions of the store, not of --export")
@@ -296,16 +298,6 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
         start=args.start,
         stop=args.stop,
     )
-
-
-def _readable(path: Path) -> bool:
-    """A file that can be opened for reading: an audit's input named wrong is no verdict
-    (exit 2), never the 1 of a damaged history."""
-    try:
-        with path.open("rb"):
-            return path.is_file()
-    except OSError:
-        return False
 
 
 def _audit_export(args: argparse.Namespace, settings: Settings) -> int:

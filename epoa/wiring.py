@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain.eds import TrustStore, Verifier, load_crl
 from domain.registry import NameLookup, Registry, no_names
 from domain.seal import SealKey
+from epoa.audit_proofs import load_public_keys
 from epoa.read_models import ReadModels
 from epoa.settings import Settings
 from epoa.storage import guard_append_only, persistence_env
@@ -42,31 +41,12 @@ def load_seal_key(settings: Settings) -> SealKey:
     return SealKey.from_pem(path.read_bytes())
 
 
-PEM_BLOCK = re.compile(rb"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", re.DOTALL)
-
-
-def read_public_keys(path: Path) -> list[Ed25519PublicKey]:
-    """Every Ed25519 public key of a PEM file, which may hold several one after another
-    (a bundle, as `EPOA_TRUSTED_CA` is): none may be left unread, or the records it sealed
-    would be a stranger's. OSError, or ValueError saying what is wrong."""
-    blocks = PEM_BLOCK.findall(path.read_bytes())
-    if not blocks:
-        raise ValueError("no PEM public key in it")
-    keys = []
-    for number, block in enumerate(blocks, start=1):
-        key = serialization.load_pem_public_key(block)
-        if not isinstance(key, Ed25519PublicKey):
-            raise ValueError(f"its key #{number} is not an Ed25519 public key")
-        keys.append(key)
-    return keys
-
-
 def load_retired_keys(settings: Settings) -> tuple[Ed25519PublicKey, ...]:
     keys = []
     for path in settings.retired_seal_keys:
         try:
-            keys += read_public_keys(path)
-        except (OSError, ValueError) as error:
+            keys += load_public_keys(path)
+        except (OSError, KeyError, TypeError, ValueError) as error:
             raise SettingsError(f"EPOA_RETIRED_SEAL_KEYS: {path}: {error}") from error
     return tuple(keys)
 

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
 from domain.canonical import canonical_bytes
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
 from domain.seal import SealKey
+from epoa.audit_proofs import pem_of
 from tests.support.api import api_settings, body, cloud_event, issue, running, signed
 from tests.support.people import CASE, People
 from tests.support.pki import b64, common_name, complete_id, make_cert, person, sign_cms
@@ -279,15 +279,9 @@ def test_a_record_sealed_by_a_key_the_service_was_not_given_is_never_served(
     settings = api_settings(postgres_url, tmp_path, people)
     with running(settings) as client:
         poa_id = issue(client, people)["poa_id"]
-    old = serialization.load_pem_private_key(
-        (settings.var_dir / "seal-key.pem").read_bytes(), password=None
-    )
+    old = SealKey.from_pem((settings.var_dir / "seal-key.pem").read_bytes())
     retired = tmp_path / "retired.pem"
-    retired.write_bytes(
-        old.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    retired.write_text(pem_of(old.public_key))
     new = tmp_path / "seal-key.new.pem"
     new.write_bytes(SealKey.generate().to_pem())
     rotated = settings.model_copy(update={"seal_key": new})

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from domain.seal import SealKey
 from epoa.audit_export import export_to
+from epoa.audit_proofs import pem_of
 from epoa.settings import Settings
 from tests.support.people import People
 from tests.support.sqlite_tamper import reseal, rowid_of, swap_states
@@ -201,12 +202,7 @@ def test_an_audit_of_a_store_writes_no_api_keys_and_makes_no_key_or_ca(
 
 
 def public_pem(private_pem: Path, to: Path) -> Path:
-    key = serialization.load_pem_private_key(private_pem.read_bytes(), password=None)
-    to.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    to.write_text(pem_of(SealKey.from_pem(private_pem.read_bytes()).public_key))
     return to
 
 

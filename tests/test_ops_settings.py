@@ -276,31 +276,26 @@ def test_epoa_project_as_a_role_the_store_does_not_know_ends_with_one_line(
     assert last.startswith("epoa: the store refused: ") and "epoa_no_such_role" in last
 
 
-def public_pem_of(key: SealKey) -> bytes:
-    return key.public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
 def test_a_retired_keys_file_holding_several_keys_gives_every_one(tmp_path: Path) -> None:
     """Concatenated PEMs were read as their first key: the records of the others were then
     sealed by "unknown keys", 500s in the API and findings in every audit."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from epoa.audit_proofs import pem_of
     from epoa.wiring import load_retired_keys
 
     first, second = SealKey.generate(), SealKey.generate()
     bundle = tmp_path / "retired.pem"
-    bundle.write_bytes(public_pem_of(first) + public_pem_of(second))
+    bundle.write_text(pem_of(first.public_key) + pem_of(second.public_key))
     settings = Settings(retired_seal_keys=[bundle], var_dir=tmp_path)
     read = [k.public_bytes_raw() for k in load_retired_keys(settings)]
     assert read == [first.public_key.public_bytes_raw(), second.public_key.public_bytes_raw()]
     other = ec.generate_private_key(ec.SECP256R1()).public_key()
-    bundle.write_bytes(
-        public_pem_of(first)
+    bundle.write_text(
+        pem_of(first.public_key)
         + other.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        ).decode()
     )
-    with pytest.raises(SettingsError, match=r"key #2 is not an Ed25519 public key"):
+    with pytest.raises(SettingsError, match=r"key #2: not an Ed25519 public key"):
         load_retired_keys(settings)

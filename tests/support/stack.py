@@ -26,6 +26,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 
 from domain.seal import SealKey
+from projections.rebuild import REBUILDS
 from tests.support.people import People
 from tests.support.postgres import connect as admin_connect
 from tests.support.roles import ServiceRole
@@ -226,7 +227,7 @@ class Stack:
             "last": int(self._scalar("SELECT max(notification_id) FROM epoa_events") or 0),
             "read_models": int(
                 self._scalar(
-                    "SELECT min(position) FROM projection_tracking WHERE name <> 'rebuilds'"
+                    f"SELECT min(position) FROM projection_tracking WHERE name <> '{REBUILDS}'"
                 )
                 or 0
             ),
