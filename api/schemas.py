@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from domain.power_of_attorney import EXPIRED, PowerOfAttorney, expires_at
+from domain.power_of_attorney import EXPIRED, PowerOfAttorney, attorneys_until, expires_at
 from domain.times import RFC3339, parse_rfc3339
 
 ISSUE_EXAMPLE = {
@@ -96,7 +96,10 @@ class PersonRef(BaseModel):
 class AttorneyPublic(PersonRef):
     status: Literal["active", "renounced"]
     since: datetime
-    until: datetime | None
+    until: datetime | None = Field(
+        description="when the attorney's authority under this POA ended: their renunciation, "
+        "or the POA's end (`termination.at`); null while both last"
+    )
 
 
 class TerminationListed(BaseModel):
@@ -145,7 +148,7 @@ class PowerOfAttorneyPublic(_PoaFields):
             poa_id=poa.id,
             case_number=poa.case_number,
             principal=PersonRef(**poa.principal),
-            attorneys=[AttorneyPublic(**a) for a in poa.attorneys],
+            attorneys=[AttorneyPublic(**a) for a in attorneys_until(poa.attorneys, termination)],
             rights=poa.rights,
             issued_at=poa.issued_at,
             valid_until=poa.valid_until,

@@ -30,6 +30,16 @@ def expires_at(valid_until: date) -> datetime:
     return datetime.combine(valid_until + timedelta(days=1), time(0), KZ_TIME)
 
 
+def attorneys_until(
+    attorneys: list[dict[str, Any]], termination: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The attorneys as a POA's state shows them: once the POA has ended (revoked,
+    terminated or expired), each attorney who had not renounced has `until` at that end."""
+    if termination is None:
+        return attorneys
+    return [a if a["until"] is not None else {**a, "until": termination["at"]} for a in attorneys]
+
+
 class PowerOfAttorney(Aggregate):
     class Issued(Aggregate.Created):
         case_number: str

@@ -11,7 +11,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from domain.power_of_attorney import ACTIVE, EXPIRED, RENOUNCED, REVOKED, TERMINATED
+from domain.power_of_attorney import (
+    ACTIVE,
+    EXPIRED,
+    RENOUNCED,
+    REVOKED,
+    TERMINATED,
+    attorneys_until,
+)
 from domain.power_of_attorney import PowerOfAttorney as Poa
 from projections.db import Database, Row
 from projections.read_model import (
@@ -207,7 +214,7 @@ def state_of(row: Row, at: str) -> dict[str, Any]:
         "poa_id": r["poa_id"],
         "case_number": r["case_number"],
         "principal": {"iin": r["principal_iin"], "name": r["principal_name"]},
-        "attorneys": from_json(r["attorneys"]),
+        "attorneys": attorneys_until(from_json(r["attorneys"]), termination),
         "rights": from_json(r["rights"]),
         "issued_at": r["issued_at"],
         "valid_until": r["valid_until"],

@@ -282,3 +282,22 @@ def test_a_listed_poa_reads_as_its_own_state_does(client: TestClient, people: Pe
         listed = dict(item)
         assert listed.pop("expires_at") is None
         assert listed == state
+
+
+def test_the_attorneys_of_an_ended_poa_show_their_authority_ending_with_it(
+    client: TestClient, people: People
+) -> None:
+    poa = issue(client, people, "UNTIL-1")
+    revocation = people.act("epoa.revoke", uuid.UUID(poa["poa_id"]), people.principal)
+    revoked = client.post(
+        f"{POAS}/{poa['poa_id']}/revocation", json=body(revocation), headers=PORTAL
+    ).json()
+    ended_at = revoked["termination"]["at"]
+    assert [(a["status"], a["until"]) for a in revoked["attorneys"]] == [("active", ended_at)]
+    listed = client.get(POAS, params={"case_number": "UNTIL-1"}, headers=COURT).json()
+    assert listed["items"][0]["attorneys"] == revoked["attorneys"]
+    before = client.get(
+        f"{POAS}/{poa['poa_id']}", params={"at": poa["issued_at"]}, headers=COURT
+    ).json()
+    assert before["status"] == "active"
+    assert before["attorneys"][0]["until"] is None

@@ -124,6 +124,8 @@ def test_a_revoked_poa_is_shown_revoked_by_its_principal(
         "source": "principal",
     }
     assert shown["version"] == after.version
+    assert shown["attorneys"][0]["status"] == "active"
+    assert shown["attorneys"][0]["until"] == stamp(revoked_at)
 
 
 def test_a_poa_past_its_last_valid_day_is_shown_expired_without_any_event(
@@ -142,7 +144,10 @@ def test_a_poa_past_its_last_valid_day_is_shown_expired_without_any_event(
         "at": stamp(end),
         "source": "valid_until",
     }
-    assert state(runner, poa.id, end - timedelta(microseconds=1))["termination"] is None
+    assert expired["attorneys"][0]["until"] == stamp(end)
+    before = state(runner, poa.id, end - timedelta(microseconds=1))
+    assert before["termination"] is None
+    assert before["attorneys"][0]["until"] is None
 
 
 def test_a_concluded_case_shows_its_facts_and_its_poas_terminated_with_it(
