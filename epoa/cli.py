@@ -55,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _failed(f"{error.strerror or error}{where}")
     except (CommandError, DomainError) as error:
         return _failed(str(error))
+    except psycopg.errors.InsufficientPrivilege as error:  # grants lost, e.g. by a restore
+        from epoa.db_admin import INIT_HINT
+
+        return _failed(f"the store refused: {' '.join(str(error).split())}; {INIT_HINT}")
     except (psycopg.Error, psycopg_pool.PoolTimeout) as error:  # the store's own words
         return _failed(f"the store refused: {type(error).__name__}: {error}")
     return result

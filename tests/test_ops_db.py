@@ -364,3 +364,30 @@ def test_in_production_a_process_connected_as_the_owner_is_warned_of(
         with caplog.at_level("WARNING", logger="epoa"):
             build_registry(settings).close()
         assert (OWNER_WARNING in caplog.text) is warned, (url, caplog.text)
+
+
+def test_a_person_import_the_store_refuses_says_to_run_db_init_and_imports_after_it(
+    role: ServiceRole,
+    tmp_path: Path,
+    people: People,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A restore with `pg_restore --no-owner` leaves the read models to the restoring role:
+    the import says to run `epoa db init`, never only "permission denied"."""
+    from epoa.cli import main
+
+    monkeypatch.setenv("EPOA_DATABASE_URL", role.url)
+    monkeypatch.setenv("EPOA_VAR_DIR", str(tmp_path / "var"))
+    directory = tmp_path / "persons.csv"
+    directory.write_text(f"iin,full_name,birth_date\n{people.principal.iin},A Person,1990-01-01\n")
+    assert main(["persons", "import", str(directory)]) == 0
+    persons = sql.Identifier(schema_of(role.url), "persons")
+    with psycopg.connect(role.admin_url.partition("?")[0], autocommit=True) as admin:
+        admin.execute(sql.SQL("ALTER TABLE {} OWNER TO CURRENT_USER").format(persons))
+    capsys.readouterr()
+    assert main(["persons", "import", str(directory)]) == 1
+    refused = capsys.readouterr().err
+    assert "permission denied" in refused and "run `epoa db init`" in refused, refused
+    init_database(Settings(database_url=role.url, admin_database_url=role.admin_url))
+    assert main(["persons", "import", str(directory)]) == 0
