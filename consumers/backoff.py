@@ -1,7 +1,8 @@
 """Work retried with capped exponential backoff until it succeeds, is stopped, or unwanted.
 
 Skipping a message would lose it, so every failure is retried: those expected while the
-store or the broker is away quietly, anything else with its traceback, as a defect.
+store or the broker is away quietly, anything else with its traceback, as a defect, and
+named in `failing` (the member's `/readyz` says `settling`) until it passes.
 """
 
 from __future__ import annotations
@@ -40,18 +41,26 @@ class Backoff:
         self.stop = stop
         self.idle = idle
         self.metrics = metrics
+        self.failing: str | None = None
+        """What is being retried after a failure that no outage explains, for `/readyz`."""
 
     def until_done(
         self, work: Callable[[], T], wanted: Callable[[], bool], where: str = ""
     ) -> T | None:
         """`work()` once it succeeds; None if stopping or the work is no longer wanted."""
         delay = BACKOFF_FIRST_S
+        attempts = 0
         while True:
+            attempts += 1
             try:
-                return work()
+                done = work()
+                self.failing = None
+                return done
             except Exception as error:
                 self.metrics.transient_failures.inc()
                 transient = isinstance(error, TRANSIENT)
+                if not transient:
+                    self.failing = f"{where or 'work'} failed {attempts} time(s): {error!r}"[:500]
                 log.log(
                     logging.WARNING if transient else logging.ERROR,
                     "attempt failed %s, retrying in %.1f s: %r",
@@ -63,5 +72,6 @@ class Backoff:
                 )
             self.idle(delay)
             if self.stop.is_set() or not wanted():
+                self.failing = None
                 return None
             delay = min(delay * 2, BACKOFF_CAP_S)

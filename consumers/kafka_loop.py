@@ -92,7 +92,7 @@ class CaseEventConsumer:
         self.settler = Settler(registry, verifier, self.dead_letters, self.backoff, self.metrics)
         self.next_offsets: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}
-        self.readiness = Readiness()
+        self.readiness = Readiness(lambda: self.backoff.failing)
 
     def run(self) -> None:
         self.consumer.subscribe([self.topic], listener=self.partitions)

@@ -1,11 +1,13 @@
-"""Whether this group member can do its work: it reaches the broker, holds its assignment
-and keeps polling. The loop notes what it sees; `/readyz` (another thread) asks `problems()`
-and adds the store's own check (`consumers.health.store_check`).
+"""Whether this group member can do its work: it reaches the broker, holds its assignment,
+keeps polling, and no message keeps failing for a reason no outage explains (`settling`).
+The loop notes what it sees; `/readyz` (another thread) asks `problems()` and adds the
+store's own check (`consumers.health.store_check`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from kafka import KafkaConsumer
 
@@ -16,7 +18,8 @@ STALLED_AFTER_S = 30.0
 
 
 class Readiness:
-    def __init__(self) -> None:
+    def __init__(self, failing: Callable[[], str | None] = lambda: None) -> None:
+        self.failing = failing
         self.broker_answered = False
         self.last_poll: float | None = None
         self.observed: dict[str, str | None] = {"broker": "not polled yet", "group": None}
@@ -52,4 +55,5 @@ class Readiness:
             found["polling"] = f"has not polled for {silent:.0f} s"
         else:
             found["polling"] = None
+        found["settling"] = self.failing()
         return found

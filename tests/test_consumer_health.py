@@ -23,10 +23,12 @@ import pytest
 
 from domain.errors import NotFoundError
 from domain.registry import Registry
+from domain.seal import SealKey
+from epoa.audit_proofs import pem_of
 from epoa.settings import Settings
 from epoa.wiring import build_registry
 from tests.support.broker import Broker, free_port
-from tests.support.court_events import judgment, publish
+from tests.support.court_events import execution, judgment, publish
 from tests.support.kafka_endpoint import BrokerError
 from tests.support.people import People
 from tests.support.postgres import unavailable
@@ -51,14 +53,21 @@ class Consume:
     """`epoa consume` with a metrics port, its log in `log`."""
 
     def __init__(
-        self, settings: Settings, people: People, workdir: Path, *, trusted_ca: bool = True
+        self,
+        settings: Settings,
+        people: People,
+        workdir: Path,
+        *,
+        trusted_ca: bool = True,
+        env: dict[str, str] | None = None,
     ) -> None:
         trusted = workdir / "trusted-ca.pem"
         trusted.write_bytes(people.ca.root.pem)
         self.port = free_port()
         self.log = workdir / "consume.log"
+        extra = env or {}
         env = {name: value for name, value in os.environ.items() if not name.startswith("EPOA_")}
-        env |= {
+        env |= extra | {
             "EPOA_DATABASE_URL": settings.database_url,
             "EPOA_VAR_DIR": str(settings.var_dir),
             "EPOA_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
@@ -146,7 +155,13 @@ def test_readyz_is_503_naming_the_broker_while_it_is_killed_and_200_once_it_retu
         ready = consume.wait_ready(200, "the store and the broker answer")
         assert ready == {
             "status": "ready",
-            "checks": {"store": "ok", "broker": "ok", "group": "ok", "polling": "ok"},
+            "checks": {
+                "store": "ok",
+                "broker": "ok",
+                "group": "ok",
+                "polling": "ok",
+                "settling": "ok",
+            },
         }
         assert consume.get("/healthz")[:2] == (200, "application/json")
         metrics = consume.get("/metrics")[2].decode()
@@ -254,6 +269,54 @@ def test_readyz_is_503_naming_the_store_while_it_refuses_the_consumer_and_200_on
         consume.wait_ready(200, "the store is back")
     finally:
         assert consume.stop() == 0, consume.log.read_text()
+
+
+def test_readyz_is_503_settling_while_a_case_sealed_by_an_unknown_key_waits_then_applied(
+    settings: Settings, people: People, tmp_path: Path
+) -> None:
+    """A consumer started without the retired seal key (a rotation's step missed) cannot
+    read a case sealed before: it names the message and the error, and never skips it."""
+    case_number = "SETTLING-1"
+    first = Consume(settings, people, tmp_path)
+    try:
+        first.wait_ready(200, "the store and the broker answer")
+        publish_and_see_applied(first, settings, people, case_number)
+    finally:
+        assert first.stop() == 0, first.log.read_text()
+    old_key = SealKey.from_pem((settings.var_dir / "seal-key.pem").read_bytes())
+    new_key, retired = tmp_path / "new-seal-key.pem", tmp_path / "retired.pub.pem"
+    rotated_to = SealKey.generate()
+    new_key.write_bytes(rotated_to.to_pem())
+    retired.write_text(pem_of(old_key.public_key))
+    newer = tmp_path / "new.pub.pem"
+    newer.write_text(pem_of(rotated_to.public_key))
+    rotated = {"EPOA_SEAL_KEY": str(new_key)}
+    missing = Consume(settings, people, tmp_path, env=rotated)
+    try:
+        missing.wait_ready(200, "nothing to settle yet")
+        event = execution(people, case_number)
+        publish(settings.kafka_bootstrap or "", settings.case_events_topic, [(b"", event)])
+        down = missing.wait_ready(503, "the case's records are sealed by an unknown key")
+        assert down["down"] == ["settling"]
+        assert "unknown key" in down["checks"]["settling"]
+        assert f"{settings.case_events_topic}[0]@1" in down["checks"]["settling"]
+    finally:
+        assert missing.stop() == 0, missing.log.read_text()
+    with_key = Consume(
+        settings, people, tmp_path, env=rotated | {"EPOA_RETIRED_SEAL_KEYS": str(retired)}
+    )
+    try:
+        with_key.wait_ready(200, "the retired key is known again")
+        store = build_registry(settings.model_copy(update={"retired_seal_keys": [newer]}))
+        try:
+            deadline = time.monotonic() + WITHIN_S
+            while not store.get_case(case_number).concluded:
+                assert time.monotonic() < deadline, with_key.log.read_text()
+                time.sleep(0.1)
+        finally:
+            store.close()
+    finally:
+        assert with_key.stop() == 0, with_key.log.read_text()
 
 
 def publish_and_see_applied(
