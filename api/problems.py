@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote, quote_from_bytes
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +19,8 @@ from domain.seal import SealError
 
 PROBLEM_BASE = "urn:epoa:problem:"
 MEDIA_TYPE = "application/problem+json"
+URI_PATH_CHARACTERS = "/%:@!$&'()*+,;=-._~"
+"""What RFC 3986 lets a path hold as is; `%` too, so that what the client encoded stays so."""
 log = logging.getLogger("epoa.api")
 
 TITLES = {
@@ -59,7 +62,7 @@ def problem(
         "title": TITLES.get(kind, kind),
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": instance_of(request),
         **extra,
     }
     headers = dict(headers or {})
@@ -68,6 +71,16 @@ def problem(
     if status == 503:
         headers["Retry-After"] = "1"
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def instance_of(request: Request) -> str:
+    """The request's path as the client sent it. `instance` is a URI reference (RFC 9457),
+    which the decoded path may not be (`/v1/cases/a b`) or, resolved, names another
+    resource (`/v1/cases/A%2F..%2Fx` decoded is `/v1/cases/A/../x`, that is `/v1/cases/x`)."""
+    raw = request.scope.get("raw_path")
+    if isinstance(raw, bytes):
+        return quote_from_bytes(raw, safe=URI_PATH_CHARACTERS)
+    return quote(request.url.path, safe=URI_PATH_CHARACTERS)
 
 
 def install(app: FastAPI) -> None:
