@@ -29,10 +29,13 @@ def _refuse_constant(name: str) -> Any:
 
 
 def parse_json_object(raw: bytes | str) -> dict[str, Any]:
-    """Parse a JSON object, refusing duplicate names, NaN/Infinity and non-object tops."""
+    """Parse a JSON object, refusing duplicate names, NaN/Infinity and non-object tops.
+    Bytes are read as UTF-8 (RFC 8259 section 8.1; a byte order mark is ignored, as the
+    RFC allows): `json.loads` alone would take UTF-16 and UTF-32 too, guessed from the bytes."""
     try:
+        text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
         value = json.loads(
-            raw, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant
+            text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant
         )
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
         raise MalformedJsonError(f"malformed JSON: {exc}") from None

@@ -3,14 +3,15 @@ of every other answer is in `test_api_wire_format.py`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.api import api_settings, running
+from tests.support.api import api_settings, body, running
 from tests.support.people import People
-from tests.support.problems import COURT
+from tests.support.problems import COURT, POAS, PORTAL, assert_problem, unchanged
 
 
 @pytest.fixture(scope="module")
@@ -31,3 +32,13 @@ def test_a_problem_names_the_request_path_as_sent_a_uri_reference(
     response = client.get(path, headers=COURT)
     assert response.status_code in (404, 422), response.text
     assert response.json()["instance"] == path
+
+
+def test_a_body_in_utf_16_is_malformed_json_and_stores_nothing(
+    client: TestClient, people: People
+) -> None:
+    evidence = people.issue()
+    raw = json.dumps(body(evidence)).encode("utf-16")
+    with unchanged(client):
+        response = client.post(POAS, content=raw, headers=PORTAL)
+    assert_problem(response, 400, "validation", "malformed JSON", "utf-8")

@@ -64,6 +64,18 @@ def test_malformed_json_is_refused(raw: str | bytes) -> None:
         parse_json_object(raw)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_bytes_in_another_encoding_than_utf_8_are_malformed(encoding: str) -> None:
+    with pytest.raises(InvalidInputError, match="malformed JSON"):
+        parse_json_object('{"a": "b"}'.encode(encoding))
+
+
+def test_utf_8_bytes_are_read_with_or_without_a_byte_order_mark() -> None:
+    raw = '{"name": "Жұмабеков"}'.encode()
+    assert parse_json_object(raw) == parse_json_object(b"\xef\xbb\xbf" + raw)
+    assert parse_json_object(raw) == {"name": "Жұмабеков"}
+
+
 @pytest.mark.parametrize("raw", ['{"a": NaN}', '{"a": Infinity}', '{"a": -Infinity}'])
 def test_non_finite_numbers_are_refused_when_parsing(raw: str) -> None:
     with pytest.raises(InvalidInputError, match="not allowed"):
