@@ -26,6 +26,7 @@ from epoa.authority_cache import (
     AuthorityCache,
     CachedAuthority,
 )
+from epoa.storage import EVENTS_TABLE, SQLITE_EVENTS_TABLE
 from projections import authority, cases, persons, poa_list
 from projections.db import Database
 from projections.db_pool import READ_POOL_SIZE, connect_pooled
@@ -145,10 +146,11 @@ class ReadModels:
         """Version -> position in the global log of one stream's records."""
         db = self._db
         if db.dialect == "sqlite":
-            sql = "SELECT originator_version, rowid FROM stored_events WHERE originator_id = ?"
+            sql = f"SELECT originator_version, rowid FROM {SQLITE_EVENTS_TABLE} "
+            sql += "WHERE originator_id = ?"
             key: object = originator_id.hex
         else:
-            sql = "SELECT originator_version, notification_id FROM epoa_events "
+            sql = f"SELECT originator_version, notification_id FROM {EVENTS_TABLE} "
             sql += "WHERE originator_id = ?"
             key = originator_id
         return {int(v): int(p) for v, p in db.fetch(sql, (key,))}

@@ -12,6 +12,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import psycopg
 
 EVENTS_TABLE = "epoa_events"
+SQLITE_EVENTS_TABLE = "stored_events"
+"""The library's own name on SQLite, where a record's position is its `rowid`."""
 STORE_ATTEMPTS = 3
 """Tries of each call to the event store (the library's own is 10). Each try waits up to
 `POSTGRES_CONNECT_TIMEOUT` (1 s) for a pooled connection, then 0.2 s before the next:

@@ -14,7 +14,7 @@ from typing import Any, TypeAlias
 
 from domain.power_of_attorney import PowerOfAttorney as Poa
 from projections.db import Database
-from projections.read_model import POA_EVENTS, ReadModel, RowBuffer, expiry_stamp, stamp
+from projections.read_model import POA_EVENTS, Positioned, ReadModel, RowBuffer, expiry_stamp, stamp
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS attorney_authority (
@@ -44,9 +44,9 @@ COLUMNS = (
 Ending = Poa.AttorneyRenounced | Poa.Revoked | Poa.Terminated
 
 
-def apply(db: Database, events: Sequence[object]) -> None:
+def apply(db: Database, events: Sequence[Positioned]) -> None:
     grants = RowBuffer(db, "attorney_authority", COLUMNS, COLUMNS[:3], "poa_id")
-    for event in events:
+    for _, event in events:
         if isinstance(event, Poa.Issued):
             expires = expiry_stamp(event.valid_until)
             _grant(grants, event, event.attorneys, event.case_number, event.rights, expires)

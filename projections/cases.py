@@ -11,7 +11,15 @@ from typing import Any
 
 from domain.court_case import CourtCase
 from projections.db import Database
-from projections.read_model import ReadModel, Record, RowBuffer, from_json, stamp, to_json
+from projections.read_model import (
+    Positioned,
+    ReadModel,
+    Record,
+    RowBuffer,
+    from_json,
+    stamp,
+    to_json,
+)
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS cases (
@@ -44,10 +52,10 @@ COLUMNS = (
 Fact = CourtCase.JudgmentEnteredIntoForce | CourtCase.ExecutionDocumentsIssued
 
 
-def apply(db: Database, events: Sequence[object]) -> None:
+def apply(db: Database, events: Sequence[Positioned]) -> None:
     cases = RowBuffer(db, "cases", COLUMNS, ("case_number",), "case_id")
     attached: list[tuple[str, str, str]] = []
-    for event in events:
+    for _, event in events:
         if isinstance(event, CourtCase.Opened):
             cases.add({column: None for column in COLUMNS} | _opened(event))
         elif isinstance(event, CourtCase.PowerOfAttorneyAttached):

@@ -1,7 +1,11 @@
 """Which POAs match these filters? Pages of the `poa_status` read model, oldest first.
 
-Keyset pagination on (issued_at, poa_id): a page never repeats or skips a POA, even while
-new ones are issued, which offsets cannot promise. The cursor is opaque to callers.
+Keyset pagination on the position of each POA's `Issued` record in the log: a page never
+repeats or skips a POA, even while new ones are issued, which offsets cannot promise, and
+neither can `issued_at`: concurrent issues commit in another order than their clocks read,
+so a POA may appear after a page that ends with a later `issued_at`. Read models follow the
+log in order, so no POA is ever added before a position already listed. The cursor is
+opaque to callers.
 """
 
 from __future__ import annotations
@@ -11,12 +15,11 @@ import binascii
 import json
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from domain.errors import InvalidInputError
 from domain.power_of_attorney import ACTIVE, EXPIRED, REVOKED, TERMINATED
 from projections.db import Database
-from projections.poa_status import COLUMNS, STATUSES, state_of
+from projections.poa_status import COLUMN_NAMES, COLUMNS, STATUSES, state_of
 from projections.read_model import stamp
 
 MAX_LIMIT = 500
@@ -39,16 +42,16 @@ def list_poas(
     at = stamp(now)
     where, params = _filters(case_number, principal_iin, attorney_iin, status, at)
     if cursor is not None:
-        where.append("(issued_at, poa_id) > (?, ?)")
-        params.extend(decode_cursor(cursor))
+        where.append("issued_position > ?")
+        params.append(decode_cursor(cursor))
     sql = f"SELECT {COLUMNS} FROM poa_status"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    rows = db.fetch(sql + " ORDER BY issued_at, poa_id LIMIT ?", [*params, limit + 1])
+    rows = db.fetch(sql + " ORDER BY issued_position LIMIT ?", [*params, limit + 1])
     page = [state_of(row, at) for row in rows[:limit]]
     if len(rows) <= limit:
         return page, None
-    return page, encode_cursor(page[-1]["issued_at"], page[-1]["poa_id"])
+    return page, encode_cursor(int(rows[limit - 1][COLUMN_NAMES.index("issued_position")]))
 
 
 def _filters(
@@ -81,22 +84,22 @@ def _filters(
     return where, params
 
 
-def encode_cursor(issued_at: str, poa_id: str) -> str:
-    raw = json.dumps([issued_at, poa_id], separators=(",", ":")).encode()
+def encode_cursor(position: int) -> str:
+    raw = json.dumps({"after": position}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[str, str]:
+def decode_cursor(cursor: str) -> int:
+    """The position a cursor names; a cursor of another form (one made before lists were
+    ordered by position, say) is refused, never read as another place."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        issued_at, poa_id = json.loads(raw)
+        decoded = json.loads(raw)
     except (binascii.Error, ValueError, TypeError):
         raise InvalidInputError("cursor: not a cursor this service returned") from None
-    if not isinstance(issued_at, str) or not isinstance(poa_id, str):
+    if not isinstance(decoded, dict) or set(decoded) != {"after"}:
         raise InvalidInputError("cursor: not a cursor this service returned")
-    try:
-        datetime.fromisoformat(issued_at)
-        UUID(poa_id)
-    except ValueError:
-        raise InvalidInputError("cursor: not a cursor this service returned") from None
-    return issued_at, poa_id
+    position = decoded["after"]
+    if type(position) is not int or not 0 < position < 2**63:
+        raise InvalidInputError("cursor: not a cursor this service returned")
+    return position

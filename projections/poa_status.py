@@ -20,9 +20,11 @@ from domain.power_of_attorney import (
     attorneys_until,
 )
 from domain.power_of_attorney import PowerOfAttorney as Poa
+from epoa.storage import EVENTS_TABLE, SQLITE_EVENTS_TABLE
 from projections.db import Database, Row
 from projections.read_model import (
     POA_EVENTS,
+    Positioned,
     ReadModel,
     Record,
     RowBuffer,
@@ -49,11 +51,14 @@ DDL = (
         termination_source TEXT,
         version INTEGER NOT NULL,
         attorneys TEXT NOT NULL,
-        rights TEXT NOT NULL
+        rights TEXT NOT NULL,
+        issued_position BIGINT NOT NULL
     )""",
-    "CREATE INDEX IF NOT EXISTS poa_status_by_time ON poa_status (issued_at, poa_id)",
-    "CREATE INDEX IF NOT EXISTS poa_status_by_case ON poa_status (case_number, issued_at)",
-    "CREATE INDEX IF NOT EXISTS poa_status_by_principal ON poa_status (principal_iin, issued_at)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS poa_status_by_position ON poa_status (issued_position)",
+    """CREATE INDEX IF NOT EXISTS poa_status_by_case_position
+        ON poa_status (case_number, issued_position)""",
+    """CREATE INDEX IF NOT EXISTS poa_status_by_principal_position
+        ON poa_status (principal_iin, issued_position)""",
     """CREATE TABLE IF NOT EXISTS poa_attorneys (
         poa_id {sortable} NOT NULL,
         attorney_iin TEXT NOT NULL,
@@ -77,6 +82,7 @@ COLUMN_NAMES = (
     "version",
     "attorneys",
     "rights",
+    "issued_position",
 )
 COLUMNS = ", ".join(COLUMN_NAMES)
 
@@ -84,10 +90,10 @@ COLUMNS = ", ".join(COLUMN_NAMES)
 # -- handlers ------------------------------------------------------------------------------
 
 
-def apply(db: Database, events: Sequence[object]) -> None:
+def apply(db: Database, events: Sequence[Positioned]) -> None:
     batch = _Batch(db)
-    for event in events:
-        batch.handle(event)
+    for position, event in events:
+        batch.handle(position, event)
     batch.flush()
 
 
@@ -98,9 +104,9 @@ class _Batch:
         self.named: list[tuple[str, str]] = []
         """New (poa_id, attorney_iin) pairs."""
 
-    def handle(self, event: object) -> None:
+    def handle(self, position: int, event: object) -> None:
         if isinstance(event, Poa.Issued):
-            self._issued(event)
+            self._issued(position, event)
         elif isinstance(event, Poa.AttorneyAdded):
             self._attorney_added(event)
         elif isinstance(event, Poa.AttorneyRenounced):
@@ -110,7 +116,7 @@ class _Batch:
         elif isinstance(event, Poa.Terminated):
             self._ended(event, TERMINATED, event.reason, event.source)
 
-    def _issued(self, event: Poa.Issued) -> None:
+    def _issued(self, position: int, event: Poa.Issued) -> None:
         poa_id = str(event.originator_id)
         attorneys = [_attorney(a, event.at) for a in event.attorneys]
         self.poas.add(
@@ -129,6 +135,7 @@ class _Batch:
                 "version": event.originator_version,
                 "attorneys": to_json(attorneys),
                 "rights": to_json(event.rights),
+                "issued_position": position,
             }
         )
         self.named.extend((poa_id, a["iin"]) for a in attorneys)
@@ -183,7 +190,44 @@ def _attorney(person: dict[str, Any], at: datetime) -> dict[str, Any]:
     }
 
 
-MODEL = ReadModel("poa_status", ("poa_attorneys", "poa_status"), DDL, apply, POA_EVENTS)
+def upgrade(db: Database) -> None:
+    """A `poa_status` made before lists were ordered by log position gets its column: each
+    row the position of its POA's `Issued` record (the first of its stream), read from the
+    log's own columns, in one transaction, once, whichever process comes first."""
+    if db.dialect == "postgresql":
+        lock, events = "LOCK TABLE poa_status IN SHARE ROW EXCLUSIVE MODE", EVENTS_TABLE
+        position, stream = "notification_id", "e.originator_id = CAST(poa_status.poa_id AS UUID)"
+    else:
+        lock, events = "", SQLITE_EVENTS_TABLE
+        position, stream = "rowid", "e.originator_id = replace(poa_status.poa_id, '-', '')"
+    with db.transaction():
+        columns = _columns(db, "poa_status")
+        if not columns or "issued_position" in columns:
+            return
+        if lock:
+            db.execute(lock)
+            if "issued_position" in _columns(db, "poa_status"):
+                return
+        db.execute("ALTER TABLE poa_status ADD COLUMN issued_position BIGINT")
+        db.execute(
+            f"UPDATE poa_status SET issued_position = (SELECT e.{position} FROM {events} e"
+            f" WHERE {stream} AND e.originator_version = 1)"
+        )
+
+
+def _columns(db: Database, table: str) -> set[str]:
+    if db.dialect == "postgresql":
+        rows = db.fetch(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = ?",
+            (table,),
+        )
+    else:
+        rows = db.fetch("SELECT name FROM pragma_table_info(?)", (table,))
+    return {str(row[0]) for row in rows}
+
+
+MODEL = ReadModel("poa_status", ("poa_attorneys", "poa_status"), DDL, apply, POA_EVENTS, upgrade)
 
 
 # -- queries -------------------------------------------------------------------------------

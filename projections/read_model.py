@@ -30,6 +30,10 @@ POA_EVENTS: tuple[type, ...] = (
 """What a POA's read models are made of."""
 
 
+Positioned = tuple[int, object]
+"""A domain event and its record's position in the log (the notification id)."""
+
+
 @dataclass(frozen=True)
 class ReadModel:
     name: str
@@ -38,10 +42,13 @@ class ReadModel:
     """Dropped on rebuild, in this order."""
     ddl: tuple[str, ...]
     """`CREATE ... IF NOT EXISTS` statements, `{sortable}` for text compared as text."""
-    apply: Callable[[Database, Sequence[object]], None]
-    """Apply a batch of domain events, in order; events it does not know are ignored."""
+    apply: Callable[[Database, Sequence[Positioned]], None]
+    """Apply a batch of domain events, in order, each with its position in the log; events
+    it does not know are ignored."""
     events: tuple[type, ...] = ()
     """The event classes `apply` uses: the runner decodes (and checks) only records of these."""
+    upgrade: Callable[[Database], None] | None = None
+    """Bring tables an earlier version made to this shape, in place; run before `ddl`."""
 
 
 Record = dict[str, Any]

@@ -77,6 +77,8 @@ class ProjectionRunner:
             persons.create_table(self.db)
         self.db.create(TRACKING_DDL)
         for model in self.read_models:
+            if model.upgrade is not None:
+                model.upgrade(self.db)
             self.db.create(model.ddl)
         self.db.executemany(
             "INSERT INTO projection_tracking (name, position) VALUES (?, 0) "
@@ -179,7 +181,7 @@ class ProjectionRunner:
             applied = sum(1 for number in numbers if number > min(positions.values()))
             for model in self.read_models:
                 after = positions[model.name]
-                model.apply(self.db, [event for number, event in batch.events if number > after])
+                model.apply(self.db, [(n, event) for n, event in batch.events if n > after])
             self.db.executemany(
                 "UPDATE projection_tracking SET position = ? WHERE name = ? AND position < ?",
                 [(last, name, last) for name in positions],

@@ -11,7 +11,7 @@ import pytest
 from domain.registry import Registry
 from projections.authority import authority_at
 from projections.db import Database, connect
-from projections.read_model import ReadModel
+from projections.read_model import Positioned, ReadModel
 from projections.rebuild import REBUILDS
 from projections.runner import READ_MODELS, ProjectionRunner
 from tests.conftest import Clock
@@ -99,7 +99,7 @@ def failing_on(batch: int) -> ReadModel:
     """A read model whose `batch`-th batch (counted over every runner) fails."""
     seen = [0]
 
-    def apply(db: Database, events: Sequence[object]) -> None:
+    def apply(db: Database, events: Sequence[Positioned]) -> None:
         seen[0] += 1
         if seen[0] == batch:
             raise RuntimeError("a read model's bug")

@@ -12,7 +12,7 @@ import pytest
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
 from domain.registry import Registry
 from projections.db import Database
-from projections.read_model import ReadModel
+from projections.read_model import Positioned, ReadModel
 from projections.rebuild import REBUILDS
 from projections.runner import READ_MODELS, ProjectionRunner
 from tests.conftest import Clock
@@ -105,7 +105,7 @@ def crashing_once() -> ReadModel:
     """A read model that fails on its first batch, after the others applied theirs."""
     batches = [0]
 
-    def apply(db: Database, events: Sequence[object]) -> None:
+    def apply(db: Database, events: Sequence[Positioned]) -> None:
         batches[0] += 1
         if batches[0] == 1:
             raise Crash
