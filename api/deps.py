@@ -104,7 +104,8 @@ def plain_query(request: Request, known: tuple[str, ...]) -> None:
     names = [name for name, _ in request.query_params.multi_items()]
     unknown = sorted(set(names) - set(known))
     if unknown:
-        raise InvalidInputError(f"unknown query parameter(s) {unknown}; known: {', '.join(known)}")
+        takes = f"known: {', '.join(known)}" if known else "this route takes none"
+        raise InvalidInputError(f"unknown query parameter(s) {unknown}; {takes}")
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise InvalidInputError(f"query parameter(s) {repeated} given more than once")

@@ -59,8 +59,12 @@ RENOUNCE_EXAMPLE = {
 def _rfc3339(value: object) -> object:
     if isinstance(value, str):
         if not RFC3339.fullmatch(value):
+            hint = ""
+            if RFC3339.fullmatch(value[:-6] + "+" + value[-5:]) and value[-6] == " ":
+                hint = " (a `+` in a query string reads as a space: send it as %2B)"
             raise ValueError(
-                "an RFC 3339 date-time with its time zone is required, e.g. 2026-11-25T10:00:00Z"
+                "an RFC 3339 date-time with its time zone is required, e.g. "
+                f"2026-11-25T10:00:00Z{hint}"
             )
         parse_rfc3339(value)  # e.g. 9999-12-31T23:59:59-23:59 is past year 9999 in UTC
     return value
