@@ -82,6 +82,26 @@ def test_an_id_recorded_in_one_case_changes_nothing_in_another(
         registry.get_case("OTHER-3")
 
 
+def test_sources_and_ids_that_join_alike_name_different_events(
+    registry: Registry, people: People
+) -> None:
+    """`#` may stand in a source (a URI reference) and in an id: ("urn:x#1", "2") and
+    ("urn:x", "1#2") are two events, and neither source can take the other's ids."""
+    poa = registry.issue(people.issue()).poa
+    registry.record_case_event(
+        case_event(people, JUDGMENT_IN_FORCE, source="urn:x#1", event_id="2")
+    )
+    other = registry.record_case_event(
+        case_event(people, EXECUTION_DOCUMENTS_ISSUED, source="urn:x", event_id="1#2")
+    )
+    assert other.applied and other.case.concluded
+    assert other.terminated == [poa.id]
+    encoded = registry.record_case_event(
+        case_event(people, JUDGMENT_IN_FORCE, source="urn:x%231", event_id="2")
+    )
+    assert encoded.applied  # a third source: its name is never read as another's
+
+
 def test_a_revoked_poa_keeps_its_reason_when_the_case_concludes(
     registry: Registry, people: People
 ) -> None:
