@@ -81,6 +81,9 @@ class CaseEventBatch:
             applied, concluded_by = case_event.record_on(case, at)
             if applied:
                 mark = case_event.mark()
+                earlier = self.touched.get(mark.id)
+                if isinstance(earlier, AcceptedDocument):  # its (source, id) taken in this batch
+                    case_event.require_same_as(earlier)
                 self.touched[mark.id] = mark  # another event under its (source, id): a conflict
             outcome = Outcome.APPLIED if applied else Outcome.DUPLICATE
             decisions.append(Decision(outcome, case.case_number, concluded=case.concluded))

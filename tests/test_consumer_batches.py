@@ -191,3 +191,27 @@ def test_a_message_the_store_cannot_apply_holds_up_only_itself_and_those_after_i
     assert read_topic(settings.kafka_bootstrap or "", settings.case_events_dlq_topic) == []
     with pytest.raises(NotFoundError):
         store.get_case(third)
+
+
+def test_an_id_reused_in_another_case_of_the_same_batch_goes_to_the_dead_letter_topic(
+    settings: Settings, store: Registry, people: People, settling: Settling
+) -> None:
+    first, second = cases_on(PARTITION, "R", 2)
+    reused = judgment(people, second, id="court-31")  # the same (source, id), another case
+    messages = [(first, judgment(people, first, id="court-31")), (second, reused)]
+    publish(
+        settings.kafka_bootstrap or "",
+        settings.case_events_topic,
+        [(case.encode(), value) for case, value in messages],
+    )
+    records = records_of(settings, PARTITION)
+
+    assert settling.settle(records) == [Outcome.APPLIED, Outcome.POISON]
+    assert case_events_of(store, first) == ["Opened", "JudgmentEnteredIntoForce"]
+    with pytest.raises(NotFoundError):
+        store.get_case(second)
+    [dead] = read_topic(settings.kafka_bootstrap or "", settings.case_events_dlq_topic)
+    headers = {key: raw.decode() for key, raw in dead.headers}
+    assert dead.value == reused
+    assert headers["epoa.reason"] == "duplicate-document"
+    assert position(store, settings.case_events_topic, PARTITION) == records[-1].offset + 1
