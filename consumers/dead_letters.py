@@ -3,14 +3,19 @@
 A message goes there before its position moves on, and `publish` returns only once the
 broker has acknowledged it (all in-sync replicas), so a crash in between can at worst
 dead-letter a message twice, never lose it. Its key and value are the bytes as received,
-so it can be replayed to the case-events topic unchanged once its cause is fixed.
+so it can be replayed to the case-events topic unchanged once its cause is fixed. A message
+too large to be sent again with the headers (one close to the size limit) is dead-lettered
+without its value, which header `epoa.value.omitted` describes (size, SHA-256): the
+original stays at its source offset, and its partition moves on.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import MessageSizeTooLargeError
 
 from consumers.case_events import Decision
 
@@ -48,12 +53,17 @@ class DeadLetters:
         value = record.value
         if record.key is None and value is None:
             value = b""  # Kafka refuses a message with neither; the headers still say why
-        future = self._producer.send(
-            self.topic,
-            key=record.key,
-            value=value,
-            headers=dead_letter_headers(record.topic, record.partition, record.offset, decision),
-        )
+        headers = dead_letter_headers(record.topic, record.partition, record.offset, decision)
+        try:
+            self._send(record.key, value, headers)
+        except MessageSizeTooLargeError:  # refused by this client or by the broker
+            original = value or b""
+            digest = hashlib.sha256(original).hexdigest()
+            omitted = f"{len(original)} bytes, sha256 {digest}".encode()
+            self._send(record.key, b"", [*headers, ("epoa.value.omitted", omitted)])
+
+    def _send(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        future = self._producer.send(self.topic, key=key, value=value, headers=headers)
         self._producer.flush(timeout=ACK_TIMEOUT_S)
         future.get(timeout=ACK_TIMEOUT_S)
 

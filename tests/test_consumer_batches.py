@@ -8,12 +8,15 @@ against a real PostgreSQL and a real dead-letter topic.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import confluent_kafka
 import pytest
 from kafka.partitioner.default import murmur2
 
@@ -215,3 +218,41 @@ def test_an_id_reused_in_another_case_of_the_same_batch_goes_to_the_dead_letter_
     assert dead.value == reused
     assert headers["epoa.reason"] == "duplicate-document"
     assert position(store, settings.case_events_topic, PARTITION) == records[-1].offset + 1
+
+
+def test_a_poison_message_too_large_to_send_again_is_dead_lettered_without_its_value(
+    settings: Settings, store: Registry, people: People, settling: Settling
+) -> None:
+    [case] = cases_on(PARTITION, "L", 1)
+    event = json.loads(judgment(people, case))
+    event["data"]["padding"] = "x" * 1_046_000  # its signature no longer covers it
+    huge = json.dumps(event).encode()
+    producer = confluent_kafka.Producer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "partitioner": "murmur2_random",
+            "message.max.bytes": 2_000_000,
+        }
+    )
+    for value in (huge, judgment(people, case)):
+        producer.produce(settings.case_events_topic, key=case.encode(), value=value)
+    assert producer.flush(15) == 0
+    records = records_of(settings, PARTITION)
+    settler = threading.Thread(target=settling.settle, args=(records,))
+    settler.start()
+    settler.join(20)
+    settling.stop.set()  # were it still retrying the dead letter
+    settler.join(20)
+
+    assert [decision.outcome for _, decision in settling.settled] == [
+        Outcome.POISON,
+        Outcome.APPLIED,
+    ]
+    assert store.get_case(case).judgment is not None
+    [dead] = read_topic(settings.kafka_bootstrap or "", settings.case_events_dlq_topic)
+    headers = {key: raw.decode() for key, raw in dead.headers}
+    assert (dead.key, dead.value) == (case.encode(), b"")
+    assert headers["epoa.reason"] == "invalid-signature"
+    digest = hashlib.sha256(huge).hexdigest()
+    assert headers["epoa.value.omitted"] == f"{len(huge)} bytes, sha256 {digest}"
+    assert headers["epoa.source.offset"] == str(records[0].offset)
