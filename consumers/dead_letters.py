@@ -2,8 +2,9 @@
 
 A message goes there before its position moves on, and `publish` returns only once the
 broker has acknowledged it (all in-sync replicas), so a crash in between can at worst
-dead-letter a message twice, never lose it. Its key and value are the bytes as received,
-so it can be replayed to the case-events topic unchanged once its cause is fixed. A message
+dead-letter a message twice, never lose it. Its key, value and headers are the ones
+received (but for headers named `epoa.*`, which are this service's), so it can be replayed
+to the case-events topic unchanged once its cause is fixed. A message
 too large to be sent again with the headers (one close to the size limit) is dead-lettered
 without its value, which header `epoa.value.omitted` describes (size, SHA-256): the
 original stays at its source offset, and its partition moves on.
@@ -36,6 +37,16 @@ def dead_letter_headers(
     ]
 
 
+def original_headers(record: Any) -> list[tuple[str, bytes]]:
+    """The message's own headers (`traceparent`, `ce_*`, ...), kept so that a replay is the
+    message as sent; any named `epoa.*` is left out, so that only this service says why."""
+    return [
+        (str(key), bytes(value or b""))
+        for key, value in (getattr(record, "headers", None) or [])
+        if not str(key).startswith("epoa.")
+    ]
+
+
 class DeadLetters:
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
@@ -53,7 +64,10 @@ class DeadLetters:
         value = record.value
         if record.key is None and value is None:
             value = b""  # Kafka refuses a message with neither; the headers still say why
-        headers = dead_letter_headers(record.topic, record.partition, record.offset, decision)
+        headers = [
+            *original_headers(record),
+            *dead_letter_headers(record.topic, record.partition, record.offset, decision),
+        ]
         try:
             self._send(record.key, value, headers)
         except MessageSizeTooLargeError:  # refused by this client or by the broker

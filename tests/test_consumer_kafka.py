@@ -228,7 +228,9 @@ def test_each_poison_message_lands_in_the_dead_letter_topic_and_the_next_one_is_
     poison = [(name, make(people, "K-6"), reason) for name, (make, reason) in POISON.items()]
     messages = [(b"K-6", value) for _, value, _ in poison]
     messages.append((b"K-6", judgment(people, "K-6")))
-    placed = publish(bootstrap, settings.case_events_topic, messages)
+    own = [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
+    spoofed = [("epoa.reason", b"none")]  # only the service says why
+    placed = publish(bootstrap, settings.case_events_topic, messages, headers=own + spoofed)
     with consuming(settings, people) as metrics:
         eventually(lambda: counted(metrics, "applied") == 1, "the good message is applied")
         assert counted(metrics, "poison") == len(poison)
@@ -240,6 +242,8 @@ def test_each_poison_message_lands_in_the_dead_letter_topic_and_the_next_one_is_
     ):
         headers = {key: raw.decode() for key, raw in record.headers}
         assert (record.key, record.value) == (b"K-6", value), name
+        assert record.headers[0] == own[0], name  # kept, for a replay as sent
+        assert [key for key, _ in record.headers].count("epoa.reason") == 1, name
         assert headers["epoa.reason"] == reason, (name, headers["epoa.detail"])
         assert headers["epoa.detail"], name
         assert headers["epoa.source.topic"] == settings.case_events_topic

@@ -151,9 +151,14 @@ POISON: Final[dict[str, tuple[Callable[[People, str], bytes], str]]] = {
 
 
 def publish(
-    bootstrap: str, topic: str, messages: Iterable[tuple[bytes, bytes]], timeout: float = 15.0
+    bootstrap: str,
+    topic: str,
+    messages: Iterable[tuple[bytes, bytes]],
+    timeout: float = 15.0,
+    headers: list[tuple[str, bytes]] | None = None,
 ) -> list[tuple[int, int]]:
-    """Produce (key, value) pairs with librdkafka; return each one's (partition, offset).
+    """Produce (key, value) pairs with librdkafka, each with `headers`; return each one's
+    (partition, offset).
 
     `murmur2_random` is the partitioner of Java and kafka-python clients, so a case number
     lands on the partition any other producer of the court would choose.
@@ -175,7 +180,9 @@ def publish(
         return report
 
     for index, (key, value) in enumerate(batch):
-        producer.produce(topic, key=key, value=value, on_delivery=delivered(index))
+        producer.produce(
+            topic, key=key, value=value, headers=headers or [], on_delivery=delivered(index)
+        )
         producer.poll(0)
     if producer.flush(timeout) != 0 or errors:
         raise RuntimeError(f"publishing to {topic} failed: {errors or 'messages still queued'}")
