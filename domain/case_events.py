@@ -18,6 +18,8 @@ from domain.outcomes import CaseEvent
 
 REQUIRED = ("specversion", "id", "source", "type", "subject", "time", "data", "signature")
 OPTIONAL = ("datacontenttype", "dataschema")
+URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]+")
+"""An absolute URI (RFC 3986: a scheme, then something), as `dataschema` must be."""
 EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
 """CloudEvents 1.0: an extension attribute's name."""
 MAX_ATTRIBUTE = 1024
@@ -75,6 +77,11 @@ def _check_envelope(event: dict[str, Any]) -> None:
     content_type = event.get("datacontenttype", "application/json")
     if content_type != "application/json":
         raise InvalidInputError("datacontenttype: application/json expected")
+    schema = event.get("dataschema", "urn:x")
+    if not isinstance(schema, str) or len(schema) > MAX_ATTRIBUTE or not URI.fullmatch(schema):
+        raise InvalidInputError(
+            f"dataschema: an absolute URI of at most {MAX_ATTRIBUTE} characters (CloudEvents 1.0)"
+        )
     unknown = [name for name in event if not _known_attribute(name)]
     if unknown:
         raise InvalidInputError(f"unknown attribute(s) {unknown}")

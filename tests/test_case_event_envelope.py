@@ -28,6 +28,12 @@ def test_extension_attributes_are_accepted_and_kept_in_the_signed_evidence(
     assert event.evidence.document["sequence"] == 7
 
 
+def test_a_dataschema_that_is_a_uri_is_accepted_and_kept(people: People) -> None:
+    schema = "https://ecourt.kz/schemas/judgment-entered-into-force/1.json"
+    event = parse_case_event(judgment(people, "EXT-4", dataschema=schema), people.verifier)
+    assert event.evidence.document["dataschema"] == schema
+
+
 def test_an_extension_changed_after_signing_breaks_the_signature(people: People) -> None:
     sent = json.loads(judgment(people, "EXT-2", traceparent=TRACEPARENT))
     sent["traceparent"] = TRACEPARENT.replace("01", "00")
@@ -47,6 +53,10 @@ def test_an_extension_changed_after_signing_breaks_the_signature(people: People)
         ("trace", 2**31, "extension attribute"),
         ("trace", None, "extension attribute"),
         ("trace", "x" * 1025, "extension attribute"),
+        ("dataschema", 5, "dataschema: an absolute URI"),
+        ("dataschema", {"$ref": "x"}, "dataschema: an absolute URI"),
+        ("dataschema", "schemas/judgment.json", "dataschema: an absolute URI"),
+        ("dataschema", "", "dataschema: an absolute URI"),
     ],
 )
 def test_an_attribute_outside_the_cloudevents_rules_is_refused(
