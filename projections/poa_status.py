@@ -208,6 +208,8 @@ def upgrade(db: Database) -> None:
             db.execute(lock)
             if "issued_position" in _columns(db, "poa_status"):
                 return
+        for index in ("poa_status_by_time", "poa_status_by_case", "poa_status_by_principal"):
+            db.execute(f"DROP INDEX IF EXISTS {index}")  # by issued_at: no longer read
         db.execute("ALTER TABLE poa_status ADD COLUMN issued_position BIGINT")
         db.execute(
             f"UPDATE poa_status SET issued_position = (SELECT e.{position} FROM {events} e"

@@ -185,6 +185,7 @@ def test_tables_made_before_lists_followed_the_log_get_each_poa_s_position_in_pl
         ):
             runner.db.execute(f"DROP INDEX {index}")
         runner.db.execute("ALTER TABLE poa_status DROP COLUMN issued_position")
+        runner.db.execute("CREATE INDEX poa_status_by_time ON poa_status (issued_at, poa_id)")
     with ProjectionRunner(registry, database_url) as runner:
         upgraded = runner.db.fetch("SELECT poa_id, issued_position FROM poa_status ORDER BY 1")
         assert upgraded == built
