@@ -26,6 +26,7 @@ from domain.registry import Registry
 from domain.seal import RawRecord
 from epoa.audit_decode import Decode, decoder
 from epoa.audit_proofs import pem_of
+from epoa.audit_rows import raw_page
 from projections import audit_tree
 from projections.db import Database
 
@@ -72,12 +73,11 @@ def write_export(registry: Registry, db: Database, origin: str, out: TextIO) -> 
 def raw_records(registry: Registry, stop: int, start: int = 1) -> Iterator[RawRecord]:
     """The rows of positions start..stop, a page at a time, exactly as stored."""
     while start <= stop:
-        page = registry.recorder.select_notifications(start, PAGE, stop=stop)
-        for n in page:
-            yield RawRecord(str(n.originator_id), n.originator_version, n.topic, n.state, n.id)
+        page = raw_page(registry.recorder, start, PAGE, stop)
+        yield from page
         if len(page) < PAGE:
             return
-        start = page[-1].id + 1
+        start = (page[-1].position or start) + 1
 
 
 def record_line(record: RawRecord, decode: Decode) -> dict[str, Any]:

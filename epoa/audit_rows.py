@@ -1,0 +1,84 @@
+"""The event table's rows as the audit reads them: each column as stored, whatever someone
+with the database put there.
+
+The library's read makes a `Notification` of each row and fails on a NULL state or topic
+(PostgreSQL), or on a state that SQLite holds as text that is not UTF-8: the audit would
+end at the first such row, naming none. Read here, a missing value is empty and a value of
+another type is its bytes, so the row fails its seal check and is named like any other
+damaged record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.sqlite import SQLiteAggregateRecorder
+from psycopg.sql import SQL, Identifier
+
+from domain.postgres_recorder import RetryingProcessRecorder
+from domain.seal import RawRecord
+
+
+def raw_page(recorder: Any, start: int, limit: int, stop: int) -> list[RawRecord]:
+    """The rows of positions start..stop (at most `limit` of them), in order, as stored."""
+    if isinstance(recorder, RetryingProcessRecorder):
+        return recorder.retried(lambda: _postgres(recorder, start, limit, stop))
+    if isinstance(recorder, SQLiteAggregateRecorder):
+        return _sqlite(recorder, start, limit, stop)
+    page = recorder.select_notifications(start, limit, stop=stop)
+    return [_record(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in page]
+
+
+def _postgres(
+    recorder: RetryingProcessRecorder, start: int, limit: int, stop: int
+) -> list[RawRecord]:
+    statement = SQL(
+        "SELECT notification_id, originator_id, originator_version, topic, state"
+        " FROM {schema}.{table} WHERE notification_id BETWEEN %s AND %s"
+        " ORDER BY notification_id LIMIT %s"
+    ).format(
+        schema=Identifier(recorder.datastore.schema),
+        table=Identifier(recorder.events_table_name),
+    )
+    with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+        curs.execute(statement, (start, stop, limit))
+        return [
+            _record(
+                row["notification_id"],
+                row["originator_id"],
+                row["originator_version"],
+                row["topic"],
+                row["state"],
+            )
+            for row in curs.fetchall()
+        ]
+
+
+def _sqlite(
+    recorder: SQLiteAggregateRecorder, start: int, limit: int, stop: int
+) -> list[RawRecord]:
+    statement = (
+        "SELECT rowid, originator_id, originator_version, CAST(topic AS BLOB),"
+        f" CAST(state AS BLOB) FROM {recorder.events_table_name}"
+        " WHERE rowid BETWEEN ? AND ? ORDER BY rowid LIMIT ?"
+    )
+    with recorder.datastore.transaction(commit=False) as cursor:
+        cursor.execute(statement, (start, stop, limit))
+        return [_record(*row) for row in cursor.fetchall()]
+
+
+def _record(
+    position: int, originator_id: object, version: Any, topic: Any, state: Any
+) -> RawRecord:
+    if isinstance(topic, bytes):
+        topic = topic.decode("utf-8", errors="replace")
+    return RawRecord(_uuid(originator_id), version, topic or "", bytes(state or b""), position)
+
+
+def _uuid(value: object) -> str:
+    """The stream's id as the seal signs it (SQLite stores it as bare hex)."""
+    try:
+        return str(value if isinstance(value, UUID) else UUID(str(value)))
+    except ValueError:
+        return str(value)

@@ -1,0 +1,72 @@
+"""A row edited to hold no value, or a value of another type, is named like any other damage:
+the audit reads every column as stored (`epoa/audit_rows.py`), so it goes on past such a row
+instead of ending with a traceback, or with 'cannot be read', at the first one."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from epoa.settings import Settings
+from epoa.storage import sqlite_path
+from tests.support.people import People
+from tests.support.postgres import tamper
+from tests.test_audit_tamper import named
+from tests.test_audit_verify import Audited, Story, opened, tell, verify
+
+EDITS = {
+    "state NULL": ("state = NULL", "bad-seal"),
+    "topic NULL": ("topic = NULL", "bad-seal"),
+    # SQLite stores what it is given: `||` of two blobs is text, here not UTF-8.
+    "state as text": ("state = substr(state, 1, 200) || X'58' || substr(state, 202)", "bad-seal"),
+}
+
+
+def edit(url: str, assignment: str, position: int) -> None:
+    if urlsplit(url).scheme == "sqlite":
+        with sqlite3.connect(sqlite_path(url)) as conn:
+            conn.execute(f"UPDATE stored_events SET {assignment} WHERE rowid = ?", (position,))
+    else:
+        postgres = assignment.replace("X'58'", "'\\x58'::bytea")
+        tamper(url, f"UPDATE epoa_events SET {postgres} WHERE notification_id = %s", position)
+
+
+@pytest.fixture
+def audited(settings: Settings, tmp_path: Path) -> Iterator[Audited]:
+    with opened(settings, tmp_path) as audited:
+        yield audited
+
+
+@pytest.fixture
+def story(audited: Audited, people: People) -> Story:
+    """The history, every record of it covered by a signed checkpoint."""
+    told = tell(audited, people)
+    audited.log.catch_up()
+    return told
+
+
+def position_of(audited: Audited, story: Story) -> int:
+    """The position of the revocation of `story.revoked` (its version 2)."""
+    stored = audited.registry.recorder.select_notifications(1, 1000)
+    [at] = [n.id for n in stored if (n.originator_id, n.originator_version) == (story.revoked, 2)]
+    return at
+
+
+@pytest.mark.parametrize("change", EDITS.values(), ids=EDITS.keys())
+def test_a_row_edited_to_hold_no_value_or_another_type_is_a_finding_at_its_position(
+    audited: Audited, people: People, story: Story, change: tuple[str, str]
+) -> None:
+    assignment, kind = change
+    at = position_of(audited, story)
+    edit(audited.url, assignment, at)
+
+    result, found = verify(audited, people)
+
+    assert (kind, str(story.revoked), 2, at) in named(found)
+    assert ("record-changed", str(story.revoked), 2, at) in named(found)
+    assert not result.intact
+    assert result.records == audited.registry.recorder.max_notification_id()
