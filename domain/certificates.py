@@ -78,7 +78,8 @@ class CertificateFacts:
             self.issuer_der = cert.issuer.public_bytes()
             self.subject = cert.subject  # decoded on first use: a malformed name or
             self.extensions = cert.extensions  # extension is refused here, not mid-path
-        except (ValueError, x509.InvalidVersion, x509.DuplicateExtension) as exc:
+        except (ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension) as exc:
+            # TypeError: a name attribute of a type its OID does not allow (a BIT STRING CN)
             raise InvalidSignatureError(f"malformed certificate in CMS: {exc}") from None
         self.der = der
         self.digest = digest

@@ -198,3 +198,12 @@ def test_a_carried_ca_certificate_with_a_malformed_subject_is_refused(tmp_path: 
     not_utf8 = name.replace(b"Signing", b"Sign\x8dng")
 
     assert "malformed certificate" in with_certificate_edited(True, name, not_utf8, tmp_path)
+
+
+def test_a_carried_ca_certificate_with_a_bit_string_in_its_subject_is_refused(
+    tmp_path: Path,
+) -> None:
+    name = b"\x0c\x0fTest Signing CA"  # the UTF8String of the CA's common name
+    bit_string = b"\x03\x0f\x00est Signing CA"  # as long, a BIT STRING: no name's type
+
+    assert "malformed certificate" in with_certificate_edited(True, name, bit_string, tmp_path)
