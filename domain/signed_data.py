@@ -23,6 +23,8 @@ from domain.errors import InvalidSignatureError
 MAX_CMS_BYTES = 256 * 1024
 MAX_CERTIFICATES = 16
 MIN_RSA_BITS = 2048
+MIN_EC_BITS = 224
+"""Both about 112 bits of security (NIST SP 800-57): P-192 is as weak as RSA-1024."""
 
 SIGNED_DATA = "1.2.840.113549.1.7.2"
 DATA = "1.2.840.113549.1.7.1"
@@ -125,6 +127,8 @@ class SignedData:
             elif isinstance(key, ec.EllipticCurvePublicKey) and (
                 oid == _ECDSA_KEY or oid in _ECDSA_WITH
             ):
+                if key.curve.key_size < MIN_EC_BITS:
+                    raise InvalidSignatureError(f"EC key on {key.curve.name} is too small")
                 algorithm = _ECDSA_WITH.get(oid, type(self._digest()))()
                 key.verify(self.signature, self.signed_attrs, ec.ECDSA(algorithm))
             elif oid in (_RSA_PKCS1, _ECDSA_KEY, *_RSA_WITH, *_ECDSA_WITH):

@@ -12,7 +12,7 @@ import pytest
 from asn1crypto import cms
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from domain.canonical import canonical_bytes
@@ -244,6 +244,27 @@ def test_a_small_rsa_key_is_refused() -> None:
     signature = sign_cms(canonical_bytes(document), Issued(weak_cert, weak), pki.chain)
 
     assert "too small" in refusal(document, b64(signature))
+
+
+def test_an_ecdsa_key_on_a_curve_as_weak_as_rsa_1024_is_refused() -> None:
+    pki = hierarchy()
+    document = sample_document(PRINCIPAL)
+    weak = ec.generate_private_key(ec.SECP192R1())
+    cert = pki.signer(person(PRINCIPAL, "Weak Curve")).cert
+    weak_cert = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(cert.issuer)
+        .public_key(weak.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(cert.not_valid_before_utc)
+        .not_valid_after(cert.not_valid_after_utc)
+        .add_extension(cert.extensions.get_extension_for_class(x509.KeyUsage).value, True)
+        .sign(pki.intermediate.key, hashes.SHA256())
+    )
+    signature = sign_cms(canonical_bytes(document), Issued(weak_cert, weak), pki.chain)
+
+    assert "secp192r1 is too small" in refusal(document, b64(signature))
 
 
 def test_a_signed_at_within_the_clock_skew_is_accepted() -> None:
