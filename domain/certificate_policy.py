@@ -74,6 +74,37 @@ def require_signing_key_usage(cert: x509.Certificate) -> None:
         )
 
 
+_PROCESSED = (
+    x509.BasicConstraints,
+    x509.KeyUsage,
+    x509.ExtendedKeyUsage,
+    x509.SubjectKeyIdentifier,
+    x509.AuthorityKeyIdentifier,
+    x509.SubjectAlternativeName,
+    x509.IssuerAlternativeName,
+    x509.CertificatePolicies,  # no policy is required, so any set of them passes
+)
+"""The extensions the verifier acts on (or may pass over, as RFC 5280 section 6.1 does
+when no policy is required); a critical one of any other kind refuses the certificate."""
+
+
+def require_processed_extensions(cert: x509.Certificate, role: str) -> None:
+    """RFC 5280 4.2: a critical extension the verifier does not process refuses the
+    certificate. nameConstraints are not processed either, critical or not: a CA that its
+    issuer confined to some names is refused rather than trusted for every name. A trust
+    anchor's own extensions are not checked here (RFC 5280 6.1.1 leaves them optional)."""
+    for extension in cert.extensions:
+        if isinstance(extension.value, x509.NameConstraints):
+            raise UntrustedCertificateError(
+                f"{_name(cert)} carries nameConstraints, which are not supported"
+            )
+        if extension.critical and not isinstance(extension.value, _PROCESSED):
+            raise UntrustedCertificateError(
+                f"{role} certificate has a critical extension not supported: "
+                f"{extension.oid.dotted_string}"
+            )
+
+
 def require_ca(cert: x509.Certificate, below: int) -> None:
     """A certificate that issues others must be a CA allowed to sign certificates.
 

@@ -22,7 +22,12 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
-from domain.certificate_policy import require_signing_key_usage, require_within, signer_identity
+from domain.certificate_policy import (
+    require_processed_extensions,
+    require_signing_key_usage,
+    require_within,
+    signer_identity,
+)
 from domain.cms import carried_certificates
 from domain.errors import InvalidSignatureError, UntrustedCertificateError
 from domain.evidence import SignerKind
@@ -129,6 +134,7 @@ class CertificateFacts:
     @functools.cached_property
     def _signing_refusal(self) -> str | None:
         try:
+            require_processed_extensions(self.certificate, "signer")
             require_signing_key_usage(self.certificate)
         except UntrustedCertificateError as refused:
             return refused.detail

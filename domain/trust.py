@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 
-from domain.certificate_policy import require_ca, require_valid_at
+from domain.certificate_policy import require_ca, require_processed_extensions, require_valid_at
 from domain.certificates import CACHE_LIMIT, BoundedCache, CertificateFacts
 from domain.errors import UntrustedCertificateError
 from domain.times import utc_text
@@ -161,17 +161,24 @@ class PathValidator:
             if candidate in search.explored or candidate in path:
                 continue
             search.explored.add(candidate)
-            if self._link(path, candidate, search):
+            if self._link(path, candidate, search, carried=True):
                 found = self._extend([*path, candidate], search)
                 if found is not None:
                     return found
         return None
 
     def _link(
-        self, path: list[x509.Certificate], issuer: x509.Certificate, search: _Search
+        self,
+        path: list[x509.Certificate],
+        issuer: x509.Certificate,
+        search: _Search,
+        carried: bool = False,
     ) -> bool:
-        """True if `issuer` is a CA valid at the reference time that signed the last one."""
+        """True if `issuer` is a CA valid at the reference time that signed the last one
+        (and, if `carried` rather than an anchor, with no extension it is not checked for)."""
         try:
+            if carried:
+                require_processed_extensions(issuer, "CA")
             require_ca(issuer, below=len(path) - 1)
             require_valid_at(issuer, search.when, "CA")
         except UntrustedCertificateError as exc:

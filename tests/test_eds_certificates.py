@@ -137,6 +137,43 @@ def test_an_intermediate_that_is_not_a_ca_is_refused() -> None:
     assert "is not a CA" in refusal(signer, chain=[not_ca.cert])
 
 
+def test_a_signer_with_a_critical_extension_not_understood_is_refused() -> None:
+    unknown = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4.5"), b"\x05\x00")
+    signer = hierarchy().signer(person(PRINCIPAL, "Odd Extension"), extensions=[(unknown, True)])
+
+    assert "critical extension not supported: 1.2.3.4.5" in refusal(signer)
+
+
+def test_a_signer_with_a_non_critical_extension_not_understood_is_accepted() -> None:
+    unknown = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4.5"), b"\x05\x00")
+    signer = hierarchy().signer(person(PRINCIPAL, "Odd Note"), extensions=[(unknown, False)])
+
+    assert verify(signer).signer_id == PRINCIPAL
+
+
+def test_an_intermediate_with_a_critical_extension_not_understood_is_refused() -> None:
+    pki = hierarchy()
+    unknown = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4.6"), b"\x05\x00")
+    odd = make_cert(
+        common_name("Odd Signing CA"), issuer=pki.root, ca=True, extensions=[(unknown, True)]
+    )
+    signer = make_cert(person(PRINCIPAL, "Under Odd CA"), issuer=odd)
+
+    assert "critical extension not supported: 1.2.3.4.6" in refusal(signer, chain=[odd.cert])
+
+
+def test_a_signer_outside_its_intermediate_s_name_constraints_is_refused() -> None:
+    pki = hierarchy()
+    only = x509.Name([x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, "Only This Org")])
+    constraints = x509.NameConstraints([x509.DirectoryName(only)], None)
+    confined = make_cert(
+        common_name("Confined CA"), issuer=pki.root, ca=True, extensions=[(constraints, True)]
+    )
+    signer = make_cert(person(PRINCIPAL, "Outside"), issuer=confined)
+
+    assert "nameConstraints" in refusal(signer, chain=[confined.cert])
+
+
 def test_an_authentication_only_certificate_is_refused() -> None:
     signer = hierarchy().signer(person(PRINCIPAL, "Auth Key"), key_usage=AUTH_ONLY, eku=CLIENT_AUTH)
 

@@ -111,11 +111,13 @@ def make_cert(
     key_usage: Iterable[str] | None = None,
     eku: Iterable[x509.ObjectIdentifier] | None = None,
     serial: int | None = None,
+    extensions: Iterable[tuple[x509.ExtensionType, bool]] = (),
 ) -> Issued:
     """A certificate signed by `issuer` (self-signed if None).
 
     `key_usage` names KeyUsage flags; by default a CA gets keyCertSign + cRLSign and a leaf
-    the signing pair. An empty `key_usage` leaves the extension out.
+    the signing pair. An empty `key_usage` leaves the extension out; `extensions` are added
+    as they are, each with its criticality.
     """
     now = datetime.now(UTC)
     private = key(key_type, key_label if key_label is not None else subject.rfc4514_string())
@@ -140,6 +142,8 @@ def make_cert(
         )
     if eku is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
     signing_key = issuer.key if issuer else private
     return Issued(builder.sign(signing_key, hashes.SHA256()), private)
 
