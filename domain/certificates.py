@@ -185,9 +185,16 @@ class CertificateCache:
         return len(self._facts), len(self._sets)
 
 
-def named_signer(sid: SignerId, carried: Sequence[CertificateFacts]) -> CertificateFacts:
-    """The carried certificate the SignerInfo names, by issuer and serial or by key id."""
-    for facts in carried:
-        if facts.named_by(sid):
-            return facts
-    raise InvalidSignatureError("the signer certificate is not in the CMS")
+def named_signer(
+    sid: SignerId, carried: Sequence[CertificateFacts], when: datetime
+) -> CertificateFacts:
+    """The carried certificate the SignerInfo names, by issuer and serial or by key id.
+
+    A key id names every certificate of a key renewed in place: of those, the one valid at
+    `when` (the signing time), so that a CMS carrying the expired one too still verifies.
+    """
+    named = [facts for facts in carried if facts.named_by(sid)]
+    if not named:
+        raise InvalidSignatureError("the signer certificate is not in the CMS")
+    valid = (facts for facts in named if facts.not_before <= when <= facts.not_after)
+    return next(valid, named[0])

@@ -124,7 +124,7 @@ class Verifier:
         signed_at = self._signed_at(document.get(field), field, now, received_at)
         signed = open_signed_data(cms_der)
         carried = self._certificates.carried(signed.certificate_set)
-        signer = named_signer(signed.signer, carried)
+        signer = named_signer(signed.signer, carried, signed_at)
         signed.check_content(canonical)
         signed.check_signature(signer.public_key)
         if signed.signing_time is not None and signed.signing_time > received_at + self._skew:

@@ -207,3 +207,27 @@ def test_a_court_event_is_verified_at_its_time_member_and_reverifies() -> None:
 
     assert evidence.signer_id == COURT_BIN
     assert trusting(pki).verify_record(evidence.as_record()) == evidence
+
+
+def test_a_key_id_naming_an_expired_and_a_renewed_certificate_gives_the_valid_one(
+    tmp_path: Path,
+) -> None:
+    pki = hierarchy()
+    now = datetime.now(UTC)
+    subject = person(PRINCIPAL, "Renewed In Place")
+    old, new = (
+        pki.signer(subject, key_label="renewed", serial=serial, not_before=start, not_after=end)
+        for serial, start, end in (
+            (1, now - timedelta(days=400), now - timedelta(days=10)),
+            (2, now - timedelta(days=10), now + timedelta(days=300)),
+        )
+    )
+    document = sample_document(PRINCIPAL)
+    signature = sign_cms_openssl(
+        canonical_bytes(document), new, [old.cert, *pki.chain], tmp_path, "-keyid"
+    )
+    assert signature.index(old.der) < signature.index(new.der)  # the expired one comes first
+
+    verified = trusting(pki).verify(document, b64(signature))
+
+    assert verified.certificate == new.der
