@@ -106,8 +106,16 @@ def verify_store(
 ) -> int:
     """Verify the store; with `keys`, its seals against those public keys alone, with no
     private seal key (an auditor's copy of `GET /v1/audit/keys`)."""
+    for name, value in (("--from", start), ("--to", stop)):
+        if value is not None and value < 1:
+            raise AuditInputError(f"{name} {value}: positions start at 1")
     if start is not None and stop is not None and start > stop:
         raise AuditInputError(f"--from {start} is after --to {stop}: no position is in between")
+    if witness is not None and (start, stop) != (None, None):
+        raise AuditInputError(
+            "--witness is compared with the whole log, never with a range: "
+            "leave out --from and --to, or --witness"
+        )
     pinned = _pinned_keys(keys) if keys is not None else None
     with _store_read(settings):
         return _verify_store(settings, as_json, pinned, witness, receipts, start, stop)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -85,11 +86,12 @@ def witness_claims(
     if text.lstrip().startswith("{"):
         notes = [_note_of(line) for line in text.splitlines() if line.strip()]
     else:
-        notes = split_notes(text)
+        notes = [(note, {}) for note in split_notes(text)]
     claims = []
-    for number, note in enumerate(notes, 1):
+    for number, (note, beside) in enumerate(notes, 1):
         try:
             checkpoint = verify_note(note, keys, origin)
+            _require_as_signed(beside, checkpoint.size, checkpoint.root)
         except ProofError as error:
             report(_log_finding("bad-witness", None, f"{path} note {number}: {error}"))
             continue
@@ -97,13 +99,24 @@ def witness_claims(
     return sorted(claims)
 
 
-def _note_of(line: str) -> str:
-    """The note of a JSON line; a line that has none is taken as is, and fails as a note."""
+def _note_of(line: str) -> tuple[str, dict[str, Any]]:
+    """The note of a JSON line and the line's other members; a line that has no note is
+    taken as is, and fails as a note."""
     try:
-        note = json.loads(line).get("note")
+        data = json.loads(line)
+        note = data.get("note")
     except (ValueError, AttributeError):
-        return line
-    return note if isinstance(note, str) else line
+        return line, {}
+    return (note, data) if isinstance(note, str) else (line, {})
+
+
+def _require_as_signed(beside: dict[str, Any], size: int, root: bytes) -> None:
+    """A saved `GET /v1/audit/checkpoints/latest` says its tree size and root beside the
+    note: what it says there must be what the note signs, or the line is no witness."""
+    if "tree_size" in beside and beside["tree_size"] != size:
+        raise ProofError(f"tree_size {beside['tree_size']!r} is not the signed size {size}")
+    if "root_hash" in beside and str(beside["root_hash"]).lower() != root.hex():
+        raise ProofError(f"root_hash {beside['root_hash']!r} is not the signed root")
 
 
 def receipts(path: Path, keys: list[Ed25519PublicKey], report: Report) -> dict[int, Receipted]:

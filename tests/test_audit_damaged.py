@@ -4,6 +4,7 @@ never a traceback; what cannot be audited at all is one line and exit 2."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -255,8 +256,14 @@ def test_a_range_that_is_backwards_or_holds_no_record_is_refused_never_intact(
     kept: Kept, tmp_path: Path
 ) -> None:
     last = records(store_copy(kept, tmp_path))
+    witness = tmp_path / "witness.txt"
+    witness.write_text("")
     refusals = {
         ("--from", "10", "--to", "5"): "--from 10 is after --to 5",
+        ("--from", "0"): "--from 0: positions start at 1",
+        ("--from", "-3", "--to", "5"): "--from -3: positions start at 1",
+        ("--to", "0"): "--to 0: positions start at 1",
+        ("--witness", str(witness), "--from", "2"): "--witness is compared with the whole log",
         ("--from", str(last + 1)): f"no record from position {last + 1} on",
         ("--from", str(last + 5), "--to", str(last + 9)): f"the store's last position is {last}",
         ("--export", str(kept.export), "--from", "2"): "--from and --to verify positions of",
@@ -283,6 +290,25 @@ def test_a_witness_file_with_a_line_cut_short_is_a_bad_witness_finding(
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     assert [line.split(":")[0] for line in run.stdout.splitlines()[:-2]] == ["bad-witness"]
     assert f"{witness} note 2: " in run.stdout
+
+
+def test_a_saved_checkpoint_whose_size_or_root_is_not_its_note_s_is_a_bad_witness(
+    kept: Kept, tmp_path: Path
+) -> None:
+    """A saved `GET /v1/audit/checkpoints/latest` is believed for what its note signs only
+    when what it says beside the note is the same."""
+    note = next(x["note"] for x in export_lines(kept) if x["type"] == "checkpoint")
+    size, root = int(note.split("\n")[1]), base64.b64decode(note.split("\n")[2]).hex()
+    saved = {"tree_size": size, "root_hash": root, "note": note}
+    witness = tmp_path / "witness.jsonl"
+    lines = [saved, {**saved, "tree_size": size + 5}, {**saved, "root_hash": "00" * 32}]
+    witness.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    run = epoa(tmp_path, "audit", "verify", "--export", str(kept.export), "--witness", str(witness))
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    found = [line for line in run.stdout.splitlines() if line.startswith("bad-witness")]
+    assert len(found) == 2, run.stdout
+    assert f"note 2: tree_size {size + 5} is not the signed size {size}" in found[0]
+    assert "note 3: root_hash '00" in found[1] and "is not the signed root" in found[1]
 
 
 def test_a_receipts_file_that_is_not_text_is_a_bad_receipt_finding(
