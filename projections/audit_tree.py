@@ -248,6 +248,14 @@ def inclusion(db: Database, position: int, size: int | None) -> dict[str, Any]:
     size, note = _size_and_note(db, size)
     leaf = leaf_at(db, position)
     if leaf is None:
+        later = has_tables(db) and db.fetch_one(
+            "SELECT 1 FROM audit_leaves WHERE position > ? LIMIT 1", (position,)
+        )
+        if later:  # the tree follows the log in order: this one will never come
+            raise NotFoundError(
+                f"the log holds no record at position {position}: positions may skip "
+                "numbers (a write that failed took one), and the audit log is past it"
+            )
         raise NotFoundError(f"no record at position {position} is in the audit log yet")
     if leaf.leaf_index >= size:
         outside = f"the record at position {position} is leaf {leaf.leaf_index}, "

@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from epoa.audit_proofs import public_key_from_pem, verify_consistency_proof, verify_inclusion_proof
 from epoa.settings import Settings
+from epoa.storage import EVENTS_TABLE, psycopg_conninfo, schema_of
 from epoa.wiring import build_registry
 from projections.checkpoints import CheckpointLog
 from tests.support.api import api_settings, auth, issue, running
@@ -145,3 +147,22 @@ def test_only_courts_and_auditors_may_ask_for_proofs(
     headers = auth(role) if role else {}
     for path, params in ((INCLUSION, {"position": 1}), (CONSISTENCY, {"first": 0})):
         assert client.get(path, params=params, headers=headers).status_code == status
+
+
+def test_a_position_the_log_skipped_is_a_404_saying_no_record_will_come_there(
+    client: TestClient, log: CheckpointLog, people: People, settings: Settings
+) -> None:
+    """On PostgreSQL a write that fails still takes a number from the sequence."""
+    issue(client, people, "API-GAP-1")
+    events = f"{schema_of(settings.database_url)}.{EVENTS_TABLE}"
+    with psycopg.connect(psycopg_conninfo(settings.database_url), autocommit=True) as conn:
+        (skipped,) = conn.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'notification_id'))", (events,)
+        ).fetchone() or (None,)
+    issue(client, people, "API-GAP-2")
+    log.catch_up()
+    gap = client.get(INCLUSION, params={"position": skipped}, headers=auth("court"))
+    assert gap.status_code == 404 and "holds no record at position" in gap.json()["detail"]
+    later = client.get(INCLUSION, params={"position": 999}, headers=auth("court"))
+    assert later.status_code == 404 and later.json()["detail"].endswith("audit log yet")
+    assert client.get(INCLUSION, params={"position": skipped + 1}, headers=auth("court")).is_success
