@@ -67,6 +67,29 @@ def load_crl(data: bytes) -> x509.CertificateRevocationList:
     return x509.load_der_x509_crl(data)
 
 
+def partial_crl(crl: x509.CertificateRevocationList) -> str | None:
+    """What makes a CRL list only part of its issuer's revocations, or None if it lists all:
+    a delta CRL holds the changes since a full one, and an issuing distribution point may
+    confine it to CA certificates, attribute certificates, some reasons, or (indirect) to
+    another issuer's. Read as complete, it would clear a certificate it says nothing of."""
+    extensions = {type(e.value) for e in crl.extensions}
+    if x509.DeltaCRLIndicator in extensions:
+        return "a delta CRL (it lists only the changes since a full CRL)"
+    try:
+        point = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
+    except x509.ExtensionNotFound:
+        return None
+    if point.only_contains_ca_certs:
+        return "a CRL of CA certificates only"
+    if point.only_contains_attribute_certs:
+        return "a CRL of attribute certificates only"
+    if point.only_some_reasons:
+        return "a CRL of some revocation reasons only"
+    if point.indirect_crl:
+        return "an indirect CRL (of another issuer's certificates)"
+    return None
+
+
 @dataclass(frozen=True)
 class Chain:
     """A checked path, signer first and trust anchor last, and when all its CAs are valid."""

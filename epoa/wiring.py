@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from domain.eds import TrustStore, Verifier, load_crl
 from domain.registry import NameLookup, Registry, no_names
 from domain.seal import SealKey
+from domain.trust import partial_crl
 from epoa.audit_proofs import load_public_keys
 from epoa.read_models import ReadModels
 from epoa.settings import Settings
@@ -116,9 +117,15 @@ def read_crl(path: Path) -> bytes:
     parser's error would not say which one is bad."""
     data = _read_setting_file("EPOA_CRL_FILES", path)
     try:
-        load_crl(data)
+        crl = load_crl(data)
     except ValueError:
         raise SettingsError(f"EPOA_CRL_FILES: {path} is not a CRL (PEM or DER)") from None
+    partial = partial_crl(crl)
+    if partial is not None:
+        raise SettingsError(
+            f"EPOA_CRL_FILES: {path} is {partial}; a CRL here is read as the issuer's whole "
+            "list: give the full CRL"
+        )
     return data
 
 

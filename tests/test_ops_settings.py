@@ -10,13 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 
 from domain.seal import SealKey
 from epoa.checks import NEEDS, check_production
 from epoa.demo_keys import make_demo
 from epoa.settings import Settings, redacted
-from epoa.wiring import SettingsError
+from epoa.wiring import SettingsError, read_crl
 from tests.support.people import People
 from tests.support.pki import hierarchy
 from tests.test_eds_certificates import crl
@@ -240,6 +241,58 @@ def test_a_crl_file_that_is_no_crl_stops_serve_and_consume_naming_that_file(
         assert done.stderr.splitlines()[-1] == (
             f"epoa: bad settings: EPOA_CRL_FILES: {garbage} is not a CRL (PEM or DER)"
         )
+
+
+def _scoped_crl(extension: x509.ExtensionType) -> bytes:
+    """A CRL of the test root with one more extension."""
+    pki = hierarchy()
+    full = x509.load_der_x509_crl(crl(pki.root, {}))
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(full.issuer)
+        .last_update(full.last_update_utc)
+        .next_update(full.next_update_utc or full.last_update_utc)
+        .add_extension(extension, critical=True)
+    )
+    return builder.sign(pki.root.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def _point(**scope: object) -> x509.IssuingDistributionPoint:
+    fields: dict[str, object] = {
+        "full_name": None,
+        "relative_name": None,
+        "only_contains_user_certs": False,
+        "only_contains_ca_certs": False,
+        "only_some_reasons": None,
+        "indirect_crl": False,
+        "only_contains_attribute_certs": False,
+    }
+    return x509.IssuingDistributionPoint(**(fields | scope))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("extension", "words"),
+    [
+        (x509.DeltaCRLIndicator(7), "is a delta CRL"),
+        (_point(only_contains_ca_certs=True), "is a CRL of CA certificates only"),
+        (_point(only_contains_attribute_certs=True), "is a CRL of attribute certificates only"),
+        (
+            _point(only_some_reasons=frozenset({x509.ReasonFlags.key_compromise})),
+            "is a CRL of some revocation reasons only",
+        ),
+        (_point(indirect_crl=True), "is an indirect CRL"),
+    ],
+)
+def test_a_crl_that_lists_only_part_of_its_issuer_s_revocations_is_a_bad_setting(
+    tmp_path: Path, extension: x509.ExtensionType, words: str
+) -> None:
+    """Read as the whole list, it would record `crl:not-revoked` for what it says nothing of."""
+    path = tmp_path / "part.crl"
+    path.write_bytes(_scoped_crl(extension))
+    with pytest.raises(SettingsError, match=f"EPOA_CRL_FILES: {path} {words}.*give the full"):
+        read_crl(path)
+    path.write_bytes(_scoped_crl(_point(only_contains_user_certs=True)))
+    assert read_crl(path) == path.read_bytes()  # every end entity: complete for signers
 
 
 def test_a_crl_file_that_cannot_be_read_is_named_with_its_setting(tmp_path: Path) -> None:
