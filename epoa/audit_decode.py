@@ -78,17 +78,29 @@ def misfit(event: object, version: int) -> str | None:
     cls = type(event)
     if isinstance(event, Aggregate.Created) != (version == 1):
         return "a stream starts with the event that creates it, and with no other"
-    fields = {field.name for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields, hints = _shape(cls)
     state = vars(event)
     if missing := sorted(fields - state.keys()):
         return f"the body has no {', '.join(missing)}"
     if extra := sorted(state.keys() - fields):
         return f"the body has {', '.join(extra)}, which this event has not"
-    hints = typing.get_type_hints(cls)
     for name in sorted(fields):
         if not _is_a(state[name], hints.get(name, Any)):
             return f"the body's {name} is a {type(state[name]).__name__}, not a {hints[name]}"
     return None
+
+
+_SHAPES: dict[type, tuple[frozenset[str], dict[str, Any]]] = {}
+
+
+def _shape(cls: type) -> tuple[frozenset[str], dict[str, Any]]:
+    """An event class's field names and type hints, read once: `get_type_hints` evaluates
+    every annotation again at each call, which would cost more than the record's seal."""
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        fields = frozenset(field.name for field in dataclasses.fields(cls))
+        shape = _SHAPES[cls] = (fields, typing.get_type_hints(cls))
+    return shape
 
 
 def _is_a(value: object, hint: Any) -> bool:
