@@ -19,6 +19,7 @@ from eventsourcing.persistence import StoredEvent
 from domain.accepted_document import AcceptedDocument, digest_of
 from domain.canonical import canonical_bytes
 from domain.court_case import CourtCase
+from domain.outcomes import case_event_key
 from domain.power_of_attorney import PowerOfAttorney
 from domain.seal import GENESIS
 from domain.sealed_store import SealedMapper
@@ -37,6 +38,8 @@ class Names:
     case_numbers: list[str]
     poas: list[UUID]
     documents: list[str]
+    case_events: list[tuple[str, str]]
+    """(source, id) of each case event: its store name (`case_event_key`) is renamed too."""
     evidence: list[dict[str, str]]
     pattern: re.Pattern[str]
     """Any of the names inside a longer string (a termination's source names its event)."""
@@ -47,13 +50,15 @@ class Names:
         cases = [e.case_number for e in events if isinstance(e, CourtCase.Opened)]
         poas = list({e.originator_id: 0 for e in events if isinstance(e, PowerOfAttorney.Event)})
         evidence = [e.evidence for e in events if getattr(e, "evidence", None)]
-        documents = []
+        documents, case_events = [], []
         for record in evidence:
             document = json.loads(base64.b64decode(record["canonical"]))
             documents += [str(document[key]) for key in ("document_id", "id") if key in document]
+            if "source" in document and "id" in document:
+                case_events.append((str(document["source"]), str(document["id"])))
         names = [*cases, *map(str, poas), *documents]
         pattern = re.compile("|".join(re.escape(name) for name in names))
-        return cls(cases, poas, documents, evidence, pattern)
+        return cls(cases, poas, documents, case_events, evidence, pattern)
 
 
 class Copier:
@@ -105,6 +110,10 @@ class Copier:
         for document in self.names.documents:
             ids[AcceptedDocument.create_id(document)] = AcceptedDocument.create_id(
                 strings[document]
+            )
+        for source, event_id in self.names.case_events:  # named by (source, id)
+            ids[AcceptedDocument.create_id(case_event_key(source, event_id))] = (
+                AcceptedDocument.create_id(case_event_key(source, strings[event_id]))
             )
         rename = _renamer(strings, ids, self.names.pattern)
         for record in self.names.evidence:

@@ -24,6 +24,15 @@ class Outcome:
     receipt: dict[str, Any] | None = None
 
 
+def case_event_key(source: str, event_id: str) -> str:
+    """A case event's name in the store: its (`source`, `id`), which names one event. The
+    first `#` parts them: a `#` (and `%`) of the source is percent-encoded, so that
+    ("urn:x#1", "2") and ("urn:x", "1#2") stay two names; a source without either keeps
+    the name it always had."""
+    source = source.replace("%", "%25").replace("#", "%23")
+    return f"case-event:{source}#{event_id}"
+
+
 @dataclass(frozen=True)
 class CaseEvent:
     """A court's case event whose signature was verified (see `domain.case_events`)."""
@@ -37,12 +46,8 @@ class CaseEvent:
 
     @property
     def key(self) -> str:
-        """The event's name in the store: its (`source`, `id`), which names one event. The
-        first `#` parts them: a `#` (and `%`) of the source is percent-encoded, so that
-        ("urn:x#1", "2") and ("urn:x", "1#2") stay two names; a source without either
-        keeps the name it always had."""
-        source = self.source.replace("%", "%25").replace("#", "%23")
-        return f"case-event:{source}#{self.event_id}"
+        """The event's name in the store (`case_event_key`)."""
+        return case_event_key(self.source, self.event_id)
 
     def mark(self) -> AcceptedDocument:
         """Saved with the event: a second event under its (source, id), in any case, meets
