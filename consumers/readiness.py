@@ -22,7 +22,10 @@ class Readiness:
         self.failing = failing
         self.broker_answered = False
         self.last_poll: float | None = None
-        self.observed: dict[str, str | None] = {"broker": "not polled yet", "group": None}
+        self.observed: dict[str, str | None] = {
+            "broker": "not polled yet",
+            "group": "waiting for the group's assignment",
+        }
 
     def polled(self, answered: bool) -> None:
         self.broker_answered = answered

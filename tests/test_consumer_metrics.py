@@ -10,6 +10,7 @@ import urllib.request
 import pytest
 
 from consumers.metrics import ConsumerMetrics
+from consumers.readiness import Readiness
 
 
 def test_two_consumers_count_apart_and_each_serves_its_own_metrics() -> None:
@@ -52,3 +53,16 @@ def test_the_metrics_port_answers_healthz_and_asks_the_checks_at_each_readyz() -
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_member_that_has_not_polled_yet_names_every_check_it_cannot_pass_yet() -> None:
+    failing: list[str | None] = [None]
+    readiness = Readiness(lambda: failing[0])
+    assert readiness.problems() == {
+        "broker": "not polled yet",
+        "group": "waiting for the group's assignment",
+        "polling": "has not polled yet",
+        "settling": None,
+    }
+    failing[0] = "court.case-events[0]@7 failed 3 time(s): SealError('sealed with unknown key')"
+    assert readiness.problems()["settling"] == failing[0]
