@@ -177,7 +177,8 @@ class Audit:
             return
         self.result.skipped.append(
             f"the last {held - self._covered} record(s), from position {first.position}, are "
-            "under no signed checkpoint: whether records after them were removed, only "
+            "under no signed checkpoint that matches them: whether records after them were "
+            "removed, only "
             "--witness or --receipts can tell"
         )
 

@@ -280,8 +280,8 @@ def test_records_under_no_signed_checkpoint_are_named_in_the_summary(
     assert found == [] and result.intact
     assert result.skipped == [
         f"the last {held - covered} record(s), from position {covered + 1}, are under no "
-        "signed checkpoint: whether records after them were removed, only --witness or "
-        "--receipts can tell"
+        "signed checkpoint that matches them: whether records after them were removed, only "
+        "--witness or --receipts can tell"
     ]
     with audited.db.transaction():
         audited.db.execute("DELETE FROM audit_checkpoints")
