@@ -178,8 +178,7 @@ class Audit:
         self.result.skipped.append(
             f"the last {held - self._covered} record(s), from position {first.position}, are "
             "under no signed checkpoint that matches them: whether records after them were "
-            "removed, only "
-            "--witness or --receipts can tell"
+            "removed, only --witness or --receipts can tell"
         )
 
     def _truncation(self, claims: Iterable[Claim]) -> None:
