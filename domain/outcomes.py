@@ -25,12 +25,16 @@ class Outcome:
 
 
 def case_event_key(source: str, event_id: str) -> str:
-    """A case event's name in the store: its (`source`, `id`), which names one event. The
-    first `#` parts them: a `#` (and `%`) of the source is percent-encoded, so that
-    ("urn:x#1", "2") and ("urn:x", "1#2") stay two names; a source without either keeps
-    the name it always had."""
-    source = source.replace("%", "%25").replace("#", "%23")
-    return f"case-event:{source}#{event_id}"
+    """A case event's name in the store: its (`source`, `id`), which names one event.
+
+    The first `#` parts them, so a source without `#` keeps the name it always had. One
+    with `#` would share it with another pair ("urn:x#1", "2" and "urn:x", "1#2"): it is
+    named apart, its `%` and `#` percent-encoded, after `case-event#:`, a start no name of
+    the first kind has (there `:` follows `case-event`)."""
+    if "#" not in source:
+        return f"case-event:{source}#{event_id}"
+    encoded = source.replace("%", "%25").replace("#", "%23")
+    return f"case-event#:{encoded}#{event_id}"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from domain.errors import (
     DuplicateDocumentError,
     NotFoundError,
 )
+from domain.outcomes import case_event_key
 from domain.power_of_attorney import KZ_TIME, expires_at
 from domain.registry import Registry
 from tests.conftest import Clock
@@ -96,10 +97,10 @@ def test_sources_and_ids_that_join_alike_name_different_events(
     )
     assert other.applied and other.case.concluded
     assert other.terminated == [poa.id]
-    encoded = registry.record_case_event(
-        case_event(people, JUDGMENT_IN_FORCE, source="urn:x%231", event_id="2")
-    )
-    assert encoded.applied  # a third source: its name is never read as another's
+    for source in ("urn:x%231", "urn:x%25231"):  # what the first's name encodes, and more
+        other_source = case_event(people, JUDGMENT_IN_FORCE, source=source, event_id="2")
+        assert registry.record_case_event(other_source).applied
+    assert case_event_key("urn:court:a%20b", "7") == "case-event:urn:court:a%20b#7"  # as ever
 
 
 def test_a_revoked_poa_keeps_its_reason_when_the_case_concludes(
