@@ -6,8 +6,9 @@ dead-letter a message twice, never lose it. Its key, value and headers are the o
 received (but for headers named `epoa.*`, which are this service's), so it can be replayed
 to the case-events topic unchanged once its cause is fixed. A message
 too large to be sent again with the headers (one close to the size limit) is dead-lettered
-without its value, which header `epoa.value.omitted` describes (size, SHA-256): the
-original stays at its source offset, and its partition moves on.
+without its value and its own headers, which header `epoa.value.omitted` describes (size,
+SHA-256; a key over 1 KiB goes too, as `epoa.key.omitted`): the original stays at its
+source offset, and its partition moves on.
 """
 
 from __future__ import annotations
@@ -47,6 +48,27 @@ def original_headers(record: Any) -> list[tuple[str, bytes]]:
     ]
 
 
+MAX_KEPT_KEY = 1024
+"""A dead letter too large to send whole keeps its key up to this size (a case number)."""
+
+
+def _described(
+    key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    """The dead letter of a message too large to send again: no value and none of the
+    message's own headers (either may be what is too large), each described by its size and
+    SHA-256; the key too if it is long. The original stays at its source offset."""
+    described = [*headers, ("epoa.value.omitted", _size_and_digest(value))]
+    if key is not None and len(key) > MAX_KEPT_KEY:
+        described.append(("epoa.key.omitted", _size_and_digest(key)))
+        key = None
+    return key, b"", described
+
+
+def _size_and_digest(data: bytes) -> bytes:
+    return f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}".encode()
+
+
 class DeadLetters:
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
@@ -64,17 +86,11 @@ class DeadLetters:
         value = record.value
         if record.key is None and value is None:
             value = b""  # Kafka refuses a message with neither; the headers still say why
-        headers = [
-            *original_headers(record),
-            *dead_letter_headers(record.topic, record.partition, record.offset, decision),
-        ]
+        own = dead_letter_headers(record.topic, record.partition, record.offset, decision)
         try:
-            self._send(record.key, value, headers)
+            self._send(record.key, value, [*original_headers(record), *own])
         except MessageSizeTooLargeError:  # refused by this client or by the broker
-            original = value or b""
-            digest = hashlib.sha256(original).hexdigest()
-            omitted = f"{len(original)} bytes, sha256 {digest}".encode()
-            self._send(record.key, b"", [*headers, ("epoa.value.omitted", omitted)])
+            self._send(*_described(record.key, value or b"", own))
 
     def _send(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         future = self._producer.send(self.topic, key=key, value=value, headers=headers)

@@ -220,13 +220,23 @@ def test_an_id_reused_in_another_case_of_the_same_batch_goes_to_the_dead_letter_
     assert position(store, settings.case_events_topic, PARTITION) == records[-1].offset + 1
 
 
+@pytest.mark.parametrize(
+    ("padding", "header"), [(1_046_000, 0), (1, 1_046_000)], ids=["value", "headers"]
+)
 def test_a_poison_message_too_large_to_send_again_is_dead_lettered_without_its_value(
-    settings: Settings, store: Registry, people: People, settling: Settling
+    settings: Settings,
+    store: Registry,
+    people: People,
+    settling: Settling,
+    padding: int,
+    header: int,
 ) -> None:
+    """Too large by its value or by its own headers: neither is sent again."""
     [case] = cases_on(PARTITION, "L", 1)
     event = json.loads(judgment(people, case))
-    event["data"]["padding"] = "x" * 1_046_000  # its signature no longer covers it
+    event["data"]["padding"] = "x" * padding  # its signature no longer covers it
     huge = json.dumps(event).encode()
+    own = [("trace", b"t" * header)] if header else []
     producer = confluent_kafka.Producer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -234,8 +244,10 @@ def test_a_poison_message_too_large_to_send_again_is_dead_lettered_without_its_v
             "message.max.bytes": 2_000_000,
         }
     )
-    for value in (huge, judgment(people, case)):
-        producer.produce(settings.case_events_topic, key=case.encode(), value=value)
+    for value, headers in ((huge, own), (judgment(people, case), [])):
+        producer.produce(
+            settings.case_events_topic, key=case.encode(), value=value, headers=headers
+        )
     assert producer.flush(15) == 0
     records = records_of(settings, PARTITION)
     settler = threading.Thread(target=settling.settle, args=(records,))
@@ -256,3 +268,4 @@ def test_a_poison_message_too_large_to_send_again_is_dead_lettered_without_its_v
     digest = hashlib.sha256(huge).hexdigest()
     assert headers["epoa.value.omitted"] == f"{len(huge)} bytes, sha256 {digest}"
     assert headers["epoa.source.offset"] == str(records[0].offset)
+    assert "trace" not in headers
