@@ -215,6 +215,9 @@ def upgrade(db: Database) -> None:
             f"UPDATE poa_status SET issued_position = (SELECT e.{position} FROM {events} e"
             f" WHERE {stream} AND e.originator_version = 1)"
         )
+        # The new indexes too, under the lock: a second process's `CREATE INDEX IF NOT
+        # EXISTS` beside this one's would fail on PostgreSQL (pg_class_relname_nsp_index).
+        db.create(DDL)
 
 
 def _columns(db: Database, table: str) -> set[str]:

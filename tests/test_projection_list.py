@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -197,3 +198,45 @@ def test_tables_made_before_lists_followed_the_log_get_each_poa_s_position_in_pl
         runner.catch_up()
         everything, _ = list_poas(runner.db, now=clock.now, limit=10)
         assert ids(everything) == [str(p.id) for p in [*issued, later]]
+
+
+def test_processes_starting_at_once_on_tables_made_before_lists_followed_the_log_all_start(
+    registry: Registry, database_url: str, people: People
+) -> None:
+    """The first upgrades the table; the others, waiting on it, then find every index made
+    (two `CREATE INDEX IF NOT EXISTS` at once fail on PostgreSQL)."""
+    registry.issue(people.issue())
+    for _ in range(3):
+        with ProjectionRunner(registry, database_url) as runner:
+            runner.catch_up()
+            for index in (
+                "poa_status_by_position",
+                "poa_status_by_case_position",
+                "poa_status_by_principal_position",
+            ):
+                runner.db.execute(f"DROP INDEX {index}")
+            runner.db.execute("ALTER TABLE poa_status DROP COLUMN issued_position")
+        failures: list[BaseException] = []
+        together = threading.Barrier(3)
+        starting = [
+            threading.Thread(target=_start, args=(registry, database_url, together, failures))
+            for _ in range(3)
+        ]
+        for thread in starting:
+            thread.start()
+        for thread in starting:
+            thread.join()
+        assert failures == []
+
+
+def _start(
+    registry: Registry,
+    database_url: str,
+    together: threading.Barrier,
+    failures: list[BaseException],
+) -> None:
+    together.wait()
+    try:
+        ProjectionRunner(registry, database_url).close()
+    except Exception as error:
+        failures.append(error)
