@@ -70,8 +70,10 @@ def load_crl(data: bytes) -> x509.CertificateRevocationList:
 def partial_crl(crl: x509.CertificateRevocationList) -> str | None:
     """What makes a CRL list only part of its issuer's revocations, or None if it lists all:
     a delta CRL holds the changes since a full one, and an issuing distribution point may
-    confine it to CA certificates, attribute certificates, some reasons, or (indirect) to
-    another issuer's. Read as complete, it would clear a certificate it says nothing of."""
+    confine it to attribute certificates, some reasons, or (indirect) to another issuer's.
+    Read as complete, it would clear a certificate it says nothing of. One confined to CA
+    or to end-entity certificates is read for those alone (`_covers`); one of a single
+    distribution point (a partitioned CRL) is read as the issuer's whole list."""
     extensions = {type(e.value) for e in crl.extensions}
     if x509.DeltaCRLIndicator in extensions:
         return "a delta CRL (it lists only the changes since a full CRL)"
@@ -79,8 +81,6 @@ def partial_crl(crl: x509.CertificateRevocationList) -> str | None:
         point = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
     except x509.ExtensionNotFound:
         return None
-    if point.only_contains_ca_certs:
-        return "a CRL of CA certificates only"
     if point.only_contains_attribute_certs:
         return "a CRL of attribute certificates only"
     if point.only_some_reasons:
@@ -88,6 +88,16 @@ def partial_crl(crl: x509.CertificateRevocationList) -> str | None:
     if point.indirect_crl:
         return "an indirect CRL (of another issuer's certificates)"
     return None
+
+
+def _covers(crl: x509.CertificateRevocationList, of_ca: bool) -> bool:
+    """Whether the CRL's scope (its issuing distribution point) holds CA certificates
+    (`of_ca`) or end-entity ones."""
+    try:
+        point = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
+    except x509.ExtensionNotFound:
+        return True
+    return not (point.only_contains_user_certs if of_ca else point.only_contains_ca_certs)
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,7 @@ class PathValidator:
         self._chains: BoundedCache[tuple[bytes, tuple[bytes, ...]], Chain] = BoundedCache(
             cache_size
         )
-        self._revocations: BoundedCache[tuple[int, x509.Certificate], _Revocations]
+        self._revocations: BoundedCache[tuple[int, x509.Certificate, bool], _Revocations]
         self._revocations = BoundedCache(cache_size)
         self._current_until: dict[x509.Certificate, datetime | None] = {}
         _warn_of_stale(self._crls, datetime.now(UTC))
@@ -253,13 +263,13 @@ class PathValidator:
         certificates = chain.certificates
         for at in range(1, len(certificates) - 1):
             ca, issuer = certificates[at], certificates[at + 1]
-            for revoked_on in self._revoked_on(ca.serial_number, issuer)[1]:
+            for revoked_on in self._revoked_on(ca.serial_number, issuer, of_ca=True)[1]:
                 if revoked_on <= signed_at:
                     raise UntrustedCertificateError(
                         f"CA certificate {ca.subject.rfc4514_string()} revoked on "
                         f"{utc_text(revoked_on)}"
                     )
-        known, dates = self._revoked_on(signer.serial, chain.issuer)
+        known, dates = self._revoked_on(signer.serial, chain.issuer, of_ca=False)
         if not known:
             return "crl:none-for-issuer"
         status = "crl:not-revoked"
@@ -279,24 +289,33 @@ class PathValidator:
         """The latest nextUpdate of the issuer's valid CRLs (None if one of them has none:
         it never goes out of date)."""
         if issuer not in self._current_until:
-            crls = [c for c in self._crls if c.issuer == issuer.subject and self._crl_ok(c, issuer)]
+            crls = self._crls_of(issuer, of_ca=False)
             updates = [crl.next_update_utc for crl in crls]
             latest = None if None in updates else max(u for u in updates if u is not None)
             self._current_until[issuer] = latest
         return self._current_until[issuer]
 
-    def _revoked_on(self, serial: int, issuer: x509.Certificate) -> _Revocations:
-        key = (serial, issuer)
+    def _revoked_on(self, serial: int, issuer: x509.Certificate, of_ca: bool) -> _Revocations:
+        key = (serial, issuer, of_ca)
         found = self._revocations.get(key)
         if found is None:
-            found = self._read_crls(serial, issuer)
+            crls = self._crls_of(issuer, of_ca)
+            entries = (crl.get_revoked_certificate_by_serial_number(serial) for crl in crls)
+            found = bool(crls), tuple(e.revocation_date_utc for e in entries if e is not None)
             self._revocations.put(key, found)
         return found
 
-    def _read_crls(self, serial: int, issuer: x509.Certificate) -> _Revocations:
-        crls = [c for c in self._crls if c.issuer == issuer.subject and self._crl_ok(c, issuer)]
-        entries = (crl.get_revoked_certificate_by_serial_number(serial) for crl in crls)
-        return bool(crls), tuple(e.revocation_date_utc for e in entries if e is not None)
+    def _crls_of(
+        self, issuer: x509.Certificate, of_ca: bool
+    ) -> list[x509.CertificateRevocationList]:
+        """The issuer's valid CRLs that cover its CA certificates (`of_ca`) or its end
+        entities: one confined to the other kind (an ARL of CA certificates only, say)
+        says nothing of these."""
+        return [
+            c
+            for c in self._crls
+            if c.issuer == issuer.subject and _covers(c, of_ca) and self._crl_ok(c, issuer)
+        ]
 
     def _crl_ok(self, crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
         key = (id(crl), issuer)

@@ -56,13 +56,26 @@ def crl(
     revoked: dict[int, datetime],
     signed_by: Issued | None = None,
     next_update: datetime = NOW + timedelta(days=1),
+    only: str | None = None,
 ) -> bytes:
+    """`only`: "ca" or "user", the CRL's scope by its issuing distribution point."""
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer.cert.subject)
         .last_update(min(NOW, next_update) - timedelta(days=1))
         .next_update(next_update)
     )
+    if only is not None:
+        scope = x509.IssuingDistributionPoint(
+            full_name=None,
+            relative_name=None,
+            only_contains_user_certs=only == "user",
+            only_contains_ca_certs=only == "ca",
+            only_some_reasons=None,
+            indirect_crl=False,
+            only_contains_attribute_certs=False,
+        )
+        builder = builder.add_extension(scope, critical=True)
     for serial, when in revoked.items():
         entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
         builder = builder.add_revoked_certificate(entry.build())
@@ -296,6 +309,24 @@ def test_an_intermediate_ca_revoked_after_signed_at_still_vouches_for_that_signa
     ]
 
     assert verify(signer, crls=revocations).revocation == "crl:not-revoked"
+
+
+def test_a_crl_of_ca_certificates_only_revokes_cas_and_says_nothing_of_signers() -> None:
+    """An authority revocation list (a root's CRL of the CAs under it) is read for CA
+    certificates alone; a CRL of end entities only, for them alone."""
+    pki = hierarchy()
+    signer = revoked_signer(pki, "Scoped Lists")
+    ca = pki.intermediate.cert
+    authority = crl(pki.root, {ca.serial_number: NOW - timedelta(hours=1)}, only="ca")
+    assert f"CA certificate {ca.subject.rfc4514_string()} revoked" in refusal(
+        signer, crls=[authority]
+    )
+    users_only = crl(pki.root, {ca.serial_number: NOW - timedelta(hours=1)}, only="user")
+    assert verify(signer, crls=[users_only]).revocation == "crl:none-for-issuer"
+    listed = {signer.cert.serial_number: NOW - timedelta(hours=1)}
+    cas_only = crl(pki.intermediate, listed, only="ca")
+    assert verify(signer, crls=[cas_only]).revocation == "crl:none-for-issuer"
+    assert "revoked" in refusal(signer, crls=[crl(pki.intermediate, listed, only="user")])
 
 
 def test_a_forged_crl_cannot_revoke_an_intermediate_ca() -> None:
