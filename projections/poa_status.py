@@ -215,6 +215,14 @@ def upgrade(db: Database) -> None:
             f"UPDATE poa_status SET issued_position = (SELECT e.{position} FROM {events} e"
             f" WHERE {stream} AND e.originator_version = 1)"
         )
+        missing = db.fetch_one("SELECT count(*) FROM poa_status WHERE issued_position IS NULL")
+        if missing is not None and missing[0]:
+            raise RuntimeError(
+                f"poa_status: {missing[0]} POA(s) whose first record the log does not hold; "
+                "nothing was changed: run `epoa audit verify`"
+            )
+        if lock:  # a writer of an earlier version, still running, then fails, never skips
+            db.execute("ALTER TABLE poa_status ALTER COLUMN issued_position SET NOT NULL")
         # The new indexes too, under the lock: a second process's `CREATE INDEX IF NOT
         # EXISTS` beside this one's would fail on PostgreSQL (pg_class_relname_nsp_index).
         db.create(DDL)

@@ -15,7 +15,9 @@ import pytest
 from domain.errors import InvalidInputError
 from domain.power_of_attorney import expires_at
 from domain.registry import Registry
+from projections.db import connect
 from projections.poa_list import encode_cursor, list_poas
+from projections.poa_status import _columns
 from projections.read_model import stamp
 from projections.runner import ProjectionRunner
 from tests.conftest import Clock
@@ -198,6 +200,34 @@ def test_tables_made_before_lists_followed_the_log_get_each_poa_s_position_in_pl
         runner.catch_up()
         everything, _ = list_poas(runner.db, now=clock.now, limit=10)
         assert ids(everything) == [str(p.id) for p in [*issued, later]]
+
+
+def test_an_upgrade_that_finds_a_poa_the_log_does_not_hold_changes_nothing_and_says_so(
+    registry: Registry, database_url: str, people: People
+) -> None:
+    registry.issue(people.issue())
+    with ProjectionRunner(registry, database_url) as runner:
+        runner.catch_up()
+        for index in (
+            "poa_status_by_position",
+            "poa_status_by_case_position",
+            "poa_status_by_principal_position",
+        ):
+            runner.db.execute(f"DROP INDEX {index}")
+        runner.db.execute("ALTER TABLE poa_status DROP COLUMN issued_position")
+        runner.db.execute(
+            "INSERT INTO poa_status SELECT ?, case_number, principal_iin, principal_name,"
+            " status, issued_at, valid_until, expires_at, termination_reason, termination_at,"
+            " termination_source, version, attorneys, rights FROM poa_status",
+            (str(uuid.uuid4()),),
+        )
+    with pytest.raises(RuntimeError, match=r"1 POA\(s\) whose first record the log does not hold"):
+        ProjectionRunner(registry, database_url)
+    db = connect(database_url)
+    try:
+        assert "issued_position" not in _columns(db, "poa_status")
+    finally:
+        db.close()
 
 
 def test_processes_starting_at_once_on_tables_made_before_lists_followed_the_log_all_start(
