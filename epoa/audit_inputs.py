@@ -113,7 +113,9 @@ def _note_of(line: str) -> tuple[str, dict[str, Any]]:
 def _require_as_signed(beside: dict[str, Any], size: int, root: bytes) -> None:
     """A saved `GET /v1/audit/checkpoints/latest` says its tree size and root beside the
     note: what it says there must be what the note signs, or the line is no witness."""
-    if "tree_size" in beside and beside["tree_size"] != size:
+    if "tree_size" in beside and (
+        type(beside["tree_size"]) is not int or beside["tree_size"] != size
+    ):
         raise ProofError(f"tree_size {beside['tree_size']!r} is not the signed size {size}")
     if "root_hash" in beside and str(beside["root_hash"]).lower() != root.hex():
         raise ProofError(f"root_hash {beside['root_hash']!r} is not the signed root")

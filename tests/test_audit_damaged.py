@@ -301,12 +301,18 @@ def test_a_saved_checkpoint_whose_size_or_root_is_not_its_note_s_is_a_bad_witnes
     size, root = int(note.split("\n")[1]), base64.b64decode(note.split("\n")[2]).hex()
     saved = {"tree_size": size, "root_hash": root, "note": note}
     witness = tmp_path / "witness.jsonl"
-    lines = [saved, {**saved, "tree_size": size + 5}, {**saved, "root_hash": "00" * 32}]
+    lines = [
+        saved,
+        {**saved, "tree_size": size + 5},
+        {**saved, "root_hash": "00" * 32},
+        {**saved, "tree_size": float(size)},  # a size is a whole number, as the API writes it
+    ]
     witness.write_text("".join(json.dumps(line) + "\n" for line in lines))
     run = epoa(tmp_path, "audit", "verify", "--export", str(kept.export), "--witness", str(witness))
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     found = [line for line in run.stdout.splitlines() if line.startswith("bad-witness")]
-    assert len(found) == 2, run.stdout
+    assert len(found) == 3, run.stdout
+    assert f"note 4: tree_size {float(size)} is not the signed size" in found[2]
     assert f"note 2: tree_size {size + 5} is not the signed size {size}" in found[0]
     assert "note 3: root_hash '00" in found[1] and "is not the signed root" in found[1]
 
