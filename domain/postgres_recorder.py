@@ -52,27 +52,38 @@ _max_tracking_id = inspect.unwrap(_library.max_tracking_id)
 _has_tracking_id = inspect.unwrap(_library.has_tracking_id)
 
 
-def _select_streams(
-    recorder: PostgresProcessRecorder, originator_ids: Sequence[UUID]
-) -> list[StoredEvent]:
-    statement = SQL(
-        "SELECT originator_id, originator_version, topic, state FROM {schema}.{table}"
-        " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
-    ).format(
+def event_rows(
+    recorder: PostgresProcessRecorder, template: str, params: Sequence[Any], prepare: bool = False
+) -> list[Any]:
+    """The rows (by column name) of `template`, SQL naming the event table `{schema}.{table}`."""
+    statement = SQL(template).format(
         schema=Identifier(recorder.datastore.schema),
         table=Identifier(recorder.events_table_name),
     )
     with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-        curs.execute(statement, (list(originator_ids),), prepare=True)
-        return [
-            StoredEvent(
-                originator_id=row["originator_id"],
-                originator_version=row["originator_version"],
-                topic=row["topic"],
-                state=bytes(row["state"]),
-            )
-            for row in curs.fetchall()
-        ]
+        curs.execute(statement, params, prepare=prepare)
+        return curs.fetchall()
+
+
+def _select_streams(
+    recorder: PostgresProcessRecorder, originator_ids: Sequence[UUID]
+) -> list[StoredEvent]:
+    rows = event_rows(
+        recorder,
+        "SELECT originator_id, originator_version, topic, state FROM {schema}.{table}"
+        " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version",
+        (list(originator_ids),),
+        prepare=True,
+    )
+    return [
+        StoredEvent(
+            originator_id=row["originator_id"],
+            originator_version=row["originator_version"],
+            topic=row["topic"],
+            state=bytes(row["state"]),
+        )
+        for row in rows
+    ]
 
 
 PING_AFTER = 1.0

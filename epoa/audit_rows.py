@@ -14,9 +14,8 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.sqlite import SQLiteAggregateRecorder
-from psycopg.sql import SQL, Identifier
 
-from domain.postgres_recorder import RetryingProcessRecorder
+from domain.postgres_recorder import RetryingProcessRecorder, event_rows
 from domain.seal import RawRecord
 
 
@@ -33,26 +32,23 @@ def raw_page(recorder: Any, start: int, limit: int, stop: int) -> list[RawRecord
 def _postgres(
     recorder: RetryingProcessRecorder, start: int, limit: int, stop: int
 ) -> list[RawRecord]:
-    statement = SQL(
+    rows = event_rows(
+        recorder,
         "SELECT notification_id, originator_id, originator_version, topic, state"
         " FROM {schema}.{table} WHERE notification_id BETWEEN %s AND %s"
-        " ORDER BY notification_id LIMIT %s"
-    ).format(
-        schema=Identifier(recorder.datastore.schema),
-        table=Identifier(recorder.events_table_name),
+        " ORDER BY notification_id LIMIT %s",
+        (start, stop, limit),
     )
-    with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-        curs.execute(statement, (start, stop, limit))
-        return [
-            _record(
-                row["notification_id"],
-                row["originator_id"],
-                row["originator_version"],
-                row["topic"],
-                row["state"],
-            )
-            for row in curs.fetchall()
-        ]
+    return [
+        _record(
+            row["notification_id"],
+            row["originator_id"],
+            row["originator_version"],
+            row["topic"],
+            row["state"],
+        )
+        for row in rows
+    ]
 
 
 def _sqlite(

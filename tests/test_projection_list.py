@@ -15,7 +15,7 @@ import pytest
 from domain.errors import InvalidInputError
 from domain.power_of_attorney import expires_at
 from domain.registry import Registry
-from projections.db import connect
+from projections.db import Database, connect
 from projections.poa_list import encode_cursor, list_poas
 from projections.poa_status import _columns
 from projections.read_model import stamp
@@ -172,6 +172,17 @@ def test_a_cursor_or_status_or_limit_not_of_this_service_is_refused(
             list_poas(runner.db, now=clock.now, **bad)
 
 
+def as_made_before_positions(db: Database) -> None:
+    """`poa_status` as a version that ordered lists by `issued_at` made it."""
+    for index in (
+        "poa_status_by_position",
+        "poa_status_by_case_position",
+        "poa_status_by_principal_position",
+    ):
+        db.execute(f"DROP INDEX {index}")
+    db.execute("ALTER TABLE poa_status DROP COLUMN issued_position")
+
+
 def test_tables_made_before_lists_followed_the_log_get_each_poa_s_position_in_place(
     registry: Registry, database_url: str, people: People, clock: Clock
 ) -> None:
@@ -181,13 +192,7 @@ def test_tables_made_before_lists_followed_the_log_get_each_poa_s_position_in_pl
     with ProjectionRunner(registry, database_url) as runner:
         runner.catch_up()
         built = runner.db.fetch("SELECT poa_id, issued_position FROM poa_status ORDER BY 1")
-        for index in (
-            "poa_status_by_position",
-            "poa_status_by_case_position",
-            "poa_status_by_principal_position",
-        ):
-            runner.db.execute(f"DROP INDEX {index}")
-        runner.db.execute("ALTER TABLE poa_status DROP COLUMN issued_position")
+        as_made_before_positions(runner.db)
         runner.db.execute("CREATE INDEX poa_status_by_time ON poa_status (issued_at, poa_id)")
     with ProjectionRunner(registry, database_url) as runner:
         upgraded = runner.db.fetch("SELECT poa_id, issued_position FROM poa_status ORDER BY 1")
@@ -208,13 +213,7 @@ def test_an_upgrade_that_finds_a_poa_the_log_does_not_hold_changes_nothing_and_s
     registry.issue(people.issue())
     with ProjectionRunner(registry, database_url) as runner:
         runner.catch_up()
-        for index in (
-            "poa_status_by_position",
-            "poa_status_by_case_position",
-            "poa_status_by_principal_position",
-        ):
-            runner.db.execute(f"DROP INDEX {index}")
-        runner.db.execute("ALTER TABLE poa_status DROP COLUMN issued_position")
+        as_made_before_positions(runner.db)
         runner.db.execute(
             "INSERT INTO poa_status SELECT ?, case_number, principal_iin, principal_name,"
             " status, issued_at, valid_until, expires_at, termination_reason, termination_at,"
@@ -239,13 +238,7 @@ def test_processes_starting_at_once_on_tables_made_before_lists_followed_the_log
     for _ in range(3):
         with ProjectionRunner(registry, database_url) as runner:
             runner.catch_up()
-            for index in (
-                "poa_status_by_position",
-                "poa_status_by_case_position",
-                "poa_status_by_principal_position",
-            ):
-                runner.db.execute(f"DROP INDEX {index}")
-            runner.db.execute("ALTER TABLE poa_status DROP COLUMN issued_position")
+            as_made_before_positions(runner.db)
         failures: list[BaseException] = []
         together = threading.Barrier(3)
         starting = [
