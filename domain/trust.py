@@ -67,6 +67,19 @@ def load_crl(data: bytes) -> x509.CertificateRevocationList:
     return x509.load_der_x509_crl(data)
 
 
+_CRL_EXTENSIONS_READ = (
+    x509.CRLNumber,
+    x509.DeltaCRLIndicator,
+    x509.IssuingDistributionPoint,
+    x509.AuthorityKeyIdentifier,
+    x509.IssuerAlternativeName,
+    x509.AuthorityInformationAccess,
+    x509.FreshestCRL,
+)
+"""CRL extensions that are read, or say nothing of what the CRL lists; RFC 5280 5.2: a CRL
+with a critical extension of any other kind must not be used to decide revocation."""
+
+
 def partial_crl(crl: x509.CertificateRevocationList) -> str | None:
     """What makes a CRL list only part of its issuer's revocations, or None if it lists all:
     a delta CRL holds the changes since a full one, and an issuing distribution point may
@@ -74,6 +87,9 @@ def partial_crl(crl: x509.CertificateRevocationList) -> str | None:
     Read as complete, it would clear a certificate it says nothing of. One confined to CA
     or to end-entity certificates is read for those alone (`_covers`); one of a single
     distribution point (a partitioned CRL) is read as the issuer's whole list."""
+    for extension in crl.extensions:
+        if extension.critical and not isinstance(extension.value, _CRL_EXTENSIONS_READ):
+            return f"a CRL with a critical extension not supported ({extension.oid.dotted_string})"
     extensions = {type(e.value) for e in crl.extensions}
     if x509.DeltaCRLIndicator in extensions:
         return "a delta CRL (it lists only the changes since a full CRL)"

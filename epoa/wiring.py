@@ -123,8 +123,8 @@ def read_crl(path: Path) -> bytes:
     partial = partial_crl(crl)
     if partial is not None:
         raise SettingsError(
-            f"EPOA_CRL_FILES: {path} is {partial}; a CRL here is read as the issuer's whole "
-            "list: give the full CRL"
+            f"EPOA_CRL_FILES: {path} is {partial}, which cannot be read as the issuer's "
+            "whole list of revocations: give its full CRL"
         )
     return data
 

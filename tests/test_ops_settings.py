@@ -280,6 +280,10 @@ def _point(**scope: object) -> x509.IssuingDistributionPoint:
             "is a CRL of some revocation reasons only",
         ),
         (_point(indirect_crl=True), "is an indirect CRL"),
+        (
+            x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00"),
+            "is a CRL with a critical extension not supported .1.3.6.1.4.1.99999.1.",
+        ),
     ],
 )
 def test_a_crl_that_lists_only_part_of_its_issuer_s_revocations_is_a_bad_setting(
@@ -288,7 +292,7 @@ def test_a_crl_that_lists_only_part_of_its_issuer_s_revocations_is_a_bad_setting
     """Read as the whole list, it would record `crl:not-revoked` for what it says nothing of."""
     path = tmp_path / "part.crl"
     path.write_bytes(_scoped_crl(extension))
-    with pytest.raises(SettingsError, match=f"EPOA_CRL_FILES: {path} {words}.*give the full"):
+    with pytest.raises(SettingsError, match=f"EPOA_CRL_FILES: {path} {words}.*give its full CRL"):
         read_crl(path)
     for complete_for_its_kind in ("only_contains_user_certs", "only_contains_ca_certs"):
         path.write_bytes(_scoped_crl(_point(**{complete_for_its_kind: True})))
