@@ -34,6 +34,8 @@ class Database(ABC):
     sortable: str
     for_update: str
     """Appended to a SELECT that must lock the rows it reads until the transaction ends."""
+    columns_sql: str
+    """The names of a table's columns (`columns`), the table's name its one parameter."""
     rows_as_json = False
     """Whether `insert` sends its rows as one JSON parameter (PostgreSQL)."""
     insert_parameters = 0
@@ -113,6 +115,10 @@ class Database(ABC):
         rows = self.fetch(sql, params)
         return rows[0] if rows else None
 
+    def columns(self, table: str) -> set[str]:
+        """The names of the table's columns; none if there is no such table."""
+        return {str(row[0]) for row in self.fetch(self.columns_sql, (table,))}
+
     def create(self, statements: Iterable[str]) -> None:
         """Run DDL written with `{sortable}` for this dialect."""
         with self.transaction():
@@ -136,6 +142,7 @@ class SqliteDatabase(Database):
     dialect = "sqlite"
     sortable = "TEXT"
     for_update = ""
+    columns_sql = "SELECT name FROM pragma_table_info(?)"
     insert_parameters = 900
     """Under the oldest SQLite's limit of 999."""
 
@@ -173,6 +180,10 @@ class PostgresDatabase(Database):
     dialect = "postgresql"
     sortable = 'TEXT COLLATE "C"'
     for_update = " FOR UPDATE"
+    columns_sql = (
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = ?"
+    )
     rows_as_json = True
 
     def __init__(self, conninfo: str, schema: str) -> None:

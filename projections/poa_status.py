@@ -201,12 +201,12 @@ def upgrade(db: Database) -> None:
         lock, events = "", SQLITE_EVENTS_TABLE
         position, stream = "rowid", "e.originator_id = replace(poa_status.poa_id, '-', '')"
     with db.transaction():
-        columns = _columns(db, "poa_status")
+        columns = db.columns("poa_status")
         if not columns or "issued_position" in columns:
             return
         if lock:
             db.execute(lock)
-            if "issued_position" in _columns(db, "poa_status"):
+            if "issued_position" in db.columns("poa_status"):
                 return
         for index in ("poa_status_by_time", "poa_status_by_case", "poa_status_by_principal"):
             db.execute(f"DROP INDEX IF EXISTS {index}")  # by issued_at: no longer read
@@ -226,18 +226,6 @@ def upgrade(db: Database) -> None:
         # The new indexes too, under the lock: a second process's `CREATE INDEX IF NOT
         # EXISTS` beside this one's would fail on PostgreSQL (pg_class_relname_nsp_index).
         db.create(DDL)
-
-
-def _columns(db: Database, table: str) -> set[str]:
-    if db.dialect == "postgresql":
-        rows = db.fetch(
-            "SELECT column_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name = ?",
-            (table,),
-        )
-    else:
-        rows = db.fetch("SELECT name FROM pragma_table_info(?)", (table,))
-    return {str(row[0]) for row in rows}
 
 
 MODEL = ReadModel("poa_status", ("poa_attorneys", "poa_status"), DDL, apply, POA_EVENTS, upgrade)

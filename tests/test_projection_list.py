@@ -17,7 +17,6 @@ from domain.power_of_attorney import expires_at
 from domain.registry import Registry
 from projections.db import Database, connect
 from projections.poa_list import encode_cursor, list_poas
-from projections.poa_status import _columns
 from projections.read_model import stamp
 from projections.runner import ProjectionRunner
 from tests.conftest import Clock
@@ -224,7 +223,7 @@ def test_an_upgrade_that_finds_a_poa_the_log_does_not_hold_changes_nothing_and_s
         ProjectionRunner(registry, database_url)
     db = connect(database_url)
     try:
-        assert "issued_position" not in _columns(db, "poa_status")
+        assert "issued_position" not in db.columns("poa_status")
     finally:
         db.close()
 
