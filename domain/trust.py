@@ -90,12 +90,10 @@ def partial_crl(crl: x509.CertificateRevocationList) -> str | None:
     for extension in crl.extensions:
         if extension.critical and not isinstance(extension.value, _CRL_EXTENSIONS_READ):
             return f"a CRL with a critical extension not supported ({extension.oid.dotted_string})"
-    extensions = {type(e.value) for e in crl.extensions}
-    if x509.DeltaCRLIndicator in extensions:
+    if any(isinstance(e.value, x509.DeltaCRLIndicator) for e in crl.extensions):
         return "a delta CRL (it lists only the changes since a full CRL)"
-    try:
-        point = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
-    except x509.ExtensionNotFound:
+    point = _scope(crl)
+    if point is None:
         return None
     if point.only_contains_attribute_certs:
         return "a CRL of attribute certificates only"
@@ -107,13 +105,19 @@ def partial_crl(crl: x509.CertificateRevocationList) -> str | None:
 
 
 def _covers(crl: x509.CertificateRevocationList, of_ca: bool) -> bool:
-    """Whether the CRL's scope (its issuing distribution point) holds CA certificates
-    (`of_ca`) or end-entity ones."""
-    try:
-        point = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
-    except x509.ExtensionNotFound:
+    """Whether the CRL's scope holds CA certificates (`of_ca`) or end-entity ones."""
+    point = _scope(crl)
+    if point is None:
         return True
     return not (point.only_contains_user_certs if of_ca else point.only_contains_ca_certs)
+
+
+def _scope(crl: x509.CertificateRevocationList) -> x509.IssuingDistributionPoint | None:
+    """The CRL's issuing distribution point, which may confine what it lists; None: all."""
+    try:
+        return crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
+    except x509.ExtensionNotFound:
+        return None
 
 
 @dataclass(frozen=True)
