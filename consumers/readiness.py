@@ -18,7 +18,7 @@ STALLED_AFTER_S = 30.0
 
 
 class Readiness:
-    def __init__(self, failing: Callable[[], str | None] = lambda: None) -> None:
+    def __init__(self, failing: Callable[[], str | None]) -> None:
         self.failing = failing
         self.broker_answered = False
         self.last_poll: float | None = None
