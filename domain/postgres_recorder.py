@@ -36,6 +36,8 @@ from eventsourcing.utils import Environment
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
+from domain.seal import SealError
+
 T = TypeVar("T")
 
 #: The environment keys (each read with the application's prefix first: `EPOA_...`).
@@ -80,10 +82,19 @@ def _select_streams(
             originator_id=row["originator_id"],
             originator_version=row["originator_version"],
             topic=row["topic"],
-            state=bytes(row["state"]),
+            state=row["state"] if row["state"] is None else bytes(row["state"]),
         )
         for row in rows
     ]
+
+
+def readable(call: Callable[[], T]) -> T:
+    """`call()`, a read of stored rows: a row the library cannot convert (a `state` set to
+    NULL by hand) is damage to the store, said as such (`SealError`), not a crash."""
+    try:
+        return call()
+    except TypeError as error:
+        raise SealError(f"a stored record cannot be read: {error}") from error
 
 
 PING_AFTER = 1.0
@@ -191,7 +202,7 @@ class RetryingProcessRecorder(PostgresProcessRecorder):
 
     def select_events(self, originator_id: UUID | str, **kwargs: Any) -> Sequence[StoredEvent]:
         rows: Sequence[StoredEvent] = self.retried(
-            lambda: _select_events(self, originator_id, **kwargs)
+            lambda: readable(lambda: _select_events(self, originator_id, **kwargs))
         )
         return rows
 
@@ -205,7 +216,7 @@ class RetryingProcessRecorder(PostgresProcessRecorder):
         self, start: int | None, limit: int, *args: Any, **kwargs: Any
     ) -> Sequence[Notification]:
         rows: Sequence[Notification] = self.retried(
-            lambda: _select_notifications(self, start, limit, *args, **kwargs)
+            lambda: readable(lambda: _select_notifications(self, start, limit, *args, **kwargs))
         )
         return rows
 

@@ -85,6 +85,8 @@ def public_keys_of(*keys: Ed25519PublicKey) -> dict[bytes, Ed25519PublicKey]:
 def record_hash(
     originator_id: UUID | str, version: int, topic: str, predecessor: bytes, body: bytes
 ) -> bytes:
+    if not isinstance(topic, str):
+        raise SealError(f"record has no topic (stored as {type(topic).__name__})")
     digest = hashlib.sha256()
     for part in (str(originator_id).encode(), str(version).encode(), topic.encode()):
         digest.update(struct.pack(">I", len(part)))
@@ -119,6 +121,8 @@ def seal_state(
 
 
 def open_state(state: bytes) -> OpenedRecord:
+    if not isinstance(state, bytes):
+        raise SealError(f"record has no sealed state (stored as {type(state).__name__})")
     if len(state) < _HEADER or not state.startswith(MAGIC):
         raise SealError("record carries no seal")
     at = len(MAGIC)

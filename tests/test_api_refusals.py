@@ -27,6 +27,7 @@ from tests.support.problems import (
     poa_id_of,
     unchanged,
 )
+from tests.test_audit_odd_rows import edit
 
 pytestmark = pytest.mark.postgres
 
@@ -297,3 +298,25 @@ def test_a_record_sealed_by_a_key_the_service_was_not_given_is_never_served(
     with running(rotated.model_copy(update={"retired_seal_keys": [retired]})) as client:
         shown = client.get(f"/v1/powers-of-attorney/{poa_id}", headers=PORTAL)
         assert shown.status_code == 200 and shown.json()["status"] == "active"
+
+
+@pytest.mark.parametrize("assignment", ["state = NULL", "topic = NULL"])
+def test_a_record_edited_to_hold_no_value_is_an_integrity_problem_on_every_route(
+    database_url: str, tmp_path: Path, people: People, assignment: str
+) -> None:
+    """A row a database administrator set to NULL is damage to the store: reads and
+    commands that meet it answer `integrity` (what the operator's alerts look for), never
+    `internal`, and the command records nothing."""
+    settings = api_settings(database_url, tmp_path, people)
+    with running(settings) as client:
+        poa_id = issue(client, people)["poa_id"]
+        [issued] = client.get(f"{POAS}/{poa_id}/events", headers=COURT).json()
+    edit(database_url, assignment, issued["position"])
+    revoke = people.act("epoa.revoke", uuid.UUID(poa_id), people.principal)
+    with running(settings) as client:
+        for path in (f"{POAS}/{poa_id}", f"{POAS}/{poa_id}?at=2030-01-01T00:00:00Z"):
+            assert_problem(client.get(path, headers=PORTAL), 500, "integrity", "record")
+        assert_problem(client.get(f"{POAS}/{poa_id}/events", headers=COURT), 500, "integrity")
+        with unchanged(client):
+            refused = client.post(f"{POAS}/{poa_id}/revocation", json=body(revoke), headers=PORTAL)
+        assert_problem(refused, 500, "integrity", "record")
