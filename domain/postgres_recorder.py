@@ -82,7 +82,7 @@ def _select_streams(
             originator_id=row["originator_id"],
             originator_version=row["originator_version"],
             topic=row["topic"],
-            state=row["state"] if row["state"] is None else bytes(row["state"]),
+            state=bytes(row["state"]),
         )
         for row in rows
     ]
@@ -209,7 +209,9 @@ class RetryingProcessRecorder(PostgresProcessRecorder):
     def select_streams(self, originator_ids: Sequence[UUID]) -> Sequence[StoredEvent]:
         """Every record of these streams, by stream and version: one statement where
         `select_events` would take one round trip per stream."""
-        rows: Sequence[StoredEvent] = self.retried(lambda: _select_streams(self, originator_ids))
+        rows: Sequence[StoredEvent] = self.retried(
+            lambda: readable(lambda: _select_streams(self, originator_ids))
+        )
         return rows
 
     def select_notifications(
