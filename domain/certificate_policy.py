@@ -46,7 +46,8 @@ def require_within(not_before: datetime, not_after: datetime, when: datetime, ro
 def require_signing_key_usage(cert: x509.Certificate) -> None:
     """Refuse keys that are not meant for signing documents.
 
-    Rule: not a CA certificate, and keyUsage must be present. nonRepudiation
+    Rule: not a CA certificate, keyUsage must be present, and an extendedKeyUsage must not
+    confine the key to other purposes (`_require_signing_purpose`). nonRepudiation
     (contentCommitment) is accepted as is. Without it, digitalSignature is accepted unless
     the extended key usage is clientAuth and nothing else: that is the NCA
     authentication-only certificate. Anything else (keyAgreement or keyEncipherment alone,
@@ -61,16 +62,46 @@ def require_signing_key_usage(cert: x509.Certificate) -> None:
     usage = _extension(cert, x509.KeyUsage)
     if usage is None:
         raise UntrustedCertificateError("signer certificate has no keyUsage")
+    extended = _extension(cert, x509.ExtendedKeyUsage)
+    if extended is not None:
+        _require_signing_purpose(extended)
     if usage.content_commitment:
         return
     if not usage.digital_signature:
         raise UntrustedCertificateError(
             "signer certificate keyUsage allows neither nonRepudiation nor digitalSignature"
         )
-    extended = _extension(cert, x509.ExtendedKeyUsage)
     if extended is not None and set(extended) == {ExtendedKeyUsageOID.CLIENT_AUTH}:
         raise UntrustedCertificateError(
             "signer certificate is for authentication only (EKU clientAuth, no nonRepudiation)"
+        )
+
+
+_OTHER_PURPOSES = {
+    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
+    ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
+    x509.ObjectIdentifier("1.3.6.1.5.5.7.3.5"): "ipsecEndSystem",
+    x509.ObjectIdentifier("1.3.6.1.5.5.7.3.6"): "ipsecTunnel",
+    x509.ObjectIdentifier("1.3.6.1.5.5.7.3.7"): "ipsecUser",
+    ExtendedKeyUsageOID.TIME_STAMPING: "timeStamping",
+    ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
+    ExtendedKeyUsageOID.IPSEC_IKE: "ipsecIKE",
+}
+"""Purposes that are known and are not the signing of documents: a key confined to these
+alone is a TLS server's, a code signer's, a time-stamping or OCSP responder's, an IPsec
+peer's. Every other purpose passes (anyExtendedKeyUsage, emailProtection and clientAuth,
+which NCA signing certificates carry, documentSigning, the NCA's own under 1.2.398, and
+any purpose not listed here)."""
+
+
+def _require_signing_purpose(extended: x509.ExtendedKeyUsage) -> None:
+    """RFC 5280 4.2.1.12: a certificate with an extendedKeyUsage is for the purposes listed
+    only, so one that lists none but purposes of another kind may not sign a document."""
+    purposes = list(extended)
+    if purposes and all(purpose in _OTHER_PURPOSES for purpose in purposes):
+        names = ", ".join(_OTHER_PURPOSES[purpose] for purpose in purposes)
+        raise UntrustedCertificateError(
+            f"signer certificate extendedKeyUsage is for {names} only, not for signing documents"
         )
 
 

@@ -17,6 +17,7 @@ from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
 from domain.seal import SealKey
 from epoa.audit_proofs import pem_of
 from tests.support.api import api_settings, body, cloud_event, issue, running, signed
+from tests.support.court_events import tls_server_of_the_court
 from tests.support.people import CASE, People
 from tests.support.pki import b64, common_name, complete_id, make_cert, person, sign_cms
 from tests.support.problems import (
@@ -98,6 +99,16 @@ def test_an_expired_certificate_is_untrusted(client: TestClient, people: People)
             POAS, json={"document": document, "signature": b64(cms)}, headers=PORTAL
         )
     assert_problem(response, 422, "untrusted-certificate", "expired")
+
+
+def test_a_case_event_signed_with_the_court_s_tls_server_key_is_untrusted(
+    client: TestClient, people: People
+) -> None:
+    server = tls_server_of_the_court(people)
+    event = cloud_event(people, JUDGMENT_IN_FORCE, CASE, str(uuid.uuid4()), server)
+    with unchanged(client):
+        response = client.post("/v1/case-events", json=event, headers=COURT)
+    assert_problem(response, 422, "untrusted-certificate", "serverAuth only")
 
 
 # -- signer-mismatch -------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from domain.canonical import canonical_bytes
 from domain.errors import UntrustedCertificateError
@@ -220,6 +221,62 @@ def test_digital_signature_without_a_client_auth_only_eku_is_accepted() -> None:
 
 def test_non_repudiation_with_a_client_auth_eku_is_accepted() -> None:
     signer = hierarchy().signer(person(PRINCIPAL, "NR"), eku=CLIENT_AUTH)
+
+    assert verify(signer).signer_id == PRINCIPAL
+
+
+IPSEC_END_SYSTEM = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.5")
+IPSEC_TUNNEL = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.6")
+IPSEC_USER = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.7")
+DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+NCA_INDIVIDUAL = x509.ObjectIdentifier("1.2.398.3.3.4.1.1")
+NCA_LEGAL_ENTITY = x509.ObjectIdentifier("1.2.398.3.3.4.1.2")
+
+
+@pytest.mark.parametrize(
+    ("purposes", "named"),
+    [
+        ([ExtendedKeyUsageOID.SERVER_AUTH], "serverAuth"),
+        ([ExtendedKeyUsageOID.CODE_SIGNING], "codeSigning"),
+        ([ExtendedKeyUsageOID.TIME_STAMPING], "timeStamping"),
+        ([ExtendedKeyUsageOID.OCSP_SIGNING], "OCSPSigning"),
+        ([ExtendedKeyUsageOID.IPSEC_IKE], "ipsecIKE"),
+        ([IPSEC_END_SYSTEM, IPSEC_TUNNEL, IPSEC_USER], "ipsecEndSystem, ipsecTunnel, ipsecUser"),
+        (
+            [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.OCSP_SIGNING],
+            "serverAuth, OCSPSigning",
+        ),
+    ],
+)
+def test_a_certificate_whose_extended_key_usage_lists_only_other_purposes_is_refused(
+    purposes: list[x509.ObjectIdentifier], named: str
+) -> None:
+    """RFC 5280 4.2.1.12: with an extendedKeyUsage, the key is for the purposes listed
+    only; nonRepudiation in its keyUsage does not make a TLS server's key a signer's."""
+    signer = hierarchy().signer(person(PRINCIPAL, f"Not A Signer {named}"), eku=purposes)
+
+    assert f"extendedKeyUsage is for {named} only" in refusal(signer)
+
+
+@pytest.mark.parametrize(
+    "purposes",
+    [
+        [ExtendedKeyUsageOID.EMAIL_PROTECTION, NCA_INDIVIDUAL],  # an NCA person's signing key
+        [ExtendedKeyUsageOID.EMAIL_PROTECTION, NCA_LEGAL_ENTITY],
+        [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.EMAIL_PROTECTION],
+        [NCA_INDIVIDUAL],
+        [DOCUMENT_SIGNING],
+        [ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE, ExtendedKeyUsageOID.SERVER_AUTH],
+        [ExtendedKeyUsageOID.SMARTCARD_LOGON],
+        [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.EMAIL_PROTECTION],
+        [ExtendedKeyUsageOID.TIME_STAMPING, x509.ObjectIdentifier("1.3.6.1.4.1.99999.7")],
+    ],
+)
+def test_a_certificate_whose_extended_key_usage_allows_signing_or_a_purpose_not_known_signs(
+    purposes: list[x509.ObjectIdentifier],
+) -> None:
+    label = ",".join(purpose.dotted_string for purpose in purposes)
+    signer = hierarchy().signer(person(PRINCIPAL, f"Signer {label}"), eku=purposes)
 
     assert verify(signer).signer_id == PRINCIPAL
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import confluent_kafka
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from domain.canonical import canonical_bytes
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
@@ -125,6 +126,21 @@ def untrusted_signer(people: People, case_number: str) -> bytes:
     return json.dumps(event).encode()
 
 
+def signed_with_a_tls_server_key(people: People, case_number: str) -> bytes:
+    """Signed by the court's own BIN under the trusted CA, but with a certificate whose
+    extendedKeyUsage is serverAuth only: the key of its web server, not a signing key."""
+    return judgment(people, case_number, signer=tls_server_of_the_court(people))
+
+
+def tls_server_of_the_court(people: People) -> Actor:
+    server = people.ca.signer(
+        organisation(people.court.iin, "Court Web Server"),
+        eku=[ExtendedKeyUsageOID.SERVER_AUTH],
+        key_label="court-tls-server",
+    )
+    return Actor(people.court.iin, server)
+
+
 def signed_by_a_person(people: People, case_number: str) -> bytes:
     return judgment(people, case_number, signer=people.principal)
 
@@ -141,6 +157,7 @@ POISON: Final[dict[str, tuple[Callable[[People, str], bytes], str]]] = {
     "bit-flipped signature": (bit_flipped_signature, "invalid-signature"),
     "missing signature": (missing_signature, "validation"),
     "untrusted signer": (untrusted_signer, "untrusted-certificate"),
+    "a TLS server key signing": (signed_with_a_tls_server_key, "untrusted-certificate"),
     "a person signing": (signed_by_a_person, "signer-mismatch"),
     "invalid case number": (invalid_case_number, "validation"),
 }
