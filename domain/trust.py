@@ -104,6 +104,28 @@ def partial_crl(crl: x509.CertificateRevocationList) -> str | None:
     return None
 
 
+def unverified_crl(crl: x509.CertificateRevocationList, trust: TrustStore) -> str | None:
+    """Why a CRL of a trusted CA's name would never be used, or None: its signature verifies
+    with the key of none of the trusted CAs so named. A CA that moved to a new key and signs
+    its CRLs with that key is the usual case; its CRL then says nothing of the certificates
+    it issued under the key in the trust store. A CRL of another name (an intermediate CA's,
+    whose key only the documents' CMS carry) is checked when it is first used."""
+    named = trust.named(crl.issuer)
+    if not named or any(_signed_by(crl, ca) for ca in named):
+        return None
+    return (
+        f"a CRL of {crl.issuer.rfc4514_string()} whose signature verifies with the key of "
+        "none of the trusted CAs of that name"
+    )
+
+
+def _signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    try:
+        return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    except (TypeError, ValueError, UnsupportedAlgorithm):
+        return False
+
+
 def _covers(crl: x509.CertificateRevocationList, of_ca: bool) -> bool:
     """Whether the CRL's scope holds CA certificates (`of_ca`) or end-entity ones."""
     point = _scope(crl)
@@ -340,10 +362,7 @@ class PathValidator:
     def _crl_ok(self, crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
         key = (id(crl), issuer)
         if key not in self._crl_valid:
-            try:
-                valid = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-            except (TypeError, ValueError, UnsupportedAlgorithm):
-                valid = False
+            valid = _signed_by(crl, issuer)
             if not valid:
                 log.warning("ignoring a CRL of %s: its signature does not verify", crl.issuer)
             self._crl_valid[key] = valid

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from domain.eds import TrustStore, Verifier, load_crl
 from domain.registry import NameLookup, Registry, no_names
 from domain.seal import SealKey
-from domain.trust import partial_crl
+from domain.trust import partial_crl, unverified_crl
 from epoa.audit_proofs import load_public_keys
 from epoa.read_models import ReadModels
 from epoa.settings import Settings
@@ -90,7 +90,7 @@ def build_verifier(settings: Settings) -> Verifier:
     if settings.trusted_ca is None:
         raise SettingsError("EPOA_TRUSTED_CA is required: a PEM bundle of the trusted CAs")
     trust = load_trust_store(settings.trusted_ca)
-    crls = [read_crl(path) for path in settings.crl_files]
+    crls = [read_crl(path, trust) for path in settings.crl_files]
     skew = timedelta(seconds=settings.clock_skew_seconds)
     if settings.env == "production" and not settings.court_bins:
         log.warning(
@@ -112,9 +112,10 @@ def load_trust_store(path: Path) -> TrustStore:
         ) from None
 
 
-def read_crl(path: Path) -> bytes:
-    """The bytes of one CRL file, once they are known to parse: among several files, the
-    parser's error would not say which one is bad."""
+def read_crl(path: Path, trust: TrustStore) -> bytes:
+    """The bytes of one CRL file, once they are known to parse (among several files, the
+    parser's error would not say which one is bad) and to be of use: a whole list, signed
+    with the key of a trusted CA of its issuer's name if there is one."""
     data = _read_setting_file("EPOA_CRL_FILES", path)
     try:
         crl = load_crl(data)
@@ -125,6 +126,14 @@ def read_crl(path: Path) -> bytes:
         raise SettingsError(
             f"EPOA_CRL_FILES: {path} is {partial}, which cannot be read as the issuer's "
             "whole list of revocations: give its full CRL"
+        )
+    unverified = unverified_crl(crl, trust)
+    if unverified is not None:
+        raise SettingsError(
+            f"EPOA_CRL_FILES: {path} is {unverified}, so it says nothing of the certificates "
+            "they issued (a CA that moved to a new key signs its CRLs with that key): give the "
+            "CRL signed with the key of that CA in EPOA_TRUSTED_CA, or add the CA certificate "
+            "of the new key there"
         )
     return data
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,13 +16,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from domain.seal import SealKey
+from domain.trust import TrustStore
 from epoa.checks import NEEDS, check_production
 from epoa.demo_keys import make_demo
 from epoa.settings import Settings, redacted
 from epoa.wiring import SettingsError, read_crl
 from tests.support.people import People
-from tests.support.pki import hierarchy
-from tests.test_eds_certificates import crl
+from tests.support.pki import hierarchy, make_cert
+from tests.test_eds_certificates import NOW, crl
 
 EPOA = str(Path(sys.executable).with_name("epoa"))
 POSTGRES = "postgresql://epoa_service@db.internal:5432/epoa"
@@ -292,11 +295,53 @@ def test_a_crl_that_lists_only_part_of_its_issuer_s_revocations_is_a_bad_setting
     """Read as the whole list, it would record `crl:not-revoked` for what it says nothing of."""
     path = tmp_path / "part.crl"
     path.write_bytes(_scoped_crl(extension))
+    trust = TrustStore([hierarchy().root.cert])
     with pytest.raises(SettingsError, match=f"EPOA_CRL_FILES: {path} {words}.*give its full CRL"):
-        read_crl(path)
+        read_crl(path, trust)
     for complete_for_its_kind in ("only_contains_user_certs", "only_contains_ca_certs"):
         path.write_bytes(_scoped_crl(_point(**{complete_for_its_kind: True})))
-        assert read_crl(path) == path.read_bytes()  # read for that kind of certificate
+        assert read_crl(path, trust) == path.read_bytes()  # read for that kind of certificate
+
+
+def test_a_crl_of_a_trusted_ca_signed_with_a_key_no_ca_of_that_name_holds_is_a_bad_setting(
+    tmp_path: Path,
+) -> None:
+    """A CA that moved to a new key signs its CRL with it, while the certificates it issued
+    before chain to its old key: at use, the CRL would never verify, and every signer of
+    that CA would be recorded `crl:none-for-issuer` with nothing said."""
+    pki = hierarchy()
+    rekeyed = make_cert(pki.root.cert.subject, key_type="rsa", ca=True, key_label="root-rekeyed")
+    path = tmp_path / "rekeyed.crl"
+    path.write_bytes(crl(pki.root, {12345: NOW - timedelta(days=1)}, signed_by=rekeyed))
+    trust = TrustStore([pki.root.cert])
+    name = re.escape(pki.root.cert.subject.rfc4514_string())
+    words = f"is a CRL of {name} whose signature verifies with the key of none of the trusted CAs"
+    with pytest.raises(SettingsError, match=f"EPOA_CRL_FILES: {path} {words}.*EPOA_TRUSTED_CA"):
+        read_crl(path, trust)
+    both = TrustStore([pki.root.cert, rekeyed.cert])
+    assert read_crl(path, both) == path.read_bytes()  # the new key is trusted too
+    forged = tmp_path / "intermediate.crl"
+    forged.write_bytes(crl(pki.intermediate, {}, signed_by=rekeyed))
+    assert read_crl(forged, trust) == forged.read_bytes()  # its CA is met in a CMS, not here
+
+
+def test_a_crl_signed_with_a_trusted_ca_s_new_key_stops_serve_naming_that_file(
+    tmp_path: Path,
+) -> None:
+    pki = hierarchy()
+    rekeyed = make_cert(pki.root.cert.subject, key_type="rsa", ca=True, key_label="root-rekeyed")
+    path, ca = tmp_path / "root.crl", tmp_path / "ca.pem"
+    path.write_bytes(crl(pki.root, {}, signed_by=rekeyed))
+    ca.write_bytes(pki.root.pem)
+    env = {"EPOA_CRL_FILES": str(path), "EPOA_TRUSTED_CA": str(ca)}
+    done = run_epoa("serve", "--port", "18775", env=env, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith(
+        f"epoa: bad settings: EPOA_CRL_FILES: {path} is a CRL of "
+        f"{pki.root.cert.subject.rfc4514_string()} whose signature verifies with the key of "
+        "none of the trusted CAs of that name"
+    )
 
 
 def test_a_crl_file_that_cannot_be_read_is_named_with_its_setting(tmp_path: Path) -> None:
