@@ -76,8 +76,8 @@ a bare number as seconds since 1970 (`at=20261125` meaning 1970-08-23)."""
 
 
 RECEIPT = (
-    "The service's receipt for what a command recorded (null in reads, and for a command "
-    "that recorded nothing): "
+    "The service's receipt for what a command recorded (null in reads; for the same "
+    "document again, the records its first acceptance made, signed again): "
     "`key_id`, `issued_at`, `records` (each `position`, `originator_id`, `version`, "
     "`record_hash`) and `signature`, Ed25519 (base64) by the seal key `key_id` of "
     "/v1/audit/keys over the RFC 8785 bytes of the receipt without `signature`."

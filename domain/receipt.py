@@ -13,7 +13,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from eventsourcing.persistence import Recording
+from eventsourcing.persistence import Notification
 
 from domain.canonical import canonical_bytes
 from domain.seal import SealKey, open_state, record_hash
@@ -21,11 +21,11 @@ from domain.times import utc_text
 
 
 def make_receipt(
-    key: SealKey, recordings: Iterable[Recording[Any]], issued_at: datetime
+    key: SealKey, notifications: Iterable[Notification], issued_at: datetime
 ) -> dict[str, Any]:
+    """The receipt for these records (what a command recorded, with their positions)."""
     records = []
-    for recording in recordings:
-        n = recording.notification
+    for n in notifications:
         opened = open_state(n.state)
         digest = record_hash(
             n.originator_id, n.originator_version, n.topic, opened.predecessor, opened.body

@@ -18,6 +18,7 @@ from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from domain.accepted_document import AcceptedDocument, digest_of
+from domain.court_case import CourtCase
 from domain.documents import (
     IssueRequest,
     parse_iin,
@@ -39,6 +40,7 @@ from domain.outcomes import CaseEvent, CaseEventOutcome, Outcome
 from domain.power_of_attorney import PowerOfAttorney
 from domain.receipt import make_receipt
 from domain.registry_reads import RegistryReads, store_errors
+from domain.repeats import Place, case_event_places, document_places, stored_at
 from domain.seal import SealKey
 from domain.sealed_application import collected
 
@@ -172,8 +174,12 @@ class Registry(RegistryReads):
             case = self._case_or_new(case_event.case_number)
             applied, concluded_by = case_event.record_on(case, at)
             if not applied:
-                self.record_position(tracking)
-                return CaseEventOutcome(case, applied=False)
+                if tracking is not None:
+                    self.record_position(tracking)
+                    return CaseEventOutcome(case, applied=False)
+                return CaseEventOutcome(
+                    case, applied=False, receipt=self._case_event_receipt(case, case_event)
+                )
             ended: list[PowerOfAttorney] = []
             if concluded_by is not None:
                 for poa_id in case.poa_ids:
@@ -186,7 +192,7 @@ class Registry(RegistryReads):
                 True,
                 [p.id for p in ended],
                 [r.notification.id for r in recordings],
-                make_receipt(self.seal_key, recordings, at),
+                make_receipt(self.seal_key, [r.notification for r in recordings], at),
             )
 
         return self._retrying(attempt)
@@ -220,7 +226,7 @@ class Registry(RegistryReads):
             poa_id=poa.id,
         )
         recordings = self.save(poa, *others, accepted)
-        receipt = make_receipt(self.seal_key, recordings, self.clock())
+        receipt = make_receipt(self.seal_key, [r.notification for r in recordings], self.clock())
         return Outcome(poa, True, [r.notification.id for r in recordings], receipt)
 
     def _accepted(self, document_id: UUID | str) -> AcceptedDocument | None:
@@ -265,9 +271,21 @@ class Registry(RegistryReads):
                 raise ConflictError(f"document_id {evidence.document_id} belongs to no POA")
             poa = self.get_poa(accepted.poa_id)
             poa.require_actor(evidence)  # the same document, signed again by someone else
-            return Outcome(poa, created=False)
+            places = document_places(self.events, accepted, evidence)
+            return Outcome(poa, created=False, receipt=self._receipt_of(places))
 
         return self._retrying(guarded)
+
+    def _case_event_receipt(self, case: CourtCase, case_event: CaseEvent) -> dict[str, Any]:
+        """A case event seen before: the receipt of what it recorded when it was new."""
+        places = case_event_places(
+            self.events, case, case_event.source, case_event.event_id, case_event.key
+        )
+        return self._receipt_of(places)
+
+    def _receipt_of(self, places: Sequence[Place]) -> dict[str, Any]:
+        """A receipt, signed now, over the stored records at `places` (`domain.repeats`)."""
+        return make_receipt(self.seal_key, stored_at(self.recorder, places), self.clock())
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
         for number in range(MAX_ATTEMPTS):
