@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,19 @@ def test_a_case_event_that_opened_its_case_names_the_opening_again(
     first, again = sent_twice(served, "/v1/case-events", event)
     assert len(first["receipt"]["records"]) == 3  # the case opened, the event, the (source, id)
     assert_same_records(served, first, again)
+
+
+def test_one_document_sent_by_several_clients_at_once_is_recorded_once_with_one_receipt(
+    served: TestClient, people: People
+) -> None:
+    """Retries that cross (a portal's and its proxy's): one 201, every other answer 200,
+    and each receipt names the same records."""
+    request = body(people.issue("REPEAT-6"))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(
+            pool.map(lambda _: served.post(POAS, json=request, headers=PORTAL), range(8))
+        )
+    assert sorted(a.status_code for a in answers) == [200] * 7 + [201]
+    [first] = [a.json() for a in answers if a.status_code == 201]
+    for answer in answers:
+        assert_same_records(served, first, answer.json())
