@@ -15,6 +15,7 @@ from domain.documents import parse_date
 from domain.errors import InvalidInputError, SignerMismatchError
 from domain.evidence import SignedDocument
 from domain.outcomes import CaseEvent
+from domain.power_of_attorney import KZ_TIME
 
 REQUIRED = ("specversion", "id", "source", "type", "subject", "time", "data", "signature")
 OPTIONAL = ("datacontenttype", "dataschema")
@@ -51,6 +52,7 @@ def parse_case_event(raw: bytes | str, verifier: CaseEventVerifier) -> CaseEvent
             f"BIN {evidence.signer_id} is not a court system's: only the BINs of "
             "EPOA_COURT_BINS may sign case events"
         )
+    _require_not_after_time(event["type"], data, evidence)
     return CaseEvent(
         source=event["source"],
         event_id=event["id"],
@@ -127,6 +129,20 @@ def _check_data(kind: str, data: object, subject: str) -> dict[str, Any]:
         if not isinstance(data["documents"], list) or not data["documents"]:
             raise InvalidInputError("data.documents: a non-empty list is required")
     return data
+
+
+def _require_not_after_time(kind: str, data: dict[str, Any], evidence: SignedDocument) -> None:
+    """The day the event tells of has come by the event's `time` (its day in Kazakhstan):
+    a judgment said to enter into force, or documents said to be issued, on a later day
+    would end the case's POAs before it happened."""
+    field = "entered_into_force_on" if kind == JUDGMENT_IN_FORCE else "issued_on"
+    day = parse_date(data[field], f"data.{field}")
+    today = evidence.signed_at.astimezone(KZ_TIME).date()
+    if day > today:
+        raise InvalidInputError(
+            f"data.{field}: {day.isoformat()} is after the event's time ({today.isoformat()} "
+            "in Kazakhstan): a case event tells of what has happened"
+        )
 
 
 def _require_fields(data: dict[str, Any], names: tuple[str, ...]) -> None:

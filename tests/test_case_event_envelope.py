@@ -5,6 +5,7 @@ else outside the envelope, and any date not written `YYYY-MM-DD`, is refused."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from domain.case_events import parse_case_event
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
 from domain.errors import InvalidInputError, InvalidSignatureError
+from domain.power_of_attorney import KZ_TIME
 from tests.support.court_events import event_data, judgment, signed_case_event
 from tests.support.people import People
 
@@ -81,3 +83,41 @@ def test_a_date_in_a_case_event_is_read_only_as_yyyy_mm_dd(
     with pytest.raises(InvalidInputError) as refused:
         parse_case_event(raw, people.verifier)
     assert f"data.{field}: a date YYYY-MM-DD is required" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [(JUDGMENT_IN_FORCE, "entered_into_force_on"), (EXECUTION_DOCUMENTS_ISSUED, "issued_on")],
+)
+def test_a_case_event_telling_of_a_later_day_than_its_time_is_refused(
+    people: People, kind: str, field: str
+) -> None:
+    """A judgment said to enter into force tomorrow would end the case's POAs today."""
+    moment = datetime.now(UTC) - timedelta(minutes=1)
+    today = moment.astimezone(KZ_TIME).date()
+    for day, accepted in ((today, True), (today + timedelta(days=1), False)):
+        data = {**event_data(kind, "EXT-5"), field: day.isoformat()}
+        raw = signed_case_event(people, kind, "EXT-5", data=data, time=moment.isoformat())
+        if accepted:
+            assert parse_case_event(raw, people.verifier).data[field] == day.isoformat()
+            continue
+        with pytest.raises(InvalidInputError) as refused:
+            parse_case_event(raw, people.verifier)
+        assert f"data.{field}: {day.isoformat()} is after the event's time" in str(refused.value)
+
+
+def test_the_day_of_a_case_event_is_its_day_in_kazakhstan(people: People) -> None:
+    """At 20:00 UTC it is the next day in Kazakhstan (UTC+5): a judgment in force on that
+    day, sent then, is accepted; one on the day after is not."""
+    moment = (datetime.now(UTC) - timedelta(days=1)).replace(hour=20, minute=0, second=0)
+    next_day = (moment + timedelta(days=1)).date()
+    for day, accepted in ((next_day, True), (next_day + timedelta(days=1), False)):
+        data = {**event_data(JUDGMENT_IN_FORCE, "EXT-6"), "entered_into_force_on": str(day)}
+        raw = signed_case_event(
+            people, JUDGMENT_IN_FORCE, "EXT-6", data=data, time=moment.isoformat()
+        )
+        if accepted:
+            parse_case_event(raw, people.verifier)
+        else:
+            with pytest.raises(InvalidInputError, match="is after the event's time"):
+                parse_case_event(raw, people.verifier)

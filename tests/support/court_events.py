@@ -150,6 +150,12 @@ def invalid_case_number(people: People, case_number: str) -> bytes:
     return judgment(people, case_number, subject=bad, data=event_data(JUDGMENT_IN_FORCE, bad))
 
 
+def judgment_in_force_tomorrow(people: People, case_number: str) -> bytes:
+    """A judgment said to enter into force on a day after the event's `time`."""
+    data = {**event_data(JUDGMENT_IN_FORCE, case_number), "entered_into_force_on": "2999-01-01"}
+    return judgment(people, case_number, data=data)
+
+
 POISON: Final[dict[str, tuple[Callable[[People, str], bytes], str]]] = {
     "bad JSON": (not_json, "validation"),
     "not a CloudEvent": (not_a_cloud_event, "validation"),
@@ -160,6 +166,7 @@ POISON: Final[dict[str, tuple[Callable[[People, str], bytes], str]]] = {
     "a TLS server key signing": (signed_with_a_tls_server_key, "untrusted-certificate"),
     "a person signing": (signed_by_a_person, "signer-mismatch"),
     "invalid case number": (invalid_case_number, "validation"),
+    "a judgment in force on a later day": (judgment_in_force_tomorrow, "validation"),
 }
 """Each poison message by name: how to make it, and the DLQ reason it must get."""
 
