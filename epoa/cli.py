@@ -29,8 +29,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"epoa: bad settings: {_unfit(error)}", file=sys.stderr)
         return 2
     configure(settings.effective_log_format, settings.log_level)
+    import sqlite3
+
     import psycopg
     import psycopg_pool
+    from eventsourcing.persistence import PersistenceError
 
     from domain.errors import DomainError
     from epoa.audit_inputs import AuditInputError
@@ -61,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _failed(f"the store refused: {' '.join(str(error).split())}; {INIT_HINT}")
     except (psycopg.Error, psycopg_pool.PoolTimeout) as error:  # the store's own words
         return _failed(f"the store refused: {type(error).__name__}: {error}")
+    except (sqlite3.Error, PersistenceError) as error:  # a directory, or a file of another kind
+        store = redacted(settings.database_url)
+        return _failed(f"the store at {store} refused: {type(error).__name__}: {error}")
     return result
 
 

@@ -197,3 +197,35 @@ def test_demo_keys_kept_without_their_ca_are_not_replaced_either(tmp_path: Path)
     assert (tmp_path / "demo" / "principal.p12").read_bytes() == principal
     assert not (tmp_path / "demo" / "ca.pem").exists()
     assert "--force" in epoa(tmp_path, "keys", "demo", "--help").stdout
+
+
+@pytest.mark.parametrize(
+    ("store", "words"),
+    [("var", "unable to open database file"), ("notes.txt", "file is not a database")],
+    ids=["a-directory", "a-file-of-another-kind"],
+)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("serve", "--port", "1"),
+        ("project", "--once"),
+        ("project", "--rebuild"),
+        ("persons", "import", "people.csv"),
+    ],
+    ids=lambda command: " ".join(command),
+)
+def test_a_sqlite_store_that_is_no_database_is_one_line_naming_it_and_exit_1(
+    tmp_path: Path, store: str, words: str, command: tuple[str, ...]
+) -> None:
+    (tmp_path / "var").mkdir()
+    (tmp_path / "notes.txt").write_text("not a database, a page of notes\n" * 100)
+    (tmp_path / "people.csv").write_text(HEADER + GOOD)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EPOA_")}
+    env |= {"EPOA_LOG_LEVEL": "WARNING", "EPOA_DATABASE_URL": f"sqlite:///{store}"}
+    done = subprocess.run(
+        [EPOA, *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith(f"epoa: the store at sqlite:///{store} refused: ") and words in last
