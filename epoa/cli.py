@@ -111,7 +111,7 @@ def _add_processes(commands: Commands) -> None:
     """The long-running processes: the API, the projection worker, the consumer."""
     serve = commands.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    serve.add_argument("--port", type=_port, default=8000, help="port to listen on (8000)")
     serve.add_argument(
         "--no-projections",
         action="store_true",
@@ -216,44 +216,19 @@ def _db_init(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+    from epoa.server import ListenError, serve
 
-    from api.app import create_app
-    from epoa.dev import banner, ensure_dev_material
-
-    settings, material = ensure_dev_material(settings)
-    shown = settings.model_copy(update={"database_url": redacted(settings.database_url)})
-    text = banner(shown, material, f"http://{args.host}:{args.port}")
-    if settings.effective_log_format == "json":  # one JSON object per line, banner included
-        for line in text.splitlines():
-            logging.getLogger("epoa").info(line.removeprefix("epoa: ").strip())
-    else:
-        print(text, flush=True)
-    _preflight(settings, signs_checkpoints=not args.no_projections)
-    app = create_app(settings, run_projections=not args.no_projections)
-    # uvicorn logs through the root logger (epoa.logging_setup); the app logs each request.
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=settings.log_level.lower(),
-        log_config=None,
-        access_log=False,
-    )
-    return 0
+    try:
+        return serve(settings, args.host, args.port, run_projections=not args.no_projections)
+    except ListenError as error:
+        raise CommandError(str(error)) from None
 
 
-def _preflight(settings: Settings, signs_checkpoints: bool) -> None:
-    """What would stop the app's start-up, met before the server starts, so that it ends as
-    every command does (one line; exit 2 for unfit settings, 1 for a store that does not
-    answer) and not as a server whose start-up failed."""
-    from epoa.audit_worker import require_appendable_witness
-    from epoa.wiring import build_registry, build_verifier
-
-    build_verifier(settings)
-    if signs_checkpoints:  # the app signs checkpoints where it runs the read models
-        require_appendable_witness(settings)
-    build_registry(settings).close()  # says what `epoa db init` must make, if anything
+def _port(text: str) -> int:
+    """A TCP port to listen on, 1 to 65535 (argparse's error otherwise, exit 2)."""
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r} is no TCP port: 1 to 65535")
+    return int(text)
 
 
 def _project(args: argparse.Namespace, settings: Settings) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -229,3 +230,29 @@ def test_a_sqlite_store_that_is_no_database_is_one_line_naming_it_and_exit_1(
     assert "Traceback" not in done.stderr, done.stderr
     last = done.stderr.splitlines()[-1]
     assert last.startswith(f"epoa: the store at sqlite:///{store} refused: ") and words in last
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "-1", "http"])
+def test_a_port_serve_cannot_listen_on_is_a_usage_error(tmp_path: Path, port: str) -> None:
+    done = epoa(tmp_path, "serve", "--port", port)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"argument --port: '{port}' is no TCP port: 1 to 65535" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "var").exists()
+
+
+def test_an_address_serve_cannot_listen_on_is_one_line_and_exit_1_with_no_banner(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = epoa(tmp_path, "serve", "--port", str(port))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"epoa: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ), done.stderr
+    assert "API docs" not in done.stdout
+    unknown = epoa(tmp_path, "serve", "--host", "no-such-host.invalid", "--port", "8000")
+    assert unknown.returncode == 1, unknown.stdout + unknown.stderr
+    assert unknown.stderr.splitlines()[-1].startswith("epoa: --host no-such-host.invalid: ")

@@ -259,3 +259,14 @@ def test_a_witness_file_that_is_a_directory_stops_the_projector(tmp_path: Path) 
     done = run_epoa("project", "--once", env={"EPOA_CHECKPOINT_FILE": "."}, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert "EPOA_CHECKPOINT_FILE=. cannot be appended to: Is a directory" in done.stderr
+
+
+def test_a_bad_seal_key_stops_serve_with_one_line_and_no_banner(tmp_path: Path) -> None:
+    """The banner (the docs' address, the development API keys) promised a server that
+    the next line said would not start."""
+    key = tmp_path / "seal.pem"
+    key.write_text("not a key\n")
+    done = run_epoa("serve", "--port", "1", env={"EPOA_SEAL_KEY": str(key)}, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith(f"epoa: bad settings: EPOA_SEAL_KEY={key}: "), done.stderr
+    assert done.stdout == "" and "Traceback" not in done.stderr

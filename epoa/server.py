@@ -1,0 +1,95 @@
+"""`epoa serve`: the HTTP API in this process.
+
+Everything that would stop the server is met before it starts, in the order an operator
+fixes it: the settings and the store, then the address to listen on. Only then is the
+banner shown, so a server that cannot start never prints the address of its docs and its
+API keys above the one line that says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+from epoa.settings import Settings, redacted
+
+STARTUP_FAILURE = 3
+"""uvicorn's exit status for an app whose start-up failed (as `uvicorn.run` exits)."""
+
+
+class ListenError(Exception):
+    """The address cannot be listened on (the message says why)."""
+
+
+def serve(settings: Settings, host: str, port: int, run_projections: bool) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from epoa.dev import banner, ensure_dev_material
+
+    settings, material = ensure_dev_material(settings)
+    preflight(settings, signs_checkpoints=run_projections)
+    listener = listen(host, port)
+    try:
+        shown = settings.model_copy(update={"database_url": redacted(settings.database_url)})
+        _show(settings, banner(shown, material, f"http://{_url_host(host)}:{port}"))
+        app = create_app(settings, run_projections=run_projections)
+        # uvicorn logs through the root logger (epoa.logging_setup); the app logs each request.
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=settings.log_level.lower(),
+            log_config=None,
+            access_log=False,
+        )
+        server = uvicorn.Server(config)
+        server.run(sockets=[listener])
+    finally:
+        listener.close()
+    return 0 if server.started else STARTUP_FAILURE
+
+
+def preflight(settings: Settings, signs_checkpoints: bool) -> None:
+    """What would stop the app's start-up, met before the server starts, so that it ends as
+    every command does (one line; exit 2 for unfit settings, 1 for a store that does not
+    answer) and not as a server whose start-up failed."""
+    from epoa.audit_worker import require_appendable_witness
+    from epoa.wiring import build_registry, build_verifier
+
+    build_verifier(settings)
+    if signs_checkpoints:  # the app signs checkpoints where it runs the read models
+        require_appendable_witness(settings)
+    build_registry(settings).close()  # says what `epoa db init` must make, if anything
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to the address, as uvicorn would bind it; `ListenError` for a host
+    that does not resolve or an address taken or not this machine's."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise ListenError(f"--host {host}: {error.strerror}") from None
+    family, kind, proto, _, address = found[0]
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+    except OSError as error:
+        listener.close()
+        raise ListenError(
+            f"cannot listen on {_url_host(host)}:{port}: {error.strerror or error}"
+        ) from None
+    return listener
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _show(settings: Settings, text: str) -> None:
+    if settings.effective_log_format == "json":  # one JSON object per line, banner included
+        for line in text.splitlines():
+            logging.getLogger("epoa").info(line.removeprefix("epoa: ").strip())
+    else:
+        print(text, flush=True)
