@@ -21,7 +21,7 @@ from domain.eds import Verifier
 from domain.errors import StoreUnavailableError
 from epoa.audit import audit_export, audit_store, stored_origin
 from epoa.audit_core import AuditResult
-from epoa.audit_export import export_to
+from epoa.audit_export import replacing, write_export
 from epoa.audit_export_file import export_header
 from epoa.audit_inputs import AuditInputError
 from epoa.audit_proofs import load_public_keys
@@ -81,7 +81,7 @@ def _verifier(settings: Settings, store: bool) -> Verifier | None:
 
 
 @contextmanager
-def _store_read(settings: Settings) -> Iterator[None]:
+def _store_read(settings: Settings, outcome: str = "nothing was verified") -> Iterator[None]:
     """A store that cannot be read is no verdict on its history: exit 2, as for a missing
     store, never the 1 of a damaged one (a scheduled audit must not call an outage tampering)."""
     try:
@@ -89,8 +89,7 @@ def _store_read(settings: Settings) -> Iterator[None]:
     except STORE_ERRORS as error:
         reason = " ".join(f"{type(error).__name__}: {error}".split())
         raise AuditInputError(
-            f"the store at {redacted(settings.database_url)} cannot be read ({reason}); "
-            "nothing was verified"
+            f"the store at {redacted(settings.database_url)} cannot be read ({reason}); {outcome}"
         ) from None
 
 
@@ -211,14 +210,17 @@ def _pinned_keys(path: Path) -> list[Ed25519PublicKey]:
 
 
 def export_store(settings: Settings, path: Path) -> int:
+    """The file is made beside `path` first (a folder that is not there is said before the
+    store is read), and takes `path`'s place only once the export is whole."""
     from epoa.wiring import build_registry
 
-    with _store_read(settings):
+    with replacing(path) as out, _store_read(settings, "nothing was exported"):
         _require_store(settings)
+        _require_seal_key(settings)
         registry = build_registry(settings)
         db = connect(settings.database_url)
         try:
-            records, checkpoints = export_to(path, registry, db, stored_origin(db, settings))
+            records, checkpoints = write_export(registry, db, stored_origin(db, settings), out)
         finally:
             db.close()
             registry.close()

@@ -12,8 +12,12 @@ before the records, so every exported head covers only exported records.
 from __future__ import annotations
 
 import base64
+import errno
 import json
+import os
+import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -123,5 +127,33 @@ def _line(out: TextIO, data: dict[str, Any]) -> None:
 
 
 def export_to(path: Path, registry: Registry, db: Database, origin: str) -> tuple[int, int]:
-    with path.open("w", encoding="utf-8") as out:
+    """Write the export beside `path` and put it there once it is whole: an export that
+    fails halfway (the store lost, an interrupt) leaves the file that was there as it was,
+    never a truncated one in its place."""
+    with replacing(path) as out:
         return write_export(registry, db, origin, out)
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[TextIO]:
+    """A new file in `path`'s directory, moved onto `path` if the block ends well and
+    removed if it does not. Errors name `path`, never the temporary file."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if path.exists() and not path.is_file():  # /dev/stdout, a pipe: written as it is
+        with path.open("w", encoding="utf-8") as out:
+            yield out
+        return
+    target = Path(os.path.realpath(path))  # a link's file is replaced, not the link
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(path)) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            yield out
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise

@@ -9,12 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import pytest
 
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE, CourtCase
+from domain.errors import StoreUnavailableError
 from domain.power_of_attorney import PowerOfAttorney
 from domain.registry import Registry
 from domain.seal import Finding, SealKey
@@ -288,3 +289,25 @@ def test_records_under_no_signed_checkpoint_are_named_in_the_summary(
     result, _ = verify(audited, people)
     assert result.checkpoints_checked == 0
     assert result.skipped[0].startswith(f"the last {held} record(s), from position 1, are")
+
+
+class _LostStore:
+    """A read-model database that went away after the export began."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise StoreUnavailableError("the store went away")
+
+
+def test_an_export_that_fails_halfway_leaves_the_file_that_was_there(
+    audited: Audited, people: People, tmp_path: Path
+) -> None:
+    tell(audited, people)
+    audited.log.catch_up()
+    export = tmp_path / "export.jsonl"
+    export_to(export, audited.registry, audited.db, ORIGIN)
+    before = export.read_bytes()
+    lost = cast(Database, _LostStore())
+    with pytest.raises(StoreUnavailableError):
+        export_to(export, audited.registry, lost, ORIGIN)
+    assert export.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if "export" in p.name] == ["export.jsonl"]

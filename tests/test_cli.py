@@ -256,3 +256,28 @@ def test_an_address_serve_cannot_listen_on_is_one_line_and_exit_1_with_no_banner
     unknown = epoa(tmp_path, "serve", "--host", "no-such-host.invalid", "--port", "8000")
     assert unknown.returncode == 1, unknown.stdout + unknown.stderr
     assert unknown.stderr.splitlines()[-1].startswith("epoa: --host no-such-host.invalid: ")
+
+
+def test_an_export_without_the_stores_seal_key_makes_none_and_keeps_the_last_export(
+    tmp_path: Path,
+) -> None:
+    """It made a development key, and wrote an export whose header named that key instead
+    of the store's: every record of it then failed its seal check."""
+    assert epoa(tmp_path, "project", "--once").returncode == 0
+    assert epoa(tmp_path, "audit", "export", "history.jsonl").returncode == 0
+    kept = (tmp_path / "history.jsonl").read_bytes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EPOA_")}
+    env |= {"EPOA_LOG_LEVEL": "WARNING", "EPOA_VAR_DIR": "elsewhere"}
+    done = subprocess.run(
+        [EPOA, "audit", "export", "history.jsonl"],
+        cwd=tmp_path,
+        env={**env, "EPOA_DATABASE_URL": "sqlite:///var/epoa.sqlite"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith("epoa: bad settings: no seal key: "), done.stderr
+    assert not (tmp_path / "elsewhere" / "seal-key.pem").exists()
+    assert (tmp_path / "history.jsonl").read_bytes() == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.jsonl", "var"]
