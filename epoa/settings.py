@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -19,6 +20,9 @@ BROKER = re.compile(
 )
 """`host[:port]` (an IPv6 host in brackets), as kafka-python reads a bootstrap server."""
 STORE_URL_EXPECTED = "must be sqlite:///PATH or postgresql://user@host:port/db"
+MAX_SECONDS = threading.TIMEOUT_MAX
+"""The longest wait a thread can be given (about 292 years): a number of seconds beyond
+it (`inf`, `1e308`) no process can wait for or count with."""
 
 
 class Settings(BaseSettings):
@@ -40,7 +44,7 @@ class Settings(BaseSettings):
     checkpoint_origin: str = "epoa/registry"
     """The name of the global audit log in its signed checkpoints; never change it later."""
     checkpoint_every_records: int = Field(default=1000, ge=1)
-    checkpoint_every_seconds: float = Field(default=10.0, gt=0)
+    checkpoint_every_seconds: float = Field(default=10.0, gt=0, le=MAX_SECONDS)
     checkpoint_file: Path | None = None
     """Append every signed checkpoint here too: a witness the database admins cannot rewrite."""
     trusted_ca: Path | None = None
@@ -52,7 +56,7 @@ class Settings(BaseSettings):
     retired_seal_keys: PathList = Field(default_factory=list)
     api_keys: Path | None = None
     clock_skew_seconds: int = Field(default=300, ge=0)
-    read_wait_seconds: float = Field(default=2.0, ge=0)
+    read_wait_seconds: float = Field(default=2.0, ge=0, le=MAX_SECONDS)
     read_pool_size: int = Field(default=8, ge=1)
     """On PostgreSQL, the API's connections for reads, at most (one process)."""
     log_format: Literal["json", "text"] | None = None
@@ -135,6 +139,11 @@ class Settings(BaseSettings):
         bad = [part for part in value.split(",") if not BROKER.fullmatch(part.strip())]
         if bad:
             raise ValueError(f"host[:port][,host[:port]...] expected, not {bad}")
+        ports = [part.strip().rpartition(":") for part in value.split(",")]
+        wrong = [port for _, colon, port in ports if colon and port.isdigit()]
+        wrong = [port for port in wrong if not 1 <= int(port) <= 65535]
+        if wrong:  # kafka-python would look the address up forever
+            raise ValueError(f"a broker's port is 1 to 65535, not {wrong}")
         return value
 
     @field_validator("log_level", mode="before")

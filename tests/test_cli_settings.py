@@ -78,6 +78,8 @@ def test_court_bins_are_read_comma_separated_and_a_bad_one_exits_2_naming_it(
         ("EPOA_CASE_EVENTS_TOPIC", "bad topic!"),
         ("EPOA_CASE_EVENTS_DLQ_TOPIC", "dead/letters"),
         ("EPOA_KAFKA_BOOTSTRAP", "not a host:port:x"),
+        ("EPOA_KAFKA_BOOTSTRAP", "kafka-1:9092,kafka-2:99999"),
+        ("EPOA_KAFKA_BOOTSTRAP", "kafka-1:0"),
     ],
 )
 def test_a_topic_or_broker_address_kafka_would_refuse_exits_2_naming_it(
@@ -227,6 +229,9 @@ def test_an_empty_password_file_or_owner_url_is_unset(tmp_path: Path) -> None:
         ("EPOA_READ_WAIT_SECONDS", "-5"),
         ("EPOA_CHECKPOINT_EVERY_RECORDS", "0"),
         ("EPOA_CHECKPOINT_EVERY_SECONDS", "-1"),
+        ("EPOA_CHECKPOINT_EVERY_SECONDS", "inf"),
+        ("EPOA_CHECKPOINT_EVERY_SECONDS", "1e308"),
+        ("EPOA_READ_WAIT_SECONDS", "inf"),
         ("EPOA_CONSUMER_SESSION_TIMEOUT_MS", "0"),
         ("EPOA_CONSUMER_METRICS_PORT", "70000"),
     ],
