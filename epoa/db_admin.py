@@ -183,6 +183,8 @@ def _service_role(service_url: str, admin: str | None) -> tuple[str, str]:
     service, owner = urlsplit(service_url), urlsplit(admin)
     if service.scheme not in ("postgresql", "postgres"):
         raise SettingsError("`epoa db init` needs a postgresql:// EPOA_DATABASE_URL")
+    if owner.scheme not in ("postgresql", "postgres"):
+        raise SettingsError("`epoa db init` needs a postgresql:// EPOA_ADMIN_DATABASE_URL")
     if service.path.strip("/") != owner.path.strip("/"):
         raise SettingsError("EPOA_ADMIN_DATABASE_URL and EPOA_DATABASE_URL name other databases")
     if not service.username:

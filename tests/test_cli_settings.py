@@ -275,3 +275,16 @@ def test_a_bad_seal_key_stops_serve_with_one_line_and_no_banner(tmp_path: Path) 
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.startswith(f"epoa: bad settings: EPOA_SEAL_KEY={key}: "), done.stderr
     assert done.stdout == "" and "Traceback" not in done.stderr
+
+
+def test_db_init_with_an_owner_url_that_is_no_postgresql_says_so(tmp_path: Path) -> None:
+    """It said that the two URLs named other databases."""
+    env = {
+        "EPOA_DATABASE_URL": "postgresql://epoa_service@127.0.0.1:1/epoa",
+        "EPOA_ADMIN_DATABASE_URL": "sqlite:///epoa",
+    }
+    done = run_epoa("db", "init", env=env, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "epoa: bad settings: `epoa db init` needs a postgresql:// EPOA_ADMIN_DATABASE_URL"
+    )
