@@ -22,6 +22,7 @@ from projections.db import Database
 
 HEADER = ["iin", "full_name", "birth_date"]
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+UNCLOSED = "is a quote opened on this line never closed?"
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS persons (
@@ -112,8 +113,15 @@ def _parse(reader: Any) -> tuple[list[Person], list[tuple[int, str]]]:
         return [], [(1, f"the header must be {','.join(HEADER)}")]
     first_seen: dict[str, int] = {}
     latest_birth = _today_somewhere()
-    for cells in reader:
-        line = reader.line_num
+    while True:
+        line = reader.line_num + 1  # where the row begins: a quoted field may span lines
+        try:
+            cells = next(reader, None)
+        except csv.Error as error:  # a quote never closed swallows the rest of the file
+            problems.append((line, f"unreadable CSV from here on ({error}): {UNCLOSED}"))
+            return persons, problems
+        if cells is None:
+            break
         if not cells:
             continue
         person, message = _person(cells, latest_birth)

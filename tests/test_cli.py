@@ -281,3 +281,33 @@ def test_an_export_without_the_stores_seal_key_makes_none_and_keeps_the_last_exp
     assert not (tmp_path / "elsewhere" / "seal-key.pem").exists()
     assert (tmp_path / "history.jsonl").read_bytes() == kept
     assert sorted(p.name for p in tmp_path.iterdir()) == ["history.jsonl", "var"]
+
+
+def test_a_quote_never_closed_in_a_large_person_file_names_its_line_and_imports_nothing(
+    tmp_path: Path,
+) -> None:
+    """The rest of the file became one field, larger than the CSV reader takes: a traceback."""
+    rest = "".join(f"790521300451,PERSON {n},1979-05-21\n" for n in range(5000))
+    (tmp_path / "persons.csv").write_text(
+        HEADER + GOOD + '881107400786,"ABDRAKHMANOVA,1988-11-07\n' + rest
+    )
+    result = epoa(tmp_path, "persons", "import", "persons.csv")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stdout.startswith("persons.csv:3: unreadable CSV from here on"), result.stdout
+    assert "quote opened on this line never closed" in result.stdout
+    assert "nothing imported" in result.stdout
+
+
+def test_a_bad_row_spanning_lines_is_named_by_the_line_it_begins_on(tmp_path: Path) -> None:
+    """It was named by the line it ended on, where the row's IIN is not to be seen."""
+    (tmp_path / "persons.csv").write_text(
+        HEADER + '850312400128,"SADYKOVA\nAIGERIM",1985-02-30\n850312400129,X,1985-03-12\n'
+    )
+    result = epoa(tmp_path, "persons", "import", "persons.csv")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert [line.split(": ")[0] for line in result.stdout.splitlines()] == [
+        "persons.csv:2",
+        "persons.csv:4",
+        "nothing imported",
+    ], result.stdout
