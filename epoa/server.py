@@ -66,11 +66,12 @@ def preflight(settings: Settings, signs_checkpoints: bool) -> None:
 def listen(host: str, port: int) -> socket.socket:
     """A socket bound to the address, as uvicorn would bind it; `ListenError` for a host
     that does not resolve or an address taken or not this machine's."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn picks it
     try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        found = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as error:
         raise ListenError(f"--host {host}: {error.strerror}") from None
-    family, kind, proto, _, address = found[0]
+    _, kind, proto, _, address = found[0]
     listener = socket.socket(family, kind, proto)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
