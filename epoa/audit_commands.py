@@ -139,6 +139,12 @@ def _verify_store(
     db = connect(settings.database_url)
     try:
         total = registry.recorder.max_notification_id() or 0
+        if stop is not None and stop > total and (start or 1) <= total:
+            raise AuditInputError(
+                f"--to {stop} is past the store's last position, {total}: the records it "
+                "asks for are not all in the store (a witness, --witness, tells whether "
+                "records were lost); nothing was verified"
+            )
         with Reporter(as_json, stop or total) as reporter:
             result = audit_store(
                 registry,

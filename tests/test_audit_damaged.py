@@ -266,6 +266,8 @@ def test_a_range_that_is_backwards_or_holds_no_record_is_refused_never_intact(
         ("--witness", str(witness), "--from", "2"): "--witness is compared with the whole log",
         ("--from", str(last + 1)): f"no record from position {last + 1} on",
         ("--from", str(last + 5), "--to", str(last + 9)): f"the store's last position is {last}",
+        ("--to", str(last + 1)): f"--to {last + 1} is past the store's last position, {last}",
+        ("--from", "2", "--to", str(last + 3)): "the records it asks for are not all in the store",
         ("--export", str(kept.export), "--from", "2"): "--from and --to verify positions of",
         ("--witness", "no-such-witness.txt"): "--witness no-such-witness.txt: no readable file",
         ("--receipts", "."): "--receipts .: no readable file",
