@@ -157,13 +157,19 @@ def test_the_export_verifies_with_no_database_and_names_an_edited_record(
     assert result.kinds["checkpoint-mismatch"] == 1
 
 
-def test_an_export_checked_with_pinned_keys_of_another_service_fails_every_seal(
-    audited: Audited, people: People, tmp_path: Path
-) -> None:
+def exported(audited: Audited, people: People, tmp_path: Path) -> Path:
+    """The story told, every record under a signed checkpoint, and exported to a file."""
     tell(audited, people)
     audited.log.catch_up()
     export = tmp_path / "export.jsonl"
     export_to(export, audited.registry, audited.db, ORIGIN)
+    return export
+
+
+def test_an_export_checked_with_pinned_keys_of_another_service_fails_every_seal(
+    audited: Audited, people: People, tmp_path: Path
+) -> None:
+    export = exported(audited, people, tmp_path)
     foreign = SealKey.generate().public_key
     result = audit_export(export, people.verifier, keys=[foreign])
     assert result.kinds["unknown-key"] == result.records
@@ -301,10 +307,7 @@ class _LostStore:
 def test_an_export_that_fails_halfway_leaves_the_file_that_was_there(
     audited: Audited, people: People, tmp_path: Path
 ) -> None:
-    tell(audited, people)
-    audited.log.catch_up()
-    export = tmp_path / "export.jsonl"
-    export_to(export, audited.registry, audited.db, ORIGIN)
+    export = exported(audited, people, tmp_path)
     before = export.read_bytes()
     lost = cast(Database, _LostStore())
     with pytest.raises(StoreUnavailableError):
