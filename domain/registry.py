@@ -40,7 +40,7 @@ from domain.outcomes import CaseEvent, CaseEventOutcome, Outcome
 from domain.power_of_attorney import PowerOfAttorney
 from domain.receipt import make_receipt
 from domain.registry_reads import RegistryReads, store_errors
-from domain.repeats import Place, case_event_places, document_places, stored_at
+from domain.repeats import Place, case_event_places, document_places, mark_of, stored_at
 from domain.seal import SealKey
 from domain.sealed_application import collected
 
@@ -281,11 +281,14 @@ class Registry(RegistryReads):
         places = case_event_places(
             self.events, case, case_event.source, case_event.event_id, case_event.key
         )
-        return self._receipt_of(places)
+        return self._receipt_of(places, optional=[mark_of(case_event.key)])
 
-    def _receipt_of(self, places: Sequence[Place]) -> dict[str, Any]:
+    def _receipt_of(
+        self, places: Sequence[Place], optional: Sequence[Place] = ()
+    ) -> dict[str, Any]:
         """A receipt, signed now, over the stored records at `places` (`domain.repeats`)."""
-        return make_receipt(self.seal_key, stored_at(self.recorder, places), self.clock())
+        records = stored_at(self.recorder, places, optional)
+        return make_receipt(self.seal_key, records, self.clock())
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
         for number in range(MAX_ATTEMPTS):

@@ -11,7 +11,7 @@ For a court's case event: the case's record of it, the terminations it made, its
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -57,7 +57,7 @@ def case_event_places(
 ) -> list[Place]:
     """Where a court's case event recorded, in order: the case's records of it (its
     opening, if the event opened the case; the event; the conclusion it made), the
-    terminations it made, and its (source, id)'s record."""
+    terminations it made, and its (source, id)'s record (`mark_of`)."""
     stream = list(events.get(case.id))
     at = _first(
         stream,
@@ -76,7 +76,13 @@ def case_event_places(
                 for e in events.get(poa_id)
                 if getattr(e, "source", None) == ended_by
             ]
-    return [*places, (AcceptedDocument.create_id(key), 1)]
+    return [*places, mark_of(key)]
+
+
+def mark_of(key: str) -> Place:
+    """Where a case event's (source, id) is recorded: a record made with every case event
+    recorded since (source, id) pairs were held apart across cases, and not before."""
+    return (AcceptedDocument.create_id(key), 1)
 
 
 def _case_places(case_id: UUID, stream: Sequence[Any], at: int) -> list[Place]:
@@ -91,14 +97,17 @@ def _first(stream: Sequence[Any], test: Callable[[Any], bool]) -> int | None:
     return next((i for i, event in enumerate(stream) if test(event)), None)
 
 
-def stored_at(recorder: Any, places: Sequence[Place]) -> list[Notification]:
-    """The stored records at these places, with their positions, in the order given."""
+def stored_at(
+    recorder: Any, places: Sequence[Place], optional: Collection[Place] = ()
+) -> list[Notification]:
+    """The stored records at these places, with their positions, in the order given. One
+    missing is damage, unless it is `optional` (a record earlier versions did not make)."""
     found = {(n.originator_id, n.originator_version): n for n in _select(recorder, places)}
-    missing = [place for place in places if place not in found]
+    missing = [place for place in places if place not in found and place not in optional]
     if missing:
         stream, version = missing[0]
         raise SealError(f"record {stream} version {version} is not in the store")
-    return [found[place] for place in places]
+    return [found[place] for place in places if place in found]
 
 
 def _select(recorder: Any, places: Sequence[Place]) -> Iterable[Notification]:

@@ -61,6 +61,33 @@ def test_a_case_event_seen_twice_changes_nothing(registry: Registry, people: Peo
     assert stored_count(registry) == count
 
 
+def test_a_case_event_seen_twice_is_answered_with_the_receipt_of_its_records(
+    registry: Registry, people: People
+) -> None:
+    registry.issue(people.issue())
+    first = registry.record_case_event(case_event(people, JUDGMENT_IN_FORCE, event_id="evt-r"))
+    again = registry.record_case_event(case_event(people, JUDGMENT_IN_FORCE, event_id="evt-r"))
+    assert first.receipt is not None and again.receipt is not None
+    assert again.receipt["records"] == first.receipt["records"]
+
+
+def test_a_case_event_recorded_before_ids_had_marks_is_answered_with_its_case_record(
+    registry: Registry, people: People
+) -> None:
+    """A store made by an earlier version holds case events without their (source, id)'s
+    record: a repeat of one is answered with the receipt of what there is, not as damage."""
+    registry.issue(people.issue())
+    judgment = case_event(people, JUDGMENT_IN_FORCE, event_id="evt-old")
+    case = registry.get_case(CASE)
+    judgment.record_on(case, registry.clock())
+    [recorded] = [r.notification for r in registry.save(case)]  # as earlier versions saved it
+    again = registry.record_case_event(case_event(people, JUDGMENT_IN_FORCE, event_id="evt-old"))
+    assert not again.applied and again.receipt is not None
+    assert [(r["position"], r["version"]) for r in again.receipt["records"]] == [
+        (recorded.id, recorded.originator_version)
+    ]
+
+
 def test_an_id_seen_before_with_other_content_is_refused_not_taken_as_seen(
     registry: Registry, people: People
 ) -> None:
