@@ -67,9 +67,12 @@ def _filters(
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
-    if attorney_iin is not None:
-        where.append("poa_id IN (SELECT poa_id FROM poa_attorneys WHERE attorney_iin = ?)")
-        params.append(attorney_iin)
+    if attorney_iin is not None:  # `active`: the POA's status, and the attorney's own
+        acting = " AND a.status = ?" if status == ACTIVE else ""
+        where.append(
+            f"poa_id IN (SELECT a.poa_id FROM poa_attorneys a WHERE a.attorney_iin = ?{acting})"
+        )
+        params.extend([attorney_iin, ACTIVE] if acting else [attorney_iin])
     if status == ACTIVE:
         where.append("status = ? AND (expires_at IS NULL OR expires_at > ?)")
         params.extend([ACTIVE, at])

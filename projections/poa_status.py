@@ -7,6 +7,7 @@ computed at query time from `expires_at`, and filtering by status compares with 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -20,8 +21,8 @@ from domain.power_of_attorney import (
     attorneys_until,
 )
 from domain.power_of_attorney import PowerOfAttorney as Poa
-from epoa.storage import EVENTS_TABLE, SQLITE_EVENTS_TABLE
 from projections.db import Database, Row
+from projections.poa_status_upgrades import upgrade
 from projections.read_model import (
     POA_EVENTS,
     Positioned,
@@ -62,6 +63,7 @@ DDL = (
     """CREATE TABLE IF NOT EXISTS poa_attorneys (
         poa_id {sortable} NOT NULL,
         attorney_iin TEXT NOT NULL,
+        status TEXT NOT NULL,
         PRIMARY KEY (poa_id, attorney_iin)
     )""",
     "CREATE INDEX IF NOT EXISTS poa_attorneys_by_iin ON poa_attorneys (attorney_iin, poa_id)",
@@ -101,8 +103,10 @@ class _Batch:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.poas = RowBuffer(db, "poa_status", COLUMN_NAMES, ("poa_id",), "poa_id")
-        self.named: list[tuple[str, str]] = []
-        """New (poa_id, attorney_iin) pairs."""
+        self.named: list[tuple[str, str, str]] = []
+        """New (poa_id, attorney_iin, status) rows."""
+        self.renounced: list[tuple[str, str]] = []
+        """(poa_id, attorney_iin) of each renunciation."""
 
     def handle(self, position: int, event: object) -> None:
         if isinstance(event, Poa.Issued):
@@ -138,7 +142,7 @@ class _Batch:
                 "issued_position": position,
             }
         )
-        self.named.extend((poa_id, a["iin"]) for a in attorneys)
+        self.named.extend((poa_id, a["iin"], ACTIVE) for a in attorneys)
 
     def _poa(self, event: Poa.Event) -> Record:
         """The POA's row as of the previous event, at the version of this one."""
@@ -153,7 +157,7 @@ class _Batch:
         poa["attorneys"] = to_json(
             [*from_json(poa["attorneys"]), _attorney(event.attorney, event.at)]
         )
-        self.named.append((poa["poa_id"], event.attorney["iin"]))
+        self.named.append((poa["poa_id"], event.attorney["iin"], ACTIVE))
 
     def _attorney_renounced(self, event: Poa.AttorneyRenounced) -> None:
         """The attorney stays listed (and findable by IIN) with status `renounced`."""
@@ -163,6 +167,7 @@ class _Batch:
             if attorney["iin"] == event.attorney_iin:
                 attorney.update(status=RENOUNCED, until=stamp(event.at))
         poa["attorneys"] = to_json(attorneys)
+        self.renounced.append((poa["poa_id"], event.attorney_iin))
 
     def _ended(
         self, event: Poa.Revoked | Poa.Terminated, status: str, reason: str, source: str
@@ -176,7 +181,13 @@ class _Batch:
 
     def flush(self) -> None:
         self.poas.flush()
-        self.db.insert("poa_attorneys", ("poa_id", "attorney_iin"), self.named)
+        self.db.insert("poa_attorneys", ("poa_id", "attorney_iin", "status"), self.named)
+        if self.renounced:  # after the insert: a batch may name and renounce an attorney
+            self.db.executemany(
+                f"UPDATE poa_attorneys SET status = '{RENOUNCED}' "
+                "WHERE poa_id = ? AND attorney_iin = ?",
+                self.renounced,
+            )
 
 
 def _attorney(person: dict[str, Any], at: datetime) -> dict[str, Any]:
@@ -190,45 +201,14 @@ def _attorney(person: dict[str, Any], at: datetime) -> dict[str, Any]:
     }
 
 
-def upgrade(db: Database) -> None:
-    """A `poa_status` made before lists were ordered by log position gets its column: each
-    row the position of its POA's `Issued` record (the first of its stream), read from the
-    log's own columns, in one transaction, once, whichever process comes first."""
-    if db.dialect == "postgresql":
-        lock, events = "LOCK TABLE poa_status IN SHARE ROW EXCLUSIVE MODE", EVENTS_TABLE
-        position, stream = "notification_id", "e.originator_id = CAST(poa_status.poa_id AS UUID)"
-    else:
-        lock, events = "", SQLITE_EVENTS_TABLE
-        position, stream = "rowid", "e.originator_id = replace(poa_status.poa_id, '-', '')"
-    with db.transaction():
-        columns = db.columns("poa_status")
-        if not columns or "issued_position" in columns:
-            return
-        if lock:
-            db.execute(lock)
-            if "issued_position" in db.columns("poa_status"):
-                return
-        for index in ("poa_status_by_time", "poa_status_by_case", "poa_status_by_principal"):
-            db.execute(f"DROP INDEX IF EXISTS {index}")  # by issued_at: no longer read
-        db.execute("ALTER TABLE poa_status ADD COLUMN issued_position BIGINT")
-        db.execute(
-            f"UPDATE poa_status SET issued_position = (SELECT e.{position} FROM {events} e"
-            f" WHERE {stream} AND e.originator_version = 1)"
-        )
-        missing = db.fetch_one("SELECT count(*) FROM poa_status WHERE issued_position IS NULL")
-        if missing is not None and missing[0]:
-            raise RuntimeError(
-                f"poa_status: {missing[0]} POA(s) whose first record the log does not hold; "
-                "nothing was changed: run `epoa audit verify`"
-            )
-        if lock:  # a writer of an earlier version, still running, then fails, never skips
-            db.execute("ALTER TABLE poa_status ALTER COLUMN issued_position SET NOT NULL")
-        # The new indexes too, under the lock: a second process's `CREATE INDEX IF NOT
-        # EXISTS` beside this one's would fail on PostgreSQL (pg_class_relname_nsp_index).
-        db.create(DDL)
-
-
-MODEL = ReadModel("poa_status", ("poa_attorneys", "poa_status"), DDL, apply, POA_EVENTS, upgrade)
+MODEL = ReadModel(
+    "poa_status",
+    ("poa_attorneys", "poa_status"),
+    DDL,
+    apply,
+    POA_EVENTS,
+    functools.partial(upgrade, ddl=DDL),
+)
 
 
 # -- queries -------------------------------------------------------------------------------

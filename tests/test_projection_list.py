@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 
 from domain.errors import InvalidInputError
@@ -146,6 +147,40 @@ def test_status_filters_tell_active_from_expired_at_the_given_moment(
     assert shown["status"] == "expired"
 
 
+def test_an_attorney_s_active_list_leaves_out_a_poa_they_renounced_that_others_keep(
+    registry: Registry, runner: ProjectionRunner, people: People, clock: Clock
+) -> None:
+    """`status=active` with `attorney_iin` lists the POAs that attorney may act under: one
+    they renounced is active still, for the other attorney, but no longer theirs."""
+    both = [{"iin": people.attorney.iin}, {"iin": people.second_attorney.iin}]
+    renounced_at_once = registry.issue(people.issue(attorneys=both)).poa
+    kept = registry.issue(people.issue(attorneys=both)).poa
+    renounced_later = registry.issue(people.issue(attorneys=both)).poa
+
+    def renounce(poa_id: uuid.UUID) -> None:
+        registry.renounce(
+            poa_id,
+            people.act("epoa.renounce", poa_id, people.attorney, attorney_iin=people.attorney.iin),
+        )
+
+    renounce(renounced_at_once.id)  # named and renounced in one batch of the projector
+    runner.catch_up()
+    renounce(renounced_later.id)  # renounced in a later batch
+    runner.catch_up()
+
+    def listed(**filters: Any) -> set[str]:
+        return set(ids(list_poas(runner.db, now=clock.now, **filters)[0]))
+
+    everything = {str(renounced_at_once.id), str(kept.id), str(renounced_later.id)}
+    assert listed(attorney_iin=people.attorney.iin, status="active") == {str(kept.id)}
+    assert listed(attorney_iin=people.attorney.iin) == everything
+    assert listed(attorney_iin=people.second_attorney.iin, status="active") == everything
+    assert listed(status="active") == everything
+    first = list_poas(runner.db, now=clock.now, attorney_iin=people.attorney.iin)[0][0]
+    assert first["status"] == "active"
+    assert [a["status"] for a in first["attorneys"]] == ["renounced", "active"]
+
+
 def test_a_cursor_or_status_or_limit_not_of_this_service_is_refused(
     runner: ProjectionRunner, clock: Clock
 ) -> None:
@@ -206,6 +241,45 @@ def test_tables_made_before_lists_followed_the_log_get_each_poa_s_position_in_pl
         assert ids(everything) == [str(p.id) for p in [*issued, later]]
 
 
+def as_made_before_attorney_statuses(db: Database) -> None:
+    """`poa_attorneys` as a version that filtered by the POA's status alone made it."""
+    db.execute("ALTER TABLE poa_attorneys DROP COLUMN status")
+
+
+def test_tables_made_before_attorneys_had_a_status_get_each_one_s_from_the_poa_in_place(
+    registry: Registry, database_url: str, people: People, clock: Clock
+) -> None:
+    """An upgrade finds `poa_attorneys` without `status`: each attorney's is read from
+    their POA, and an active list leaves out what they renounced, as on tables built from
+    the start."""
+    both = [{"iin": people.attorney.iin}, {"iin": people.second_attorney.iin}]
+    renounced = registry.issue(people.issue(attorneys=both)).poa
+    kept = registry.issue(people.issue(attorneys=both)).poa
+    registry.renounce(
+        renounced.id,
+        people.act(
+            "epoa.renounce", renounced.id, people.attorney, attorney_iin=people.attorney.iin
+        ),
+    )
+    rows = "SELECT poa_id, attorney_iin, status FROM poa_attorneys ORDER BY 1, 2"
+    with ProjectionRunner(registry, database_url) as runner:
+        runner.catch_up()
+        built = runner.db.fetch(rows)
+        as_made_before_attorney_statuses(runner.db)
+    with ProjectionRunner(registry, database_url) as runner:
+        assert runner.db.fetch(rows) == built
+        active = list_poas(
+            runner.db, now=clock.now, attorney_iin=people.attorney.iin, status="active"
+        )
+        assert ids(active[0]) == [str(kept.id)]
+        if runner.db.dialect == "postgresql":  # a projector of the earlier version fails
+            with pytest.raises(psycopg.errors.NotNullViolation):
+                runner.db.execute(
+                    "INSERT INTO poa_attorneys (poa_id, attorney_iin) VALUES (?, ?)",
+                    (str(kept.id), people.principal.iin),
+                )
+
+
 def test_an_upgrade_that_finds_a_poa_the_log_does_not_hold_changes_nothing_and_says_so(
     registry: Registry, database_url: str, people: People
 ) -> None:
@@ -238,6 +312,7 @@ def test_processes_starting_at_once_on_tables_made_before_lists_followed_the_log
         with ProjectionRunner(registry, database_url) as runner:
             runner.catch_up()
             as_made_before_positions(runner.db)
+            as_made_before_attorney_statuses(runner.db)
         failures: list[BaseException] = []
         together = threading.Barrier(3)
         starting = [

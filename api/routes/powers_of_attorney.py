@@ -87,7 +87,14 @@ def search(
     case_number: str | None = None,
     principal_iin: str | None = None,
     attorney_iin: str | None = None,
-    status: Annotated[str | None, Query(pattern="^(active|revoked|terminated|expired)$")] = None,
+    status: Annotated[
+        str | None,
+        Query(
+            pattern="^(active|revoked|terminated|expired)$",
+            description="The POA's status; `active` with `attorney_iin` also leaves out the "
+            "POAs that attorney renounced.",
+        ),
+    ] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PowerOfAttorneyPage:
