@@ -37,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from domain.errors import DomainError
     from epoa.audit_inputs import AuditInputError
+    from projections.read_model import ReadModelShapeError
 
     try:
         needs = args.needs
@@ -56,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:  # a file the operator named: missing, unreadable, ...
         where = f": {error.filename}" if error.filename else ""
         return _failed(f"{error.strerror or error}{where}")
-    except (CommandError, DomainError) as error:
+    except (CommandError, DomainError, ReadModelShapeError) as error:
         return _failed(str(error))
     except psycopg.errors.InsufficientPrivilege as error:  # grants lost, e.g. by a restore
         from epoa.db_admin import INIT_HINT

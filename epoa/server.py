@@ -53,7 +53,8 @@ def serve(settings: Settings, host: str, port: int, run_projections: bool) -> in
 def preflight(settings: Settings, signs_checkpoints: bool) -> None:
     """What would stop the app's start-up, met before the server starts, so that it ends as
     every command does (one line; exit 2 for unfit settings, 1 for a store that does not
-    answer) and not as a server whose start-up failed."""
+    answer or read models this version cannot use) and not as a server whose start-up
+    failed."""
     from epoa.audit_worker import require_appendable_witness
     from epoa.wiring import build_registry, build_verifier
 
@@ -61,6 +62,15 @@ def preflight(settings: Settings, signs_checkpoints: bool) -> None:
     if signs_checkpoints:  # the app signs checkpoints where it runs the read models
         require_appendable_witness(settings)
     build_registry(settings).close()  # says what `epoa db init` must make, if anything
+    if signs_checkpoints:  # and brings their tables to this version's shape
+        from projections.db import connect
+        from projections.runner import create_read_models
+
+        tables = connect(settings.database_url)
+        try:
+            create_read_models(tables)
+        finally:
+            tables.close()
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from domain.power_of_attorney import ACTIVE, RENOUNCED
 from epoa.storage import EVENTS_TABLE, SQLITE_EVENTS_TABLE
 from projections.db import Database
-from projections.read_model import from_json
+from projections.read_model import ReadModelShapeError, from_json
 
 
 def upgrade(db: Database, ddl: Sequence[str]) -> None:
@@ -46,7 +46,7 @@ def _add_issued_positions(db: Database, ddl: Sequence[str]) -> None:
         )
         missing = db.fetch_one("SELECT count(*) FROM poa_status WHERE issued_position IS NULL")
         if missing is not None and missing[0]:
-            raise RuntimeError(
+            raise ReadModelShapeError(
                 f"poa_status: {missing[0]} POA(s) whose first record the log does not hold; "
                 "nothing was changed: run `epoa audit verify`"
             )

@@ -34,6 +34,11 @@ Positioned = tuple[int, object]
 """A domain event and its record's position in the log (the notification id)."""
 
 
+class ReadModelShapeError(RuntimeError):
+    """Tables an earlier version made that this one cannot bring to its shape; nothing of
+    them was changed (the message says why)."""
+
+
 @dataclass(frozen=True)
 class ReadModel:
     name: str

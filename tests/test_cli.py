@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -311,3 +312,33 @@ def test_a_bad_row_spanning_lines_is_named_by_the_line_it_begins_on(tmp_path: Pa
         "persons.csv:4",
         "nothing imported",
     ], result.stdout
+
+
+def test_read_models_an_upgrade_cannot_use_stop_serve_and_project_with_one_line_and_no_banner(
+    tmp_path: Path,
+) -> None:
+    """A `poa_status` of an earlier version holding a POA the log does not hold: the
+    upgrade refuses it, and both commands say so on one line, exit 1, before serving."""
+    assert epoa(tmp_path, "project", "--once").returncode == 0
+    store = sqlite3.connect(tmp_path / "var" / "epoa.sqlite")
+    for index in ("by_position", "by_case_position", "by_principal_position"):
+        store.execute(f"DROP INDEX poa_status_{index}")
+    store.execute("ALTER TABLE poa_status DROP COLUMN issued_position")
+    store.execute(
+        "INSERT INTO poa_status VALUES ('00000000-0000-4000-8000-000000000001', 'C-1', "
+        "'850312400128', NULL, 'active', '2026-01-01T00:00:00.000000+00:00', NULL, NULL, "
+        "NULL, NULL, NULL, 1, '[]', '[]')"
+    )
+    store.commit()
+    store.close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    for command in (("project", "--once"), ("serve", "--port", port)):
+        done = epoa(tmp_path, *command)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr and "API docs" not in done.stdout, done.stderr
+        assert done.stderr.splitlines()[-1] == (
+            "epoa: poa_status: 1 POA(s) whose first record the log does not hold; nothing "
+            "was changed: run `epoa audit verify`"
+        )
