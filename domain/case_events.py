@@ -122,10 +122,10 @@ def _check_data(kind: str, data: object, subject: str) -> dict[str, Any]:
         _require_fields(data, ("case_number", "judicial_act_id", "entered_into_force_on"))
         if not isinstance(data["judicial_act_id"], str) or not data["judicial_act_id"]:
             raise InvalidInputError("data.judicial_act_id: a non-empty string is required")
-        _date(data["entered_into_force_on"], "data.entered_into_force_on")
+        parse_date(data["entered_into_force_on"], "data.entered_into_force_on")
     else:
         _require_fields(data, ("case_number", "issued_on", "documents"))
-        _date(data["issued_on"], "data.issued_on")
+        parse_date(data["issued_on"], "data.issued_on")
         if not isinstance(data["documents"], list) or not data["documents"]:
             raise InvalidInputError("data.documents: a non-empty list is required")
     return data
@@ -149,7 +149,3 @@ def _require_fields(data: dict[str, Any], names: tuple[str, ...]) -> None:
     missing = [name for name in names if name not in data]
     if missing:
         raise InvalidInputError(f"data: missing {missing}")
-
-
-def _date(value: object, field: str) -> None:
-    parse_date(value, field)
