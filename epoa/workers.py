@@ -77,8 +77,8 @@ def import_persons(settings: Settings, path: Path) -> int:
         count = import_csv(db, path)
     except PersonsImportError as error:
         for line, message in error.problems:
-            print(f"{path}:{line}: {message}")
-        print(f"nothing imported: {len(error.problems)} bad row(s)")
+            print(f"{path}:{line}: {message}", file=sys.stderr)
+        print(f"nothing imported: {len(error.problems)} bad row(s)", file=sys.stderr)
         return 1
     finally:
         db.close()

@@ -44,7 +44,9 @@ def test_importing_a_good_person_file_reports_how_many(tmp_path: Path) -> None:
     assert "imported 2 person(s)" in result.stdout
 
 
-def test_a_person_file_with_bad_rows_names_each_line_and_imports_nothing(tmp_path: Path) -> None:
+def test_a_person_file_with_bad_rows_names_each_line_on_stderr_and_imports_nothing(
+    tmp_path: Path,
+) -> None:
     people = tmp_path / "people.csv"
     people.write_text(
         "iin,full_name,birth_date\n850312400128,SADYKOVA AIGERIM,1985-03-12\n"
@@ -52,8 +54,8 @@ def test_a_person_file_with_bad_rows_names_each_line_and_imports_nothing(tmp_pat
     )
     result = epoa(tmp_path, "persons", "import", str(people))
     assert result.returncode == 1
-    assert f"{people}:3:" in result.stdout and f"{people}:4:" in result.stdout
-    assert "nothing imported" in result.stdout
+    assert f"{people}:3:" in result.stderr and f"{people}:4:" in result.stderr
+    assert "nothing imported" in result.stderr and result.stdout == ""
     good = tmp_path / "good.csv"
     good.write_text("iin,full_name,birth_date\n790521300451,ZHUMABEKOV YERLAN,1979-05-21\n")
     assert "imported 1 person(s)" in epoa(tmp_path, "persons", "import", str(good)).stdout
@@ -80,8 +82,8 @@ def test_a_person_file_not_in_utf8_names_its_line_and_imports_nothing(
     (tmp_path / "persons.csv").write_bytes(content)
     result = epoa(tmp_path, "persons", "import", "persons.csv")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert result.stdout.startswith(f"persons.csv:{line}: {fault}"), result.stdout
-    assert "nothing imported" in result.stdout and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"persons.csv:{line}: {fault}"), result.stderr
+    assert "nothing imported" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_person_file_in_utf8_with_a_byte_order_mark_is_imported(tmp_path: Path) -> None:
@@ -295,9 +297,9 @@ def test_a_quote_never_closed_in_a_large_person_file_names_its_line_and_imports_
     result = epoa(tmp_path, "persons", "import", "persons.csv")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
-    assert result.stdout.startswith("persons.csv:3: unreadable CSV from here on"), result.stdout
-    assert "quote opened on this line never closed" in result.stdout
-    assert "nothing imported" in result.stdout
+    assert result.stderr.startswith("persons.csv:3: unreadable CSV from here on"), result.stderr
+    assert "quote opened on this line never closed" in result.stderr
+    assert "nothing imported" in result.stderr
 
 
 def test_a_bad_row_spanning_lines_is_named_by_the_line_it_begins_on(tmp_path: Path) -> None:
@@ -307,11 +309,11 @@ def test_a_bad_row_spanning_lines_is_named_by_the_line_it_begins_on(tmp_path: Pa
     )
     result = epoa(tmp_path, "persons", "import", "persons.csv")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert [line.split(": ")[0] for line in result.stdout.splitlines()] == [
+    assert [line.split(": ")[0] for line in result.stderr.splitlines()] == [
         "persons.csv:2",
         "persons.csv:4",
         "nothing imported",
-    ], result.stdout
+    ], result.stderr
 
 
 def test_read_models_an_upgrade_cannot_use_stop_serve_and_project_with_one_line_and_no_banner(
