@@ -78,7 +78,9 @@ def import_persons(settings: Settings, path: Path) -> int:
     except PersonsImportError as error:
         for line, message in error.problems:
             print(f"{path}:{line}: {message}", file=sys.stderr)
-        print(f"nothing imported: {len(error.problems)} bad row(s)", file=sys.stderr)
+        if error.count > len(error.problems):
+            print(f"{path}: and {error.count - len(error.problems)} more", file=sys.stderr)
+        print(f"nothing imported: {error.count} bad row(s)", file=sys.stderr)
         return 1
     finally:
         db.close()
