@@ -48,19 +48,22 @@ def import_csv(db: Database, path: Path | str) -> int:
     The rows wait in a staging table, a batch at a time, until the whole file is known
     good, so memory stays that of one batch whatever the file's size."""
     create_table(db)
-    with Path(path).open("rb") as raw, db.transaction():
+    with Path(path).open("rb") as raw:
         directory = DirectoryFile(raw)
         staging.create(db)
-        count = 0
-        for batch in _batches(directory.rows()):
-            staging.add(db, [(line, *person) for line, person in batch])
-            count += len(batch)
-        problems = directory.problems
-        if not directory.undecodable:
-            problems = problems.merged(staging.repeats(db))
-        if problems:
-            raise PersonsImportError(problems.kept, problems.count)
-        staging.apply(db)
+        try:
+            count = 0
+            for batch in _batches(directory.rows()):
+                staging.add(db, [(line, *person) for line, person in batch])
+                count += len(batch)
+            problems = directory.problems
+            if not directory.undecodable:
+                problems = problems.merged(staging.repeats(db))
+            if problems:
+                raise PersonsImportError(problems.kept, problems.count)
+            staging.apply(db)
+        finally:
+            staging.drop(db)
     return count
 
 

@@ -1,8 +1,11 @@
 """A file's persons held in a temporary table until every row is known good.
 
-The table lives in the import's transaction: made at its start, dropped before it
-commits, and gone with a rollback on either database. An IIN twice in the file is found
-there, by the database, so memory stays that of one batch whatever the file's size.
+The table is the import's connection's own (the store's other connections never see it),
+made when the import starts and dropped when it ends, well or not. It is filled outside
+the store's transactions, so the store's write lock is taken only to upsert the persons
+of a good file: on SQLite, a lock held while a large file was read would keep every
+command waiting. An IIN twice in the file is found there, by the database, so memory
+stays that of one batch whatever the file's size.
 """
 
 from __future__ import annotations
@@ -57,6 +60,10 @@ def repeats(db: Database) -> Problems:
 
 
 def apply(db: Database) -> None:
-    """The directory takes every staged person, a person it has updated."""
-    db.execute(UPSERT)
-    db.execute(f"DROP TABLE {TABLE}")
+    """The directory takes every staged person, a person it has updated, all at once."""
+    with db.transaction():
+        db.execute(UPSERT)
+
+
+def drop(db: Database) -> None:
+    db.execute(f"DROP TABLE IF EXISTS {TABLE}")

@@ -4,8 +4,11 @@ file, all or nothing to the last row, and every bad row found across batches."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import pytest
 from projections import persons, persons_file
 from projections.db import Database, connect
 from tests.support import directory_files
-from tests.support.directory_files import iins, rows, write
+from tests.support.directory_files import HEADER, iins, rows, write
 
 EPOA = str(Path(sys.executable).with_name("epoa"))
 
@@ -142,3 +145,34 @@ def test_importing_a_file_four_times_as_large_takes_no_more_memory(tmp_path: Pat
         peaks.append(directory_files.peak_rss_kib(command, env, tmp_path))
     small, large = peaks
     assert large - small < 16 * 1024, f"peak RSS {small} KiB for 50,000 rows, {large} for 200,000"
+
+
+def test_a_sqlite_store_takes_commands_while_an_import_reads_its_file(tmp_path: Path) -> None:
+    """The store's write lock is the upsert's alone: an import still reading its file (here
+    a pipe, half written) leaves the store free for the commands of the service."""
+    store = tmp_path / "epoa.sqlite"
+    db = connect(f"sqlite:///{store}")
+    persons.create_table(db)
+    pipe = tmp_path / "persons.fifo"
+    os.mkfifo(pipe)
+    good = rows(2 * persons.BATCH)
+    outcome: list[object] = []
+    reader = threading.Thread(target=lambda: outcome.append(persons.import_csv(db, pipe)))
+    reader.start()
+    try:
+        with pipe.open("w") as feed:
+            feed.write(HEADER + "".join(line + "\n" for line in good[: persons.BATCH + 1]))
+            feed.flush()
+            time.sleep(0.5)  # the import reads what came and waits for the rest
+            other = sqlite3.connect(store, timeout=0, isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")  # "database is locked" while it reads
+                other.execute("ROLLBACK")
+            finally:
+                other.close()
+            feed.write("".join(line + "\n" for line in good[persons.BATCH + 1 :]))
+    finally:
+        reader.join(timeout=60)
+    assert outcome == [len(good)]
+    assert len(everyone(db)) == len(good)
+    db.close()
