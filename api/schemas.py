@@ -254,6 +254,11 @@ class SealedEventPublic(BaseModel):
     recorded_at: datetime
     payload: dict[str, Any]
     evidence: dict[str, Any] | None = Field(description="the actor's signed document, if any")
+    state: str = Field(
+        description="the record's stored state, base64, as the export writes it: the bytes "
+        "its record hash is computed from (docs/record-format.md); payload and evidence are "
+        "read from it"
+    )
     seal: SealPublic
 
 

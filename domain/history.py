@@ -1,5 +1,6 @@
 """A stream's sealed records as an auditor reads them: payload, evidence and seal (times in
-UTC with `Z`, as every response writes them; the export keeps the records as stored)."""
+UTC with `Z`, as every response writes them; the export keeps the records as stored), and
+the stored state itself, from which an auditor recomputes the record hash the seal signs."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def sealed_events(recorder: Any, mapper: SealedMapper, originator_id: UUID) -> l
                 "recorded_at": utc_text(event.timestamp),
                 "payload": _plain(fields),
                 "evidence": _evidence(evidence),
+                "state": base64.b64encode(stored.state).decode(),
                 "seal": {
                     "key_id": opened.key_id.hex(),
                     "predecessor": predecessor.hex(),
