@@ -11,7 +11,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Mapper
 
-from domain.seal import open_state
+from domain.seal import SealError, open_state
 from domain.sealed_store import SealedMapper
 from domain.times import utc_text, utc_text_of
 
@@ -47,6 +47,16 @@ def sealed_events(recorder: Any, mapper: SealedMapper, originator_id: UUID) -> l
             }
         )
     return out
+
+
+def sealed_record(recorder: Any, mapper: SealedMapper, originator_id: UUID, version: int) -> Any:
+    """One record as stored, its seal checked on the way (a record that fails it is never
+    served); one the store no longer holds is damage too."""
+    found = recorder.select_events(originator_id, gt=version - 1, lte=version, limit=1)
+    if not found:
+        raise SealError(f"{originator_id} v{version} is in the audit log but not in the store")
+    mapper.open(found[0])
+    return found[0]
 
 
 def _plain(value: Any) -> Any:

@@ -1,13 +1,17 @@
-"""An auditor recomputes record hashes from the HTTP answers alone, by
-`docs/record-format.md` (SHA-256 and Ed25519, nothing of epoa)."""
+"""An auditor recomputes record hashes and leaves from the HTTP answers alone, by
+`docs/record-format.md` (SHA-256 and Ed25519, nothing of epoa): the events of a POA, and
+any record of the log through its inclusion proof, the records of cases and of accepted
+documents included, which no other answer shows."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import sqlite3
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -15,6 +19,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi.testclient import TestClient
 
 from epoa.settings import Settings
+from epoa.wiring import build_registry
+from projections.checkpoints import CheckpointLog
 from tests.support.api import api_settings, auth, issue, running
 from tests.support.people import People
 
@@ -31,6 +37,15 @@ def settings(tmp_path: Path, people: People) -> Settings:
 def client(settings: Settings) -> Iterator[TestClient]:
     with running(settings, run_checkpoints=False) as client:
         yield client
+
+
+@pytest.fixture
+def log(settings: Settings, client: TestClient) -> Iterator[CheckpointLog]:
+    registry = build_registry(settings)
+    log = CheckpointLog(registry, settings.database_url, "epoa/records-test", every_records=1)
+    yield log
+    log.close()
+    registry.close()
 
 
 def seal_keys(client: TestClient) -> dict[str, Ed25519PublicKey]:
@@ -54,6 +69,21 @@ def recomputed(originator_id: str, version: int, topic: str, state_b64: str) -> 
     return digest.digest(), predecessor, key_id, signature
 
 
+def leaf_root(index: int, size: int, leaf: bytes, path: list[str]) -> bytes:
+    """The root an RFC 9162 inclusion path leads to (section 2.1.3.2)."""
+    node, fn, sn = hashlib.sha256(b"\x00" + leaf).digest(), index, size - 1
+    for sibling in (bytes.fromhex(p) for p in path):
+        if fn & 1 or fn == sn:
+            node = hashlib.sha256(b"\x01" + sibling + node).digest()
+            while fn and not fn & 1:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            node = hashlib.sha256(b"\x01" + node + sibling).digest()
+        fn, sn = fn >> 1, sn >> 1
+    assert sn == 0
+    return node
+
+
 def test_each_sealed_event_carries_the_state_its_record_hash_is_computed_from(
     client: TestClient, people: People
 ) -> None:
@@ -73,3 +103,51 @@ def test_each_sealed_event_carries_the_state_its_record_hash_is_computed_from(
         assert digest.hex() == seal["record_hash"] == receipted[event["version"]]
         assert predecessor.hex() == seal["predecessor"] and key_id.hex() == seal["key_id"]
         keys[key_id.hex()].verify(signature, digest)
+
+
+def test_an_inclusion_proof_carries_the_record_its_leaf_stands_for(
+    client: TestClient, log: CheckpointLog, people: People
+) -> None:
+    poa = issue(client, people, "REC-2")
+    log.catch_up()
+    keys = seal_keys(client)
+    root = bytes.fromhex(client.get("/v1/audit/checkpoints/latest").json()["root_hash"])
+    topics = []
+    for record in poa["receipt"]["records"]:
+        response = client.get(
+            "/v1/audit/proofs/inclusion", params={"position": record["position"]}, headers=COURT
+        )
+        assert response.status_code == 200, response.text
+        proof = response.json()
+        digest, _, key_id, signature = recomputed(
+            proof["originator_id"], proof["version"], proof["topic"], proof["state"]
+        )
+        assert digest.hex() == proof["record_hash"] == record["record_hash"]
+        keys[key_id.hex()].verify(signature, digest)
+        path = proof["audit_path"]
+        assert leaf_root(proof["leaf_index"], proof["tree_size"], digest, path) == root
+        topics.append(proof["topic"].rsplit(":", 1)[1])
+    assert topics == [
+        "PowerOfAttorney.Issued",
+        "CourtCase.Opened",
+        "CourtCase.PowerOfAttorneyAttached",
+        "AcceptedDocument.Accepted",
+    ]
+
+
+def test_a_proof_of_a_record_the_store_no_longer_holds_is_an_integrity_problem(
+    client: TestClient, log: CheckpointLog, people: People, settings: Settings
+) -> None:
+    poa = issue(client, people, "REC-3")
+    log.catch_up()
+    first = poa["receipt"]["records"][0]
+    path = settings.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM stored_events WHERE rowid = ?", (first["position"],))
+    response = client.get(
+        "/v1/audit/proofs/inclusion", params={"position": first["position"]}, headers=COURT
+    )
+    assert response.status_code == 500
+    problem: dict[str, Any] = response.json()
+    assert problem["type"] == "urn:epoa:problem:integrity"
+    assert "not in the store" in problem["detail"]

@@ -6,8 +6,10 @@ checkpoints do. `epoa.audit_proofs` verifies what these return with public keys 
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
@@ -15,6 +17,7 @@ from pydantic import BaseModel, Field
 from api import problem_docs
 from api.deps import ServicesDep, role
 from domain.errors import NotFoundError
+from domain.history import sealed_record
 from projections import audit_tree
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -40,6 +43,11 @@ class InclusionProofPublic(BaseModel):
     leaf_index: int
     tree_size: int
     record_hash: str = Field(description="the record's seal hash, hex: the leaf is its hash")
+    topic: str = Field(description="the record's topic, as the export writes it")
+    state: str = Field(
+        description="the record's stored state, base64, as the export writes it: the bytes "
+        "its record hash is computed from (docs/record-format.md)"
+    )
     audit_path: list[str] = Field(description="RFC 9162 inclusion proof, leaf to root, hex")
     checkpoint: str | None = Field(description="the signed note of this tree size, if signed")
 
@@ -72,7 +80,12 @@ def inclusion_proof(
     ] = None,
 ) -> InclusionProofPublic:
     proof = audit_tree.inclusion(services.read_models.db(), position, tree_size)
-    return InclusionProofPublic(**proof)
+    registry = services.registry
+    record = sealed_record(
+        registry.recorder, registry.sealed_mapper, UUID(proof["originator_id"]), proof["version"]
+    )
+    state = base64.b64encode(record.state).decode()
+    return InclusionProofPublic(**proof, topic=record.topic, state=state)
 
 
 @router.get("/proofs/consistency", responses=problem_docs.responses(404))
