@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,7 +11,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, params
 from fastapi.dependencies.utils import get_flat_params
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
+from pydantic import BeforeValidator, ValidationError
+from pydantic_core import PydanticCustomError
 
 from api.auth import ApiKeys
 from api.metrics import Metrics
@@ -41,6 +43,22 @@ async def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+_DECIMAL = re.compile(r"-?[0-9]+")
+
+
+def _decimal(value: object) -> object:
+    """A number in a query string is written in decimal digits: `1_0`, `1.0`, ` 3` (a `+`
+    unencoded) or other digits than ASCII are refused, never read as some number."""
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+        raise PydanticCustomError(
+            "int_parsing", "Input should be an integer written in decimal digits (0-9)"
+        )
+    return value
+
+
+DECIMAL = BeforeValidator(_decimal)
+"""For every integer of a query string: `Annotated[int, DECIMAL, Query(...)]`."""
 
 
 def role(*allowed: str) -> Callable[[Request, Services], Awaitable[str]]:

@@ -52,3 +52,23 @@ def test_every_read_refuses_a_parameter_it_does_not_take_or_one_given_twice(
         assert_problem(client.get(path, headers=COURT), 422, "validation", named)
     assert client.get(f"{POAS}/{poa}?At={past}").status_code == 401  # the key comes first
     assert client.get(f"{POAS}/{poa}?at={later}", headers=COURT).status_code == 200
+
+
+def test_a_number_of_a_query_string_is_read_only_as_decimal_digits(
+    client: TestClient, people: People
+) -> None:
+    """`position=1_0` must not prove the record at position 10, nor `limit=1.0` list one."""
+    issue(client, people, case_number="QUERY-2")
+    auditor = auth("auditor")
+    for path in (
+        "/v1/audit/proofs/inclusion?position={}",
+        "/v1/audit/proofs/inclusion?position=1&tree_size={}",
+        "/v1/audit/proofs/consistency?first={}",
+        "/v1/audit/proofs/consistency?first=0&second={}",
+        f"{POAS}?case_number=QUERY-2&limit={{}}",
+    ):
+        for number in ("1_0", "1.0", "%201", "+1", "1%20", "%D9%A1", "0x1", "1e0"):
+            answer = client.get(path.format(number), headers=auditor)
+            assert_problem(answer, 422, "validation", "decimal digits")
+        assert client.get(path.format("-1"), headers=auditor).status_code == 422
+    assert client.get(f"{POAS}?case_number=QUERY-2&limit=01", headers=auditor).status_code == 200

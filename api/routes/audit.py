@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api import problem_docs
-from api.deps import ServicesDep, role
+from api.deps import DECIMAL, ServicesDep, role
 from domain.errors import NotFoundError
 from domain.history import sealed_record
 from projections import audit_tree
@@ -73,10 +73,12 @@ def inclusion_proof(
     services: ServicesDep,
     _: Auditor,
     position: Annotated[
-        int, Query(ge=1, le=MAX_POSITION, description="the record's notification position")
+        int, DECIMAL, Query(ge=1, le=MAX_POSITION, description="the record's notification position")
     ],
     tree_size: Annotated[
-        int | None, Query(ge=1, le=MAX_POSITION, description="default: the latest checkpoint's")
+        int | None,
+        DECIMAL,
+        Query(ge=1, le=MAX_POSITION, description="default: the latest checkpoint's"),
     ] = None,
 ) -> InclusionProofPublic:
     proof = audit_tree.inclusion(services.read_models.db(), position, tree_size)
@@ -92,9 +94,10 @@ def inclusion_proof(
 def consistency_proof(
     services: ServicesDep,
     _: Auditor,
-    first: Annotated[int, Query(ge=0, le=MAX_POSITION, description="the older tree size")],
+    first: Annotated[int, DECIMAL, Query(ge=0, le=MAX_POSITION, description="the older tree size")],
     second: Annotated[
         int | None,
+        DECIMAL,
         Query(
             ge=0,
             le=MAX_POSITION,

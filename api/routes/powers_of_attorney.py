@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api import commands, problem_docs
-from api.deps import ServicesDep, role
+from api.deps import DECIMAL, ServicesDep, role
 from api.schemas import (
     ADD_EXAMPLE,
     ISSUE_EXAMPLE,
@@ -96,7 +96,7 @@ def search(
         ),
     ] = None,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Annotated[int, DECIMAL, Query(ge=1, le=200)] = 50,
 ) -> PowerOfAttorneyPage:
     if case_number is not None:
         parse_case_number(case_number)
