@@ -192,7 +192,7 @@ class Registry(RegistryReads):
                 True,
                 [p.id for p in ended],
                 [r.notification.id for r in recordings],
-                make_receipt(self.seal_key, [r.notification for r in recordings], at),
+                make_receipt(self.seal_key, [r.notification for r in recordings], self.clock()),
             )
 
         return self._retrying(attempt)

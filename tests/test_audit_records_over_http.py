@@ -9,7 +9,9 @@ import base64
 import hashlib
 import sqlite3
 import struct
+import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi.testclient import TestClient
 
+from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
 from epoa.settings import Settings
 from epoa.wiring import build_registry
 from projections.checkpoints import CheckpointLog
-from tests.support.api import api_settings, auth, issue, running
+from tests.support.api import api_settings, auth, cloud_event, issue, running
 from tests.support.people import People
 
 COURT = auth("court")
@@ -151,3 +154,26 @@ def test_a_proof_of_a_record_the_store_no_longer_holds_is_an_integrity_problem(
     problem: dict[str, Any] = response.json()
     assert problem["type"] == "urn:epoa:problem:integrity"
     assert "not in the store" in problem["detail"]
+
+
+def test_a_receipt_is_issued_after_the_records_it_names_were_recorded(
+    client: TestClient, people: People
+) -> None:
+    """Its `issued_at` is when the service signed it, the records stored: a case event's
+    receipt is not dated at the moment the command began, before its records existed."""
+    poa = issue(client, people, "REC-4")
+    answers = [poa["receipt"]]
+    for kind in (JUDGMENT_IN_FORCE, EXECUTION_DOCUMENTS_ISSUED):
+        event = cloud_event(people, kind, "REC-4", str(uuid.uuid4()))
+        response = client.post("/v1/case-events", json=event, headers=COURT)
+        assert response.status_code == 202, response.text
+        answers.append(response.json()["receipt"])
+    events = client.get(f"/v1/powers-of-attorney/{poa['poa_id']}/events", headers=COURT).json()
+    recorded = {e["seal"]["record_hash"]: datetime.fromisoformat(e["recorded_at"]) for e in events}
+    assert len(recorded) == 2  # issued, then terminated with the case
+    for receipt in (answers[0], answers[2]):
+        issued_at = datetime.fromisoformat(receipt["issued_at"])
+        named = [
+            recorded[r["record_hash"]] for r in receipt["records"] if r["record_hash"] in recorded
+        ]
+        assert named and all(at <= issued_at for at in named), (receipt["issued_at"], named)
