@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain import merkle
 from domain.checkpoint import Checkpoint, CheckpointError, parse_checkpoint, verify_checkpoint
-from domain.seal import open_state, record_hash
+from domain.seal import SealError, open_state, record_hash
 
 
 class ProofError(Exception):
@@ -89,17 +89,22 @@ def verify_inclusion_proof(
     origin: str | None = None,
 ) -> Checkpoint:
     """Check an inclusion proof against its signed checkpoint (the proof's own `checkpoint`
-    unless `note` is given); with `record_hash`, also that the proof is about that record.
-    Returns the verified checkpoint; raises `ProofError`."""
+    unless `note` is given); with `record_hash`, also that the proof is about that record,
+    and, when the proof carries its record's `state` (as `/v1/audit/proofs/inclusion`
+    does), that the state hashes to the proof's `record_hash`. Returns the verified
+    checkpoint; raises `ProofError`."""
     checkpoint = verify_note(_note(note, proof.get("checkpoint")), keys, origin)
     try:
         claimed = bytes.fromhex(str(proof["record_hash"]))
         path = [bytes.fromhex(h) for h in proof["audit_path"]]
         index, size = int(proof["leaf_index"]), int(proof["tree_size"])
-    except (KeyError, TypeError, ValueError) as error:
+        carried = _carried_hash(proof)
+    except (KeyError, TypeError, ValueError, SealError) as error:
         raise ProofError(f"malformed inclusion proof: {error}") from None
     if record_hash is not None and claimed != record_hash:
         raise ProofError("the proof is about another record")
+    if carried is not None and carried != claimed:
+        raise ProofError("the record the proof carries does not hash to its record_hash")
     if size != checkpoint.size:
         raise ProofError(f"the proof is for a tree of {size}, the checkpoint of {checkpoint.size}")
     if not merkle.verify_inclusion(merkle.leaf_hash(claimed), index, size, path, checkpoint.root):
@@ -131,6 +136,15 @@ def verify_consistency_proof(
     if not merkle.verify_consistency(first.size, second.size, first.root, second.root, path):
         raise ProofError("the newer tree does not extend the older one")
     return first, second
+
+
+def _carried_hash(proof: Mapping[str, Any]) -> bytes | None:
+    """The record hash of the record a proof carries (`topic` and `state`), if it does."""
+    if proof.get("state") is None:
+        return None
+    return record_hash_of(
+        str(proof["originator_id"]), int(proof["version"]), str(proof["topic"]), proof["state"]
+    )
 
 
 def _note(given: str | None, carried: object) -> str:

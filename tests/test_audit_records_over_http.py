@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi.testclient import TestClient
 
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
+from epoa.audit_proofs import ProofError, verify_inclusion_proof
 from epoa.settings import Settings
 from epoa.wiring import build_registry
 from projections.checkpoints import CheckpointLog
@@ -177,3 +178,22 @@ def test_a_receipt_is_issued_after_the_records_it_names_were_recorded(
             recorded[r["record_hash"]] for r in receipt["records"] if r["record_hash"] in recorded
         ]
         assert named and all(at <= issued_at for at in named), (receipt["issued_at"], named)
+
+
+def test_the_offline_verifier_refuses_a_proof_whose_record_is_not_the_one_it_proves(
+    client: TestClient, log: CheckpointLog, people: People
+) -> None:
+    issue(client, people, "REC-5")
+    log.catch_up()
+    proof = client.get("/v1/audit/proofs/inclusion", params={"position": 1}, headers=COURT).json()
+    keys = list(seal_keys(client).values())
+    verify_inclusion_proof(proof, keys)
+    state = bytearray(base64.b64decode(proof["state"]))
+    state[-2] ^= 1
+    changed = {**proof, "state": base64.b64encode(bytes(state)).decode()}
+    with pytest.raises(ProofError, match="does not hash"):
+        verify_inclusion_proof(changed, keys)
+    with pytest.raises(ProofError, match="malformed"):
+        verify_inclusion_proof({**proof, "state": "not base64!"}, keys)
+    with pytest.raises(ProofError, match="does not hash"):
+        verify_inclusion_proof({**proof, "version": proof["version"] + 1}, keys)
