@@ -31,7 +31,7 @@ INTEGER): a larger number is refused as invalid, not sent to the database."""
 class CheckpointPublic(BaseModel):
     tree_size: int = Field(description="how many records the tree covers")
     root_hash: str = Field(description="the Merkle tree hash (RFC 9162), hex")
-    position: int = Field(description="the notification position of the last record covered")
+    position: int = Field(description="the position of the last record covered (not in the note)")
     signed_at: datetime = Field(description="when the service signed it (not covered by the note)")
     note: str = Field(description="the C2SP checkpoint: a signed note, the seal key's signature")
 
