@@ -26,6 +26,9 @@ EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
 MAX_ATTRIBUTE = 1024
 MAX_SIGNATURE = 400_000
 """Base64 of the largest CMS the verifier accepts (256 KiB)."""
+MAX_EVENT_BYTES = 1 << 20
+"""The largest event taken (1 MiB), from Kafka as from HTTP, whose body limit it is: the
+same event is never recorded through one entrance and refused through the other."""
 
 
 class CaseEventVerifier(Protocol):
@@ -38,6 +41,9 @@ class CaseEventVerifier(Protocol):
 
 def parse_case_event(raw: bytes | str, verifier: CaseEventVerifier) -> CaseEvent:
     """Parse, validate and verify one message; raise a `DomainError` naming what is wrong."""
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > MAX_EVENT_BYTES:
+        raise InvalidInputError(f"the event is {size} bytes, more than {MAX_EVENT_BYTES}")
     event = parse_json_object(raw)
     _check_envelope(event)
     data = _check_data(event["type"], event["data"], event["subject"])

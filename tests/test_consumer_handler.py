@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from eventsourcing.persistence import Tracking
 
+from api.commands import MAX_BODY_BYTES
 from consumers.case_events import CaseEventHandler, Outcome
 from consumers.positions import resume_offset, stream_name, tracking_for
 from domain.registry import Registry
@@ -91,3 +92,23 @@ def test_a_poison_message_gets_its_reason_and_moves_the_position_only_once_settl
 def test_a_message_without_a_value_is_poison(handler: CaseEventHandler) -> None:
     decision = handler.handle(None, at(0))
     assert (decision.outcome, decision.reason) == (Outcome.POISON, "validation")
+
+
+def test_an_event_over_the_http_body_limit_is_poison_on_kafka_too(
+    handler: CaseEventHandler, registry: Registry, people: People
+) -> None:
+    """`POST /v1/case-events` refuses a body over 1 MiB (413): the same event from Kafka is
+    dead-lettered, not recorded into its case, which every later command would replay."""
+    poa = registry.issue(people.issue(case_number="H-9")).poa
+    documents = [f"EL-{n:07d}" + "x" * 100 for n in range(10_000)]
+    data = {"case_number": "H-9", "issued_on": "2026-11-24", "documents": documents}
+    big = execution(people, "H-9", data=data)
+    assert len(big) > MAX_BODY_BYTES
+    decision = handler.handle(big, at(0))
+    assert (decision.outcome, decision.reason) == (Outcome.POISON, "validation")
+    assert f"more than {MAX_BODY_BYTES}" in (decision.detail or "")
+    assert registry.get_case("H-9").execution_documents is None
+    handler.settle(at(0))
+    handler.handle(judgment(people, "H-9"), at(1))
+    handler.handle(execution(people, "H-9"), at(2))
+    assert registry.get_poa(poa.id).status == "terminated"
