@@ -26,6 +26,9 @@ EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
 MAX_ATTRIBUTE = 1024
 MAX_SIGNATURE = 400_000
 """Base64 of the largest CMS the verifier accepts (256 KiB)."""
+MAX_DATA_DEPTH = 16
+"""How deeply `data` may nest objects and lists (it is an object holding a list); deeper
+data would be recorded, then fail every read and every command of its case."""
 MAX_EVENT_BYTES = 1 << 20
 """The largest event taken (1 MiB), from Kafka as from HTTP, whose body limit it is: the
 same event is never recorded through one entrance and refused through the other."""
@@ -124,6 +127,7 @@ def _check_data(kind: str, data: object, subject: str) -> dict[str, Any]:
         raise InvalidInputError("data: an object is required")
     if data.get("case_number") != subject:
         raise InvalidInputError("data.case_number must equal the event's subject")
+    _require_shallow(data)
     if kind == JUDGMENT_IN_FORCE:
         _require_fields(data, ("case_number", "judicial_act_id", "entered_into_force_on"))
         if not isinstance(data["judicial_act_id"], str) or not data["judicial_act_id"]:
@@ -135,6 +139,22 @@ def _check_data(kind: str, data: object, subject: str) -> dict[str, Any]:
         if not isinstance(data["documents"], list) or not data["documents"]:
             raise InvalidInputError("data.documents: a non-empty list is required")
     return data
+
+
+def _require_shallow(data: dict[str, Any]) -> None:
+    """Refuse `data` nesting objects or lists deeper than `MAX_DATA_DEPTH` (walked level by
+    level, without recursion, so that no depth the JSON reader took can exhaust the stack)."""
+    level: list[dict[str, Any] | list[Any]] = [data]
+    for _ in range(MAX_DATA_DEPTH):
+        level = [inner for value in level for inner in _containers_in(value)]
+        if not level:
+            return
+    raise InvalidInputError(f"data: nests objects and lists more than {MAX_DATA_DEPTH} levels deep")
+
+
+def _containers_in(value: dict[str, Any] | list[Any]) -> list[dict[str, Any] | list[Any]]:
+    members = value.values() if isinstance(value, dict) else value
+    return [inner for inner in members if isinstance(inner, dict | list)]
 
 
 def _require_not_after_time(kind: str, data: dict[str, Any], evidence: SignedDocument) -> None:

@@ -11,7 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.commands import MAX_BODY_BYTES
-from tests.support.api import body, issue, signed
+from domain.court_case import JUDGMENT_IN_FORCE
+from tests.support.api import body, cloud_event, issue, signed
+from tests.support.court_events import data_nested_deep
 from tests.support.people import People
 from tests.support.problems import (
     COURT,
@@ -181,6 +183,24 @@ def test_a_case_event_body_that_is_not_one_json_object_is_a_400_as_on_every_comm
     with unchanged(client):
         response = client.post("/v1/case-events", json={"specversion": "1.0"}, headers=COURT)
     assert_problem(response, 422, "validation", "missing")
+
+
+def test_a_case_event_with_data_nested_too_deep_is_refused_and_its_case_stays_usable(
+    client: TestClient, people: People
+) -> None:
+    """Recorded, such data would fail every read of its case (500) and, deeper still, every
+    command in it, the event that concludes it included."""
+    case = "DEEP-1/26"
+    poa_id = poa_id_of(issue(client, people, case))
+    deep = json.loads(data_nested_deep(people, case))
+    with unchanged(client):
+        response = client.post("/v1/case-events", json=deep, headers=COURT)
+    assert_problem(response, 422, "validation", "levels deep")
+    judgment = cloud_event(people, JUDGMENT_IN_FORCE, case, str(uuid.uuid4()))
+    assert client.post("/v1/case-events", json=judgment, headers=COURT).status_code == 202
+    shown = client.get(f"/v1/cases/{case}", headers=COURT)
+    assert shown.status_code == 200, shown.text
+    assert [p["poa_id"] for p in shown.json()["powers_of_attorney"]] == [str(poa_id)]
 
 
 def test_duplicate_member_names_in_the_body_are_a_400_validation_problem(

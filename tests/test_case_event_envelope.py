@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from domain.case_events import parse_case_event
+from domain.case_events import MAX_DATA_DEPTH, parse_case_event
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
 from domain.errors import InvalidInputError, InvalidSignatureError
 from domain.power_of_attorney import KZ_TIME
-from tests.support.court_events import event_data, judgment, signed_case_event
+from tests.support.court_events import event_data, execution, judgment, nested, signed_case_event
 from tests.support.people import People
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -121,3 +121,15 @@ def test_the_day_of_a_case_event_is_its_day_in_kazakhstan(people: People) -> Non
         else:
             with pytest.raises(InvalidInputError, match="is after the event's time"):
                 parse_case_event(raw, people.verifier)
+
+
+def test_data_may_nest_sixteen_levels_deep_and_no_deeper(people: People) -> None:
+    """`data` is level 1, its `documents` level 2: each list inside adds one."""
+    for levels, accepted in ((MAX_DATA_DEPTH - 2, True), (MAX_DATA_DEPTH - 1, False)):
+        data = {**event_data(EXECUTION_DOCUMENTS_ISSUED, "EXT-7"), "documents": [nested(levels)]}
+        raw = execution(people, "EXT-7", data=data)
+        if accepted:
+            assert parse_case_event(raw, people.verifier).data == data
+            continue
+        with pytest.raises(InvalidInputError, match="more than 16 levels deep"):
+            parse_case_event(raw, people.verifier)

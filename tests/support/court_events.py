@@ -156,6 +156,21 @@ def judgment_in_force_tomorrow(people: People, case_number: str) -> bytes:
     return judgment(people, case_number, data=data)
 
 
+def nested(levels: int) -> Any:
+    """An execution document wrapped in `levels` lists."""
+    value: Any = "EL-1"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def data_nested_deep(people: People, case_number: str) -> bytes:
+    """Execution documents nested 300 lists deep: signed and canonical, but more than any
+    read of its case could show."""
+    data = {**event_data(EXECUTION_DOCUMENTS_ISSUED, case_number), "documents": [nested(300)]}
+    return execution(people, case_number, data=data)
+
+
 POISON: Final[dict[str, tuple[Callable[[People, str], bytes], str]]] = {
     "bad JSON": (not_json, "validation"),
     "not a CloudEvent": (not_a_cloud_event, "validation"),
@@ -167,6 +182,7 @@ POISON: Final[dict[str, tuple[Callable[[People, str], bytes], str]]] = {
     "a person signing": (signed_by_a_person, "signer-mismatch"),
     "invalid case number": (invalid_case_number, "validation"),
     "a judgment in force on a later day": (judgment_in_force_tomorrow, "validation"),
+    "data nested too deep": (data_nested_deep, "validation"),
 }
 """Each poison message by name: how to make it, and the DLQ reason it must get."""
 
