@@ -10,7 +10,12 @@ import re
 from typing import Any, Protocol
 
 from domain.canonical import parse_json_object
-from domain.court_case import CASE_EVENT_TYPES, JUDGMENT_IN_FORCE, parse_case_number
+from domain.court_case import (
+    CASE_EVENT_TYPES,
+    EXECUTION_DOCUMENTS_ISSUED,
+    JUDGMENT_IN_FORCE,
+    parse_case_number,
+)
 from domain.documents import parse_date
 from domain.errors import InvalidInputError, SignerMismatchError
 from domain.evidence import SignedDocument
@@ -26,6 +31,11 @@ EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
 MAX_ATTRIBUTE = 1024
 MAX_SIGNATURE = 400_000
 """Base64 of the largest CMS the verifier accepts (256 KiB)."""
+DATA_FIELDS = {
+    JUDGMENT_IN_FORCE: ("case_number", "judicial_act_id", "entered_into_force_on"),
+    EXECUTION_DOCUMENTS_ISSUED: ("case_number", "issued_on", "documents"),
+}
+"""The members of each type's `data` (contract, section 5)."""
 MAX_DATA_DEPTH = 16
 """How deeply `data` may nest objects and lists (it is an object holding a list); deeper
 data would be recorded, then fail every read and every command of its case."""
@@ -128,13 +138,12 @@ def _check_data(kind: str, data: object, subject: str) -> dict[str, Any]:
     if data.get("case_number") != subject:
         raise InvalidInputError("data.case_number must equal the event's subject")
     _require_shallow(data)
+    _require_fields(data, DATA_FIELDS[kind])
     if kind == JUDGMENT_IN_FORCE:
-        _require_fields(data, ("case_number", "judicial_act_id", "entered_into_force_on"))
         if not isinstance(data["judicial_act_id"], str) or not data["judicial_act_id"]:
             raise InvalidInputError("data.judicial_act_id: a non-empty string is required")
         parse_date(data["entered_into_force_on"], "data.entered_into_force_on")
     else:
-        _require_fields(data, ("case_number", "issued_on", "documents"))
         parse_date(data["issued_on"], "data.issued_on")
         if not isinstance(data["documents"], list) or not data["documents"]:
             raise InvalidInputError("data.documents: a non-empty list is required")
@@ -172,6 +181,11 @@ def _require_not_after_time(kind: str, data: dict[str, Any], evidence: SignedDoc
 
 
 def _require_fields(data: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Its type's members, and only those: one of its own could never be told from what the
+    registry adds beside them when it shows the case (`at`, when it recorded the fact)."""
     missing = [name for name in names if name not in data]
     if missing:
         raise InvalidInputError(f"data: missing {missing}")
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise InvalidInputError(f"data: unknown member(s) {unknown}")

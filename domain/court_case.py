@@ -137,7 +137,7 @@ class CourtCase(Aggregate):
     ) -> None:
         self.seen[(source, event_id)] = facts_digest(JUDGMENT_IN_FORCE, self.case_number, data)
         if self.judgment is None:
-            self.judgment = {"at": at, **data}
+            self.judgment = recorded_fact(at, data)
 
     @event(ExecutionDocumentsIssued)
     def _execution(
@@ -152,11 +152,18 @@ class CourtCase(Aggregate):
             EXECUTION_DOCUMENTS_ISSUED, self.case_number, data
         )
         if self.execution_documents is None:
-            self.execution_documents = {"at": at, **data}
+            self.execution_documents = recorded_fact(at, data)
 
     @event(Concluded)
     def _conclude(self, at: datetime) -> None:
         self.concluded_at = at
+
+
+def recorded_fact(at: object, data: dict[str, Any]) -> dict[str, Any]:
+    """A fact of the case as it is shown: when the registry recorded it, then what the court
+    said. An `at` in `data` (an event recorded before `data` was held to its type's
+    members) never stands in for the registry's own; the evidence keeps it."""
+    return {"at": at, **{name: value for name, value in data.items() if name != "at"}}
 
 
 def facts_digest(kind: str, case_number: str, data: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from domain.court_case import CourtCase
+from domain.court_case import CourtCase, recorded_fact
 from projections.db import Database
 from projections.read_model import (
     Positioned,
@@ -87,7 +87,7 @@ def _first_of(case: Record, column: str, event: Fact) -> None:
     as evidence in the event log."""
     if case[column] is None:
         at = stamp(event.at)
-        case[column], case[f"{column}_at"] = to_json({"at": at, **event.data}), at
+        case[column], case[f"{column}_at"] = to_json(recorded_fact(at, event.data)), at
 
 
 CASE_EVENTS = (

@@ -133,3 +133,13 @@ def test_data_may_nest_sixteen_levels_deep_and_no_deeper(people: People) -> None
             continue
         with pytest.raises(InvalidInputError, match="more than 16 levels deep"):
             parse_case_event(raw, people.verifier)
+
+
+@pytest.mark.parametrize("kind", [JUDGMENT_IN_FORCE, EXECUTION_DOCUMENTS_ISSUED])
+@pytest.mark.parametrize("member", ["at", "court_name", "Case_number"])
+def test_a_data_member_its_type_does_not_define_is_refused(
+    people: People, kind: str, member: str
+) -> None:
+    data = {**event_data(kind, "EXT-8"), member: "x"}
+    with pytest.raises(InvalidInputError, match=rf"data: unknown member\(s\) \['{member}'\]"):
+        parse_case_event(signed_case_event(people, kind, "EXT-8", data=data), people.verifier)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -173,6 +174,22 @@ def test_a_concluded_case_shows_its_facts_and_its_poas_terminated_with_it(
         assert shown["status"] == "terminated"
         assert shown["termination"]["reason"] == "case_concluded"
         assert shown["termination"]["source"].startswith("case-event:")
+
+
+def test_a_judgment_recorded_with_a_data_member_at_shows_when_the_registry_recorded_it(
+    registry: Registry, runner: ProjectionRunner, people: People, clock: Clock
+) -> None:
+    """An event recorded before `data` was held to its type's members may hold an `at`: the
+    case shows the registry's own time under that name all the same, never the court's."""
+    judged = case_event(people, JUDGMENT_IN_FORCE, "AT-1")
+    forged = {**judged.data, "at": "2020-01-01T00:00:00Z"}
+    registry.record_case_event(dataclasses.replace(judged, data=forged))
+    case = registry.get_case("AT-1")
+    assert case.judgment is not None and case.judgment["at"] == clock.now
+    runner.catch_up()
+    shown = get_case(runner.db, "AT-1")
+    assert shown is not None and shown["judgment"]["at"] == stamp(clock.now)
+    assert shown["judgment"]["judicial_act_id"] == judged.data["judicial_act_id"]
 
 
 def test_a_case_never_named_in_any_event_is_not_found(runner: ProjectionRunner) -> None:
