@@ -36,6 +36,8 @@ DATA_FIELDS = {
     EXECUTION_DOCUMENTS_ISSUED: ("case_number", "issued_on", "documents"),
 }
 """The members of each type's `data` (contract, section 5)."""
+RESERVED = "at"
+"""The one member `data` may not hold: the case shows each fact with its own `at`."""
 MAX_DATA_DEPTH = 16
 """How deeply `data` may nest objects and lists (it is an object holding a list); deeper
 data would be recorded, then fail every read and every command of its case."""
@@ -181,11 +183,13 @@ def _require_not_after_time(kind: str, data: dict[str, Any], evidence: SignedDoc
 
 
 def _require_fields(data: dict[str, Any], names: tuple[str, ...]) -> None:
-    """Its type's members, and only those: one of its own could never be told from what the
-    registry adds beside them when it shows the case (`at`, when it recorded the fact)."""
+    """Its type's members; others are kept (the signature covers them) but for `at`, which
+    could never be told from what the registry adds beside them when it shows the case."""
     missing = [name for name in names if name not in data]
     if missing:
         raise InvalidInputError(f"data: missing {missing}")
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise InvalidInputError(f"data: unknown member(s) {unknown}")
+    if RESERVED in data:
+        raise InvalidInputError(
+            f"data.{RESERVED}: the registry shows under this name when it recorded the fact; "
+            "the moment of the event goes in its `time`"
+        )

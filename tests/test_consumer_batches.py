@@ -221,7 +221,9 @@ def test_an_id_reused_in_another_case_of_the_same_batch_goes_to_the_dead_letter_
 
 
 @pytest.mark.parametrize(
-    ("padding", "header"), [(1_046_000, 0), (1, 1_046_000)], ids=["value", "headers"]
+    ("padding", "header", "reason"),
+    [(1_046_000, 0, "validation"), (1, 1_046_000, "invalid-signature")],
+    ids=["value", "headers"],
 )
 def test_a_poison_message_too_large_to_send_again_is_dead_lettered_without_its_value(
     settings: Settings,
@@ -230,11 +232,12 @@ def test_a_poison_message_too_large_to_send_again_is_dead_lettered_without_its_v
     settling: Settling,
     padding: int,
     header: int,
+    reason: str,
 ) -> None:
     """Too large by its value or by its own headers: neither is sent again."""
     [case] = cases_on(PARTITION, "L", 1)
     event = json.loads(judgment(people, case))
-    event["data"]["padding"] = "x" * padding  # no member of its data: refused as it is read
+    event["data"]["padding"] = "x" * padding  # its signature no longer covers it
     huge = json.dumps(event).encode()
     own = [("trace", b"t" * header)] if header else []
     producer = confluent_kafka.Producer(
@@ -264,7 +267,7 @@ def test_a_poison_message_too_large_to_send_again_is_dead_lettered_without_its_v
     [dead] = read_topic(settings.kafka_bootstrap or "", settings.case_events_dlq_topic)
     headers = {key: raw.decode() for key, raw in dead.headers}
     assert (dead.key, dead.value) == (case.encode(), b"")
-    assert headers["epoa.reason"] == "validation"  # over 1 MiB, or a member of its own
+    assert headers["epoa.reason"] == reason  # a value over 1 MiB is refused as it is read
     digest = hashlib.sha256(huge).hexdigest()
     assert headers["epoa.value.omitted"] == f"{len(huge)} bytes, sha256 {digest}"
     assert headers["epoa.source.offset"] == str(records[0].offset)

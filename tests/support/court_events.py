@@ -171,9 +171,9 @@ def data_nested_deep(people: People, case_number: str) -> bytes:
     return execution(people, case_number, data=data)
 
 
-def data_with_a_member_of_its_own(people: People, case_number: str) -> bytes:
-    """A judgment whose `data` holds a member its type does not define (`at`, the name under
-    which the registry shows when it recorded the judgment)."""
+def data_with_a_member_at(people: People, case_number: str) -> bytes:
+    """A judgment whose `data` holds `at`, the name under which the registry shows when it
+    recorded the judgment."""
     data = {**event_data(JUDGMENT_IN_FORCE, case_number), "at": "2020-01-01T00:00:00Z"}
     return judgment(people, case_number, data=data)
 
@@ -190,7 +190,7 @@ POISON: Final[dict[str, tuple[Callable[[People, str], bytes], str]]] = {
     "invalid case number": (invalid_case_number, "validation"),
     "a judgment in force on a later day": (judgment_in_force_tomorrow, "validation"),
     "data nested too deep": (data_nested_deep, "validation"),
-    "a data member of its own": (data_with_a_member_of_its_own, "validation"),
+    "a data member at": (data_with_a_member_at, "validation"),
 }
 """Each poison message by name: how to make it, and the DLQ reason it must get."""
 
