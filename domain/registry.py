@@ -8,6 +8,7 @@ reloads and retries, a bounded number of times.
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -206,8 +207,8 @@ class Registry(RegistryReads):
 
     def _people(self, iins: Sequence[str], stated: Mapping[str, str]) -> list[dict[str, Any]]:
         """Each person with the directory's name (None if unknown): one lookup for all. A
-        name the signed document gives must be the directory's (case and spacing aside),
-        or the record would show a name the signer never saw."""
+        name the signed document gives must be the directory's (case, spacing and Unicode
+        normal form aside), or the record would show a name the signer never saw."""
         found = self.names(iins)
         for iin, name in stated.items():
             known = found.get(iin)
@@ -301,4 +302,8 @@ class Registry(RegistryReads):
 
 
 def _comparable(name: str) -> str:
-    return " ".join(name.casefold().split())
+    """A name as compared: case, spacing and Unicode normal form aside (Й written as one
+    character or as И and a combining breve is the same letter: a canonical caseless
+    match, Unicode 15 section 3.13)."""
+    folded = unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+    return " ".join(folded.split())

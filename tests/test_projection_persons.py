@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -203,6 +204,24 @@ def test_a_name_the_document_gives_must_be_the_directorys_case_and_spacing_aside
         (people.attorney.iin, "Berik Sadykov"),
         (people.second_attorney.iin, None),
     ]
+
+
+def test_a_name_given_in_decomposed_letters_is_the_directorys_name_written_composed(
+    database_url: str, tmp_path: Path, db: Database, people: People, clock: Clock
+) -> None:
+    """Й, Ё and the like may reach the portal composed (NFC) or decomposed (NFD, as some
+    keyboards and systems write them): the same text either way, so the same name."""
+    composed = "Йолдасбаев Ёрлан Әлиұлы"
+    directory = [f"{people.attorney.iin},{composed},1985-02-02"]
+    decomposed = unicodedata.normalize("NFD", composed.lower())
+    assert decomposed != composed.lower()
+
+    def commands(registry: Registry) -> UUID:
+        stated = [{"iin": people.attorney.iin, "name": decomposed}]
+        return registry.issue(people.issue(attorneys=stated)).poa.id
+
+    shown = shown_after(database_url, tmp_path, db, clock, directory, commands)
+    assert shown["attorneys"][0]["name"] == composed
 
 
 @pytest.mark.parametrize("name", [5, "", "   ", "x" * 201])
