@@ -47,8 +47,13 @@ def parse_iin(value: object, field: str) -> str:
 
 
 def parse_person(value: object, field: str) -> str:
-    if not isinstance(value, dict) or set(value) - {"iin", "name"}:
+    if not isinstance(value, dict):
         raise InvalidInputError(f'{field}: an object {{"iin": ...}} is required')
+    if unknown := set(value) - {"iin", "name"}:
+        raise InvalidInputError(
+            f"{field}: unknown field(s) {sorted(unknown)}; a person has `iin` and, "
+            "optionally, `name`"
+        )
     return parse_iin(value.get("iin"), f"{field}.iin")
 
 

@@ -43,6 +43,19 @@ def test_a_bad_iin_in_the_document_is_a_validation_problem_and_stores_nothing(
     assert_problem(response, 422, "validation", "iin", invalid_iin())
 
 
+def test_a_misspelt_member_of_a_person_is_named_in_the_problem(
+    client: TestClient, people: People
+) -> None:
+    """The portal shows the citizen which member is wrong, not only that one is."""
+    stated = {"iin": people.attorney.iin, "nmae": "Berik Sadykov"}
+    document = people.issue_document(attorneys=[stated])
+    with unchanged(client):
+        response = client.post(
+            POAS, json=signed(people, document, people.principal), headers=PORTAL
+        )
+    assert_problem(response, 422, "validation", "attorneys[0]", "'nmae'")
+
+
 def test_an_unknown_right_is_a_validation_problem_and_stores_nothing(
     client: TestClient, people: People
 ) -> None:
