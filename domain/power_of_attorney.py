@@ -18,6 +18,7 @@ from domain.errors import (
     SignerMismatchError,
 )
 from domain.evidence import SignedDocument
+from domain.times import utc_text
 
 ACTIVE, REVOKED, TERMINATED, EXPIRED = "active", "revoked", "terminated", "expired"
 RENOUNCED = "renounced"
@@ -161,8 +162,17 @@ class PowerOfAttorney(Aggregate):
 
     def _require_active(self, at: datetime) -> None:
         status = self.status_at(at)
-        if status != ACTIVE:
-            raise PoaNotActiveError(f"power of attorney {self.id} is {status}")
+        if status == ACTIVE:
+            return
+        if status == EXPIRED and self.valid_until is not None:
+            how = f"valid_until {self.valid_until.isoformat()}"
+            when = expires_at(self.valid_until)
+        else:
+            assert self.termination is not None
+            how, when = self.termination["reason"], self.termination["at"]
+        raise PoaNotActiveError(
+            f"power of attorney {self.id} is {status} ({how}) since {utc_text(when)}"
+        )
 
     @staticmethod
     def _require_signer(evidence: SignedDocument, iin: str, who: str) -> None:

@@ -331,3 +331,23 @@ def test_a_record_edited_to_hold_no_value_is_an_integrity_problem_on_every_route
         with unchanged(client):
             refused = client.post(f"{POAS}/{poa_id}/revocation", json=body(revoke), headers=PORTAL)
         assert_problem(refused, 500, "integrity", "record")
+
+
+def test_acting_on_an_ended_poa_is_told_how_and_when_it_ended(
+    client: TestClient, people: People
+) -> None:
+    """`terminated` alone leaves the citizen asking why: every attorney renounced, or the
+    case concluded."""
+    poa_id = poa_id_of(issue(client, people))
+    renounced = people.act(
+        "epoa.renounce", poa_id, people.attorney, attorney_iin=people.attorney.iin
+    )
+    ended = client.post(f"{POAS}/{poa_id}/renunciation", json=body(renounced), headers=PORTAL)
+    assert ended.status_code == 200, ended.text
+    at = ended.json()["termination"]["at"]
+    added = people.act(
+        "epoa.add-attorney", poa_id, people.principal, attorney={"iin": people.second_attorney.iin}
+    )
+    with unchanged(client):
+        response = client.post(f"{POAS}/{poa_id}/attorneys", json=body(added), headers=PORTAL)
+    assert_problem(response, 409, "poa-not-active", "terminated", "renounced_by_all_attorneys", at)

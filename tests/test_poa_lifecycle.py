@@ -160,7 +160,8 @@ def test_an_expired_poa_grants_nothing_and_accepts_no_attorney(
     add = people.act(
         "epoa.add-attorney", poa.id, people.principal, attorney={"iin": people.second_attorney.iin}
     )
-    refused(registry, PoaNotActiveError, registry.add_attorney, poa.id, add)
+    said = refused(registry, PoaNotActiveError, registry.add_attorney, poa.id, add)
+    assert f"expired (valid_until {until.isoformat()}) since {until.isoformat()}T19:00:00Z" in said
 
 
 def test_the_state_at_a_past_moment_replays_only_what_happened_before_it(
