@@ -8,7 +8,6 @@ reloads and retries, a bounded number of times.
 from __future__ import annotations
 
 import time
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -37,6 +36,7 @@ from domain.errors import (
     StoreUnavailableError,
 )
 from domain.evidence import SignedDocument
+from domain.names import difference, same_name
 from domain.outcomes import CaseEvent, CaseEventOutcome, Outcome
 from domain.power_of_attorney import PowerOfAttorney
 from domain.receipt import make_receipt
@@ -212,10 +212,10 @@ class Registry(RegistryReads):
         found = self.names(iins)
         for iin, name in stated.items():
             known = found.get(iin)
-            if known is not None and _comparable(known) != _comparable(name):
+            if known is not None and not same_name(name, known):
                 raise InvalidInputError(
                     f"the name {name!r} given for {iin} is not the person directory's "
-                    f"({known!r}): leave the name out or correct it"
+                    f"({known!r}): {difference(name, known)}; leave the name out or correct it"
                 )
         return [{"iin": iin, "name": found.get(iin)} for iin in iins]
 
@@ -299,11 +299,3 @@ class Registry(RegistryReads):
             except IntegrityError:
                 time.sleep(min(0.001 * 2**number, 0.05))
         raise ConflictError("too many concurrent changes to the same case or POA; try again")
-
-
-def _comparable(name: str) -> str:
-    """A name as compared: case, spacing and Unicode normal form aside (Й written as one
-    character or as И and a combining breve is the same letter: a canonical caseless
-    match, Unicode 15 section 3.13)."""
-    folded = unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
-    return " ".join(folded.split())

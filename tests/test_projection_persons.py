@@ -224,6 +224,28 @@ def test_a_name_given_in_decomposed_letters_is_the_directorys_name_written_compo
     assert shown["attorneys"][0]["name"] == composed
 
 
+def test_a_name_with_a_latin_letter_for_a_kazakh_one_is_refused_naming_both_letters(
+    database_url: str, tmp_path: Path, db: Database, people: People, clock: Clock
+) -> None:
+    """Latin I and the Kazakh letter U+0406 look the same: the refusal says which is which,
+    so the portal can show the citizen what to correct."""
+    kazakh = "\u0406\u04a3\u043a\u04d9\u0440 \u04b0\u043b\u0430\u043d"
+    persons.import_csv(db, csv_file(tmp_path, f"{people.attorney.iin},{kazakh},1985-02-02"))
+    settings = Settings(database_url=database_url, var_dir=tmp_path / "var")
+    registry = build_registry(settings, names=persons.names(db), clock=clock)
+    try:
+        stated = [{"iin": people.attorney.iin, "name": "I" + kazakh[1:]}]
+        with pytest.raises(InvalidInputError) as caught:
+            registry.issue(people.issue(attorneys=stated))
+        assert registry.recorder.max_notification_id() in (None, 0)
+    finally:
+        registry.close()
+    said = str(caught.value)
+    assert "word 1, letter 1" in said
+    assert "U+0049 LATIN CAPITAL LETTER I" in said
+    assert "U+0406 CYRILLIC CAPITAL LETTER BYELORUSSIAN-UKRAINIAN I" in said
+
+
 @pytest.mark.parametrize("name", [5, "", "   ", "x" * 201])
 def test_a_name_that_is_not_a_short_text_is_refused(
     registry: Registry, people: People, name: Any
