@@ -109,7 +109,10 @@ def test_a_case_event_telling_of_a_later_day_than_its_time_is_refused(
 def test_the_day_of_a_case_event_is_its_day_in_kazakhstan(people: People) -> None:
     """At 20:00 UTC it is the next day in Kazakhstan (UTC+5): a judgment in force on that
     day, sent then, is accepted; one on the day after is not."""
-    moment = (datetime.now(UTC) - timedelta(days=1)).replace(hour=20, minute=0, second=0)
+    now = datetime.now(UTC)
+    moment = now.replace(hour=20, minute=0, second=0, microsecond=0)
+    if moment > now:  # the last 20:00 UTC gone by, within the day the court's key is valid
+        moment -= timedelta(days=1)
     next_day = (moment + timedelta(days=1)).date()
     for day, accepted in ((next_day, True), (next_day + timedelta(days=1), False)):
         data = {**event_data(JUDGMENT_IN_FORCE, "EXT-6"), "entered_into_force_on": str(day)}
