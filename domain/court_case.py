@@ -161,8 +161,8 @@ class CourtCase(Aggregate):
 
 def recorded_fact(at: object, data: dict[str, Any]) -> dict[str, Any]:
     """A fact of the case as it is shown: when the registry recorded it, then what the court
-    said. An `at` in `data` (an event recorded before `data` was held to its type's
-    members) never stands in for the registry's own; the evidence keeps it."""
+    said. An `at` in `data` (an event recorded before such a member was refused) never
+    stands in for the registry's own; the evidence keeps it."""
     return {"at": at, **{name: value for name, value in data.items() if name != "at"}}
 
 

@@ -179,7 +179,7 @@ def test_a_concluded_case_shows_its_facts_and_its_poas_terminated_with_it(
 def test_a_judgment_recorded_with_a_data_member_at_shows_when_the_registry_recorded_it(
     registry: Registry, runner: ProjectionRunner, people: People, clock: Clock
 ) -> None:
-    """An event recorded before `data` was held to its type's members may hold an `at`: the
+    """An event recorded before a `data` member `at` was refused may hold one: the
     case shows the registry's own time under that name all the same, never the court's."""
     judged = case_event(people, JUDGMENT_IN_FORCE, "AT-1")
     forged = {**judged.data, "at": "2020-01-01T00:00:00Z"}
