@@ -14,11 +14,13 @@ from datetime import datetime
 from typing import TypeVar
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from domain.errors import UntrustedCertificateError
 from domain.evidence import SignerKind
 from domain.iin import is_valid_iin_bin
+from domain.signed_data import key_weakness
 from domain.times import utc_text
 
 _IDENTIFIER = re.compile(r"(IIN|BIN)([0-9]{12})")
@@ -150,6 +152,18 @@ def require_ca(cert: x509.Certificate, below: int) -> None:
     usage = _extension(cert, x509.KeyUsage)
     if usage is not None and not usage.key_cert_sign:
         raise UntrustedCertificateError(f"{_name(cert)} keyUsage lacks keyCertSign")
+
+
+def require_strong_key(cert: x509.Certificate) -> None:
+    """A CA's key must be as strong as a signer's (`domain/signed_data.py`): whoever breaks
+    an RSA-1024 or P-192 CA key issues certificates in the CA's name to anyone."""
+    try:
+        key = cert.public_key()
+    except (UnsupportedAlgorithm, ValueError):
+        return  # no link it signed can be checked: the path search says so
+    weakness = key_weakness(key)
+    if weakness is not None:
+        raise UntrustedCertificateError(f"{_name(cert)}: {weakness}")
 
 
 def signer_identity(cert: x509.Certificate) -> tuple[str, SignerKind]:

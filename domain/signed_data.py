@@ -15,7 +15,7 @@ from datetime import datetime
 from asn1crypto import core, parser
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from domain.errors import InvalidSignatureError
@@ -24,7 +24,9 @@ MAX_CMS_BYTES = 256 * 1024
 MAX_CERTIFICATES = 16
 MIN_RSA_BITS = 2048
 MIN_EC_BITS = 224
-"""Both about 112 bits of security (NIST SP 800-57): P-192 is as weak as RSA-1024."""
+"""Both about 112 bits of security (NIST SP 800-57): P-192 is as weak as RSA-1024. They
+hold for the signer's key and for the key of every CA of its path alike: a certificate
+signed with a weak key is as easily forged as a document."""
 
 SIGNED_DATA = "1.2.840.113549.1.7.2"
 DATA = "1.2.840.113549.1.7.1"
@@ -67,6 +69,16 @@ _KNOWN_NAMES = {  # algorithms met in Kazakhstan and Russia, named in refusals
     "1.3.14.3.2.26": "SHA-1",
     "1.2.840.113549.1.1.5": "SHA-1 with RSA",
 }
+
+
+def key_weakness(key: CertificatePublicKeyTypes) -> str | None:
+    """Why `key` is under the 112-bit strength every signature must have, or None."""
+    if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        kind = "RSA" if isinstance(key, rsa.RSAPublicKey) else "DSA"
+        return f"{kind} key of {key.key_size} bits is too small"
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < MIN_EC_BITS:
+        return f"EC key on {key.curve.name} is too small"
+    return None
 
 
 def unsupported(oid: str) -> InvalidSignatureError:
@@ -118,17 +130,18 @@ class SignedData:
         if key is None:
             raise InvalidSignatureError("unsupported public key algorithm of signer")
         oid = self.signature_oid
+        weakness = key_weakness(key)
         try:
             if isinstance(key, rsa.RSAPublicKey) and (oid == _RSA_PKCS1 or oid in _RSA_WITH):
-                if key.key_size < MIN_RSA_BITS:
-                    raise InvalidSignatureError(f"RSA key of {key.key_size} bits is too small")
+                if weakness is not None:
+                    raise InvalidSignatureError(weakness)
                 algorithm = _RSA_WITH.get(oid, type(self._digest()))()
                 key.verify(self.signature, self.signed_attrs, padding.PKCS1v15(), algorithm)
             elif isinstance(key, ec.EllipticCurvePublicKey) and (
                 oid == _ECDSA_KEY or oid in _ECDSA_WITH
             ):
-                if key.curve.key_size < MIN_EC_BITS:
-                    raise InvalidSignatureError(f"EC key on {key.curve.name} is too small")
+                if weakness is not None:
+                    raise InvalidSignatureError(weakness)
                 algorithm = _ECDSA_WITH.get(oid, type(self._digest()))()
                 key.verify(self.signature, self.signed_attrs, ec.ECDSA(algorithm))
             elif oid in (_RSA_PKCS1, _ECDSA_KEY, *_RSA_WITH, *_ECDSA_WITH):

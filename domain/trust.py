@@ -21,7 +21,12 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 
-from domain.certificate_policy import require_ca, require_processed_extensions, require_valid_at
+from domain.certificate_policy import (
+    require_ca,
+    require_processed_extensions,
+    require_strong_key,
+    require_valid_at,
+)
 from domain.certificates import CACHE_LIMIT, BoundedCache, CertificateFacts
 from domain.errors import UntrustedCertificateError
 from domain.times import utc_text
@@ -249,13 +254,15 @@ class PathValidator:
         search: _Search,
         carried: bool = False,
     ) -> bool:
-        """True if `issuer` is a CA valid at the reference time that signed the last one
-        (and, if `carried` rather than an anchor, with no extension it is not checked for)."""
+        """True if `issuer` is a CA valid at the reference time, with a key of the strength
+        a signer's must have, that signed the last one (and, if `carried` rather than an
+        anchor, with no extension it is not checked for)."""
         try:
             if carried:
                 require_processed_extensions(issuer, "CA")
             require_ca(issuer, below=len(path) - 1)
             require_valid_at(issuer, search.when, "CA")
+            require_strong_key(issuer)
         except UntrustedCertificateError as exc:
             search.reasons.append(exc.detail)
             return False

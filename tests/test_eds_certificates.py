@@ -151,6 +151,40 @@ def test_an_intermediate_that_is_not_a_ca_is_refused() -> None:
     assert "is not a CA" in refusal(signer, chain=[not_ca.cert])
 
 
+WEAK_KEYS = [
+    ("rsa-1024", "RSA key of 1024 bits is too small"),
+    ("ec-p192", "EC key on secp192r1 is too small"),
+]
+
+
+@pytest.mark.parametrize(("key_type", "words"), WEAK_KEYS, ids=["rsa-1024", "ecdsa-p192"])
+def test_an_intermediate_with_a_key_weaker_than_112_bits_is_refused(
+    key_type: str, words: str
+) -> None:
+    """Whoever breaks the CA's key issues certificates in its name: the CA key must be as
+    strong as a signer's, however properly the root signed it."""
+    weak = make_cert(
+        common_name("Weak Signing CA"), issuer=hierarchy().root, key_type=key_type, ca=True
+    )
+    signer = make_cert(person(PRINCIPAL, "Under Weak CA"), issuer=weak)
+
+    assert f"CN=Weak Signing CA: {words}" in refusal(signer, chain=[weak.cert])
+
+
+@pytest.mark.parametrize(("key_type", "words"), WEAK_KEYS, ids=["rsa-1024", "ecdsa-p192"])
+def test_a_trusted_root_with_a_key_weaker_than_112_bits_vouches_for_nobody(
+    key_type: str, words: str
+) -> None:
+    root = make_cert(common_name("Weak Root CA"), key_type=key_type, ca=True)
+    intermediate = make_cert(common_name("Signing CA"), issuer=root, ca=True)
+    signer = make_cert(person(PRINCIPAL, "Under Weak Root"), issuer=intermediate)
+    body = sample_document(PRINCIPAL)
+    signature = sign_cms(canonical_bytes(body), signer, [intermediate.cert])
+
+    with pytest.raises(UntrustedCertificateError, match=f"CN=Weak Root CA: {words}"):
+        trusting(Hierarchy(root, intermediate)).verify(body, b64(signature))
+
+
 def test_a_signer_with_a_critical_extension_not_understood_is_refused() -> None:
     unknown = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4.5"), b"\x05\x00")
     signer = hierarchy().signer(person(PRINCIPAL, "Odd Extension"), extensions=[(unknown, True)])

@@ -44,10 +44,14 @@ _KEY_USAGE_FLAGS = (
 
 @functools.cache
 def key(kind: str = "ec", label: str = "") -> PrivateKey:
-    """A key per (kind, label), generated once per test session: RSA generation is slow."""
-    if kind == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return ec.generate_private_key(ec.SECP256R1())
+    """A key per (kind, label), generated once per test session: RSA generation is slow.
+
+    `rsa` is RSA-2048 and `ec` P-256; `rsa-1024` and `ec-p192` are too weak to be trusted.
+    """
+    if kind in ("rsa", "rsa-1024"):
+        size = 1024 if kind == "rsa-1024" else 2048
+        return rsa.generate_private_key(public_exponent=65537, key_size=size)
+    return ec.generate_private_key(ec.SECP192R1() if kind == "ec-p192" else ec.SECP256R1())
 
 
 def complete_id(first_eleven: str) -> str:
