@@ -160,8 +160,36 @@ class Chain:
         return self.certificates[1]
 
 
-_Revocations: TypeAlias = tuple[bool, tuple[datetime, ...]]
-"""Whether a valid CRL of the issuer is known, and the revocation dates it gives a serial."""
+@dataclass(frozen=True)
+class _Revoked:
+    """A CRL entry of a certificate: when it was revoked, and from when it is invalid."""
+
+    on: datetime
+    invalid_from: datetime
+    """The entry's invalidityDate (RFC 5280 5.3.2: when the key is known or suspected to
+    have been compromised, or the certificate otherwise became invalid) if it is earlier
+    than the revocation, else the revocation date."""
+
+    @classmethod
+    def of(cls, entry: x509.RevokedCertificate) -> _Revoked:
+        try:
+            stated = entry.extensions.get_extension_for_class(x509.InvalidityDate)
+            invalid_from = min(entry.revocation_date_utc, stated.value.invalidity_date_utc)
+        except (x509.ExtensionNotFound, ValueError):  # none, or one that does not decode
+            invalid_from = entry.revocation_date_utc
+        return cls(entry.revocation_date_utc, invalid_from)
+
+    def __str__(self) -> str:
+        if self.invalid_from == self.on:
+            return f"revoked on {utc_text(self.on)}"
+        return (
+            f"revoked on {utc_text(self.on)}, invalid since {utc_text(self.invalid_from)} "
+            "(the CRL's invalidityDate)"
+        )
+
+
+_Revocations: TypeAlias = tuple[bool, tuple[_Revoked, ...]]
+"""Whether a valid CRL of the issuer is known, and the entries it gives a serial."""
 
 
 @dataclass
@@ -300,33 +328,33 @@ class PathValidator:
         past its nextUpdate at `received_at`: the issuer may have revoked it since, so the
         evidence does not claim that it is not revoked.
 
-        Every CA certificate of the path below the trust anchor is looked up in its own
-        issuer's CRLs too: a CA revoked on or before `signed_at` takes every certificate it
-        issued with it. A CRL whose signature does not verify with the issuer's key is
-        ignored (and logged): it may be forged, and a forged CRL must neither revoke nor
-        clear anybody. The CRLs are fixed for the life of the validator, so what they say of
-        a certificate is read once; the comparison with `signed_at` is made every time.
+        A certificate is taken as invalid from its revocation date, or from the entry's
+        invalidityDate if that is earlier: a key reported compromised since a day signs
+        nothing dated after it, though the CA revoked it later. Every CA certificate of the
+        path below the trust anchor is looked up in its own issuer's CRLs too: a CA invalid
+        on or before `signed_at` takes every certificate it issued with it. A CRL whose
+        signature does not verify with the issuer's key is ignored (and logged): it may be
+        forged, and a forged CRL must neither revoke nor clear anybody. The CRLs are fixed
+        for the life of the validator, so what they say of a certificate is read once; the
+        comparison with `signed_at` is made every time.
         """
         if not self._crls:
             return "no-crl"
         certificates = chain.certificates
         for at in range(1, len(certificates) - 1):
             ca, issuer = certificates[at], certificates[at + 1]
-            for revoked_on in self._revoked_on(ca.serial_number, issuer, of_ca=True)[1]:
-                if revoked_on <= signed_at:
+            for revoked in self._revoked_on(ca.serial_number, issuer, of_ca=True)[1]:
+                if revoked.invalid_from <= signed_at:
                     raise UntrustedCertificateError(
-                        f"CA certificate {ca.subject.rfc4514_string()} revoked on "
-                        f"{utc_text(revoked_on)}"
+                        f"CA certificate {ca.subject.rfc4514_string()} {revoked}"
                     )
-        known, dates = self._revoked_on(signer.serial, chain.issuer, of_ca=False)
+        known, entries = self._revoked_on(signer.serial, chain.issuer, of_ca=False)
         if not known:
             return "crl:none-for-issuer"
         status = "crl:not-revoked"
-        for revoked_on in dates:
-            if revoked_on <= signed_at:
-                raise UntrustedCertificateError(
-                    f"signer certificate revoked on {utc_text(revoked_on)}"
-                )
+        for revoked in entries:
+            if revoked.invalid_from <= signed_at:
+                raise UntrustedCertificateError(f"signer certificate {revoked}")
             status = "crl:revoked-after-signing"
         if status == "crl:not-revoked" and received_at is not None:
             until = self._current_until_of(chain.issuer)
@@ -350,7 +378,7 @@ class PathValidator:
         if found is None:
             crls = self._crls_of(issuer, of_ca)
             entries = (crl.get_revoked_certificate_by_serial_number(serial) for crl in crls)
-            found = bool(crls), tuple(e.revocation_date_utc for e in entries if e is not None)
+            found = bool(crls), tuple(_Revoked.of(e) for e in entries if e is not None)
             self._revocations.put(key, found)
         return found
 

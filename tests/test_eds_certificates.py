@@ -13,6 +13,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from domain.canonical import canonical_bytes
 from domain.errors import UntrustedCertificateError
 from domain.evidence import SignedDocument
+from domain.times import utc_text
 from tests.support.pki import (
     AUTH_ONLY,
     CLIENT_AUTH,
@@ -25,6 +26,7 @@ from tests.support.pki import (
     make_cert,
     organisation,
     person,
+    rfc3339,
     sample_document,
     sign_cms,
     trusting,
@@ -58,8 +60,10 @@ def crl(
     signed_by: Issued | None = None,
     next_update: datetime = NOW + timedelta(days=1),
     only: str | None = None,
+    invalid_since: dict[int, datetime] | None = None,
 ) -> bytes:
-    """`only`: "ca" or "user", the CRL's scope by its issuing distribution point."""
+    """`only`: "ca" or "user", the CRL's scope by its issuing distribution point;
+    `invalid_since`: the invalidityDate of some of the entries, by serial."""
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer.cert.subject)
@@ -79,6 +83,9 @@ def crl(
         builder = builder.add_extension(scope, critical=True)
     for serial, when in revoked.items():
         entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
+        if serial in (invalid_since or {}):
+            invalidity = x509.InvalidityDate((invalid_since or {})[serial].replace(tzinfo=None))
+            entry = entry.add_extension(invalidity, critical=False)
         builder = builder.add_revoked_certificate(entry.build())
     signing = signed_by or issuer
     return builder.sign(signing.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
@@ -335,6 +342,30 @@ def test_a_certificate_revoked_after_signed_at_is_accepted_and_says_so() -> None
     assert verify(signer, crls=revocations).revocation == "crl:revoked-after-signing"
 
 
+def test_a_certificate_invalid_since_before_signed_at_but_revoked_after_is_refused() -> None:
+    """The holder reported a key compromised since a day, the CA revoked it later: a
+    document dated between the two was signed with a key the CA says was no longer valid."""
+    pki = hierarchy()
+    signer = revoked_signer(pki, "Compromised")
+    serial = signer.cert.serial_number
+    revoked, compromised = NOW - timedelta(hours=1), NOW - timedelta(hours=3)
+    revocations = [crl(pki.intermediate, {serial: revoked}, invalid_since={serial: compromised})]
+
+    detail = refusal(signer, crls=revocations, signed_at=rfc3339(NOW - timedelta(hours=2)))
+    assert f"invalid since {utc_text(compromised.replace(microsecond=0))}" in detail
+
+
+def test_a_certificate_invalid_since_after_signed_at_is_accepted_as_revoked_after() -> None:
+    pki = hierarchy()
+    signer = revoked_signer(pki, "Compromised Later")
+    serial = signer.cert.serial_number
+    invalid = {serial: NOW - timedelta(minutes=90)}
+    revocations = [crl(pki.intermediate, {serial: NOW - timedelta(hours=1)}, invalid_since=invalid)]
+
+    evidence = verify(signer, crls=revocations, signed_at=rfc3339(NOW - timedelta(hours=2)))
+    assert evidence.revocation == "crl:revoked-after-signing"
+
+
 def test_a_crl_that_does_not_list_the_signer_gives_not_revoked() -> None:
     pki = hierarchy()
     signer = revoked_signer(pki, "Fine")
@@ -388,6 +419,20 @@ def test_a_signer_under_an_intermediate_ca_its_root_revoked_is_refused() -> None
 
     detail = refusal(signer, crls=revocations)
     assert f"CA certificate {ca.subject.rfc4514_string()} revoked" in detail
+
+
+def test_an_intermediate_ca_invalid_since_before_signed_at_vouches_for_nobody() -> None:
+    pki = hierarchy()
+    signer = revoked_signer(pki, "Under A Compromised CA")
+    ca = pki.intermediate.cert
+    compromised = {ca.serial_number: NOW - timedelta(hours=1)}
+    revocations = [
+        crl(pki.root, {ca.serial_number: NOW + timedelta(hours=1)}, invalid_since=compromised)
+    ]
+
+    detail = refusal(signer, crls=revocations)
+    assert f"CA certificate {ca.subject.rfc4514_string()} revoked on" in detail
+    assert "invalid since" in detail
 
 
 def test_an_intermediate_ca_revoked_after_signed_at_still_vouches_for_that_signature() -> None:
