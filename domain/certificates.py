@@ -90,6 +90,7 @@ class CertificateFacts:
         self.digest = digest
         self.certificate = cert
         self.serial = cert.serial_number
+        self.key_oid = cert.public_key_algorithm_oid.dotted_string
         try:
             self.public_key: CertificatePublicKeyTypes | None = cert.public_key()
         except (UnsupportedAlgorithm, ValueError):

@@ -126,7 +126,7 @@ class Verifier:
         carried = self._certificates.carried(signed.certificate_set)
         signer = named_signer(signed.signer, carried, signed_at)
         signed.check_content(canonical)
-        signed.check_signature(signer.public_key)
+        signed.check_signature(signer.public_key, signer.key_oid)
         if signed.signing_time is not None and signed.signing_time > received_at + self._skew:
             raise InvalidSignatureError("the CMS signing-time is later than the receipt time")
         signer.require_valid_at(signed_at, "signer")

@@ -65,9 +65,19 @@ _KNOWN_NAMES = {  # algorithms met in Kazakhstan and Russia, named in refusals
     "1.2.643.2.2.19": "GOST R 34.10-2001",
     "1.2.643.7.1.1.1.1": "GOST R 34.10-2012 256",
     "1.2.643.7.1.1.1.2": "GOST R 34.10-2012 512",
+    "1.2.643.7.1.1.2.2": "GOST R 34.11-2012 256",
+    "1.2.643.7.1.1.2.3": "GOST R 34.11-2012 512",
+    "1.2.643.7.1.1.3.2": "GOST R 34.10-2012 256 with GOST R 34.11-2012",
+    "1.2.643.7.1.1.3.3": "GOST R 34.10-2012 512 with GOST R 34.11-2012",
     "1.2.840.113549.1.1.10": "RSASSA-PSS",
     "1.3.14.3.2.26": "SHA-1",
     "1.2.840.113549.1.1.5": "SHA-1 with RSA",
+    "1.2.840.113549.2.5": "MD5",
+    "2.16.840.1.101.3.4.2.4": "SHA-224",
+    "1.3.101.112": "Ed25519",
+    "1.3.101.113": "Ed448",
+    "1.2.840.10040.4.1": "DSA",
+    "2.16.840.1.101.3.4.3.2": "DSA with SHA-256",
 }
 
 
@@ -81,9 +91,13 @@ def key_weakness(key: CertificatePublicKeyTypes) -> str | None:
     return None
 
 
+def algorithm_name(oid: str) -> str:
+    """`GOST R 34.10-2012 256 (1.2.643.7.1.1.1.1)`: the name, if known, and the OID."""
+    return f"{_KNOWN_NAMES.get(oid, 'unknown')} ({oid})"
+
+
 def unsupported(oid: str) -> InvalidSignatureError:
-    name = _KNOWN_NAMES.get(oid, "unknown")
-    return InvalidSignatureError(f"unsupported algorithm {name} ({oid})")
+    return InvalidSignatureError(f"unsupported algorithm {algorithm_name(oid)}")
 
 
 @dataclass(frozen=True)
@@ -122,13 +136,16 @@ class SignedData:
         if not hmac.compare_digest(digest, self.message_digest):
             raise InvalidSignatureError("message-digest does not match the document")
 
-    def check_signature(self, key: CertificatePublicKeyTypes | None) -> None:
+    def check_signature(self, key: CertificatePublicKeyTypes | None, key_oid: str = "") -> None:
         """Verify the signature over the signed attributes with the signer's public key.
 
-        `key` is None when the certificate's key algorithm is not supported at all.
+        `key` is None when the certificate's key algorithm (`key_oid`) is not supported at
+        all (a GOST key, say).
         """
         if key is None:
-            raise InvalidSignatureError("unsupported public key algorithm of signer")
+            raise InvalidSignatureError(
+                f"unsupported public key algorithm of signer: {algorithm_name(key_oid)}"
+            )
         oid = self.signature_oid
         weakness = key_weakness(key)
         try:
