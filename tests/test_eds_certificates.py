@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from domain.canonical import canonical_bytes
 from domain.errors import UntrustedCertificateError
@@ -156,6 +156,16 @@ def test_an_intermediate_that_is_not_a_ca_is_refused() -> None:
     signer = make_cert(person(PRINCIPAL, "Under Leaf"), issuer=not_ca)
 
     assert "is not a CA" in refusal(signer, chain=[not_ca.cert])
+
+
+def test_an_intermediate_whose_key_usage_lacks_key_cert_sign_is_refused() -> None:
+    pki = hierarchy()
+    no_cert_sign = make_cert(
+        common_name("CRL Only CA"), issuer=pki.root, ca=True, key_usage=["crl_sign"]
+    )
+    signer = make_cert(person(PRINCIPAL, "Under CRL Only CA"), issuer=no_cert_sign)
+
+    assert "keyUsage lacks keyCertSign" in refusal(signer, chain=[no_cert_sign.cert])
 
 
 WEAK_KEYS = [
@@ -480,6 +490,32 @@ def test_a_certificate_iin_with_a_bad_check_digit_is_refused() -> None:
     signer = hierarchy().signer(person(wrong, "Bad Digit"))
 
     assert "bad check digit" in refusal(signer)
+
+
+@pytest.mark.parametrize(
+    ("serial_numbers", "words"),
+    [
+        ([f"iin{PRINCIPAL}"], "no IIN or BIN"),
+        ([PRINCIPAL], "no IIN or BIN"),
+        ([f"IIN {PRINCIPAL}"], "malformed identifier"),
+        ([f"IIN{PRINCIPAL[:11]}"], "malformed identifier"),
+        ([f"IIN{PRINCIPAL}0"], "malformed identifier"),
+        ([f"IIN{PRINCIPAL} "], "malformed identifier"),
+        ([f"IIN{PRINCIPAL}", f"IIN{complete_id('79052130045')}"], "more than one IIN"),
+    ],
+    ids=["lower-case", "no-prefix", "space", "11-digits", "13-digits", "trailing-space", "two"],
+)
+def test_a_certificate_iin_in_another_form_is_refused(
+    serial_numbers: list[str], words: str
+) -> None:
+    """Only `IIN` + 12 digits, once (contract, section 3): any other form, or two persons
+    in one subject, names nobody for certain."""
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "Odd Form")]
+        + [x509.NameAttribute(NameOID.SERIAL_NUMBER, value) for value in serial_numbers]
+    )
+
+    assert words in refusal(hierarchy().signer(subject))
 
 
 def test_a_certificate_without_iin_or_bin_is_refused() -> None:
