@@ -108,12 +108,25 @@ class PowerOfAttorney(Aggregate):
     def active_attorneys(self) -> list[str]:
         return [a["iin"] for a in self.attorneys if a["status"] == ACTIVE]
 
+    def not_before_last(self, at: datetime) -> datetime:
+        """`at`, or the moment of the POA's latest event if `at` is earlier: a process whose
+        clock is behind the one that recorded that event (another replica, the consumer's
+        host, a clock stepped back) never records an act before it, such as a revocation
+        before the issue, for which the POA's past would read one way from its events and
+        another from the read models."""
+        moments: list[datetime] = [self.issued_at, *(a["since"] for a in self.attorneys)]
+        moments += [a["until"] for a in self.attorneys if a["until"] is not None]
+        if self.termination is not None:
+            moments.append(self.termination["at"])
+        return max(at, *moments)
+
     # -- commands --------------------------------------------------------------------------
 
     def add_attorney(
         self, attorney: dict[str, Any], evidence: SignedDocument, at: datetime
     ) -> None:
         self.require_actor(evidence)
+        at = self.not_before_last(at)
         self._require_active(at)
         if attorney["iin"] == self.principal["iin"]:
             raise InvalidInputError("attorney: the principal cannot be their own attorney")
@@ -129,11 +142,13 @@ class PowerOfAttorney(Aggregate):
 
     def revoke(self, reason: str | None, evidence: SignedDocument, at: datetime) -> None:
         self.require_actor(evidence)
+        at = self.not_before_last(at)
         self._require_active(at)
         self._revoke(reason=reason, at=at, evidence=evidence.as_record())
 
     def renounce(self, attorney_iin: str, evidence: SignedDocument, at: datetime) -> None:
         self.require_actor(evidence)
+        at = self.not_before_last(at)
         self._require_active(at)
         if attorney_iin not in self.active_attorneys():
             raise ConflictError(f"{attorney_iin} is not an active attorney of this POA")
@@ -144,6 +159,7 @@ class PowerOfAttorney(Aggregate):
     def end_with_case(self, at: datetime, source: str) -> bool:
         """Terminate because the case concluded; return whether anything was recorded. A POA
         that ended before (revoked, renounced, or expired at its own instant) keeps its end."""
+        at = self.not_before_last(at)
         if self.status_at(at) != ACTIVE:
             return False
         self._terminate(reason="case_concluded", at=at, source=source)

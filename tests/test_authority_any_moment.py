@@ -56,11 +56,16 @@ issues = st.tuples(
     st.sets(st.sampled_from(RIGHTS), min_size=1),
     st.none() | st.integers(-1, 3),
 )
+clock_steps_back = st.tuples(
+    st.just("back"),
+    st.sampled_from([timedelta(microseconds=1), timedelta(milliseconds=3), timedelta(seconds=2)]),
+)
 case_events = st.tuples(st.just("case-event"), st.integers(0, 1), st.booleans())
 steps = st.one_of(
     issues,
     waits,
     waits,
+    clock_steps_back,
     st.tuples(st.just("to-expiry"), st.integers(0, 7)),
     issues,
     st.tuples(st.just("add"), st.integers(0, 7), st.integers(0, 2)),
@@ -120,6 +125,7 @@ class Driver:
         kind, *args = step
         handlers: dict[str, Callable[..., None]] = {
             "wait": self.wait,
+            "back": self.back,
             "to-expiry": self.to_expiry,
             "issue": self.issue,
             "add": self.add,
@@ -131,6 +137,11 @@ class Driver:
 
     def wait(self, delta: timedelta) -> None:
         self.clock.advance(seconds=delta.total_seconds())
+
+    def back(self, delta: timedelta) -> None:
+        """The next commands run where the clock reads earlier: another replica's, the
+        consumer's host, a clock stepped back."""
+        self.clock.now -= delta
 
     def to_expiry(self, index: int) -> None:
         """Land exactly on a POA's expiry, if one is ahead."""
@@ -173,7 +184,7 @@ class Driver:
         if self.attempt(
             expected, lambda: self.registry.add_attorney(uuid.UUID(poa.poa_id), evidence)
         ):
-            self.history.added(poa, actor.iin, self.clock.now)
+            self.history.added(poa, actor.iin, poa.recorded_at(self.clock.now))
 
     def revoke(self, index: int) -> None:
         poa = self.poa(index)
@@ -183,7 +194,7 @@ class Driver:
         if self.attempt(
             self.refusal(poa), lambda: self.registry.revoke(uuid.UUID(poa.poa_id), evidence)
         ):
-            self.history.revoked(poa, self.clock.now)
+            self.history.revoked(poa, poa.recorded_at(self.clock.now))
 
     def renounce(self, index: int, attorney: int) -> None:
         poa, actor = self.poa(index), self.attorneys[attorney]
@@ -194,7 +205,7 @@ class Driver:
             expected = ConflictError
         evidence = self.act("epoa.renounce", poa, actor)(attorney_iin=actor.iin)
         if self.attempt(expected, lambda: self.registry.renounce(uuid.UUID(poa.poa_id), evidence)):
-            self.history.renounced(poa, actor.iin, self.clock.now)
+            self.history.renounced(poa, actor.iin, poa.recorded_at(self.clock.now))
 
     def case_event(self, case: int, judgment: bool) -> None:
         case_number = self.cases[case]
@@ -208,7 +219,7 @@ class Driver:
         return self.history.poas[index % len(self.history.poas)] if self.history.poas else None
 
     def refusal(self, poa: PoaFacts) -> type[DomainError] | None:
-        return None if poa.active_at(self.clock.now) else PoaNotActiveError
+        return None if poa.active_at(poa.recorded_at(self.clock.now)) else PoaNotActiveError
 
     def act(self, kind: str, poa: PoaFacts, actor: Actor) -> Callable[..., Any]:
         return lambda **fields: self.people.act(kind, uuid.UUID(poa.poa_id), actor, **fields)

@@ -124,3 +124,42 @@ def test_two_poas_for_the_same_attorney_are_both_named(
     runner.catch_up()
     found = authority_at(runner.db, CASE, people.attorney.iin, RIGHT, clock.now)
     assert found == sorted([str(first.id), str(second.id)])
+
+
+def test_a_revocation_by_a_process_whose_clock_is_behind_is_never_before_the_issue(
+    registry: Registry, runner: ProjectionRunner, people: People, clock: Clock
+) -> None:
+    """Another replica's clock 3 ms behind: the POA never held before its issue, and its
+    revocation is recorded at the issue, not 3 ms before it."""
+    issued_at = clock.now
+    poa = registry.issue(people.issue()).poa
+    clock.advance(milliseconds=-3)
+    registry.revoke(poa.id, people.act("epoa.revoke", poa.id, people.principal))
+    iin = people.attorney.iin
+    assert not authorised(runner, registry, iin, issued_at - timedelta(milliseconds=2))
+    assert not authorised(runner, registry, iin, issued_at)
+    state = registry.get_poa(poa.id)
+    assert state.termination is not None and state.termination["at"] == issued_at
+
+
+def test_a_conclusion_by_a_consumer_whose_clock_is_behind_ends_a_poa_after_its_last_act(
+    registry: Registry, runner: ProjectionRunner, people: People, clock: Clock
+) -> None:
+    """The attorney added at 10:00:00.005 by an API replica, the case concluded by a consumer
+    whose clock reads 10:00:00.002: the added attorney never held the POA before their
+    addition, and the POA ends at it."""
+    poa = registry.issue(people.issue()).poa
+    registry.record_case_event(case_event(people, JUDGMENT_IN_FORCE))
+    added_at = clock.advance(seconds=1)
+    addition = people.act(
+        "epoa.add-attorney", poa.id, people.principal, attorney={"iin": people.third_attorney.iin}
+    )
+    registry.add_attorney(poa.id, addition)
+    clock.advance(milliseconds=-3)
+    registry.record_case_event(case_event(people, EXECUTION_DOCUMENTS_ISSUED))
+    for moment in (added_at - timedelta(milliseconds=2), added_at):
+        assert not authorised(runner, registry, people.third_attorney.iin, moment)
+    assert authorised(runner, registry, people.attorney.iin, added_at - SECOND)
+    assert not authorised(runner, registry, people.attorney.iin, added_at)
+    state = registry.get_poa(poa.id)
+    assert state.termination is not None and state.termination["at"] == added_at

@@ -11,7 +11,9 @@ registry's code:
   case's conclusion (the moment the second of the court's two facts was recorded), and
   19:00Z of `valid_until` (00:00 of the next day in Kazakhstan); each end is exclusive: at
   that very instant the authority is gone;
-- a case concluding after a POA's expiry leaves it as it was.
+- a case concluding after a POA's expiry leaves it as it was;
+- an act on a POA is recorded at the registry's clock, or at the POA's latest act if the
+  clock reads earlier (a process whose clock is behind): a POA's moments never go back.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ class PoaFacts:
             and (renounced is None or moment < renounced)
             and self.active_at(moment)
         )
+
+    def recorded_at(self, clock: datetime) -> datetime:
+        """When an act on this POA is recorded if the registry's clock reads `clock`."""
+        acts = [self.issued_at, *self.named.values(), *self.renounced.values()]
+        return max(clock, *acts, *([self.ended_at] if self.ended_at is not None else []))
 
     def moments(self) -> set[datetime]:
         """Every instant where an answer may change."""
@@ -114,10 +121,12 @@ class History:
         if case.concluded_at is not None or not (case.judgment and case.execution_documents):
             return []
         case.concluded_at = at
-        ended = [p for p in self.poas if p.case_number == case_number and p.active_at(at)]
-        for poa in ended:
-            poa.ended_at = at
-        return [poa.poa_id for poa in ended]
+        ended = []
+        for poa in self.poas:
+            if poa.case_number == case_number and poa.active_at(poa.recorded_at(at)):
+                poa.ended_at = poa.recorded_at(at)
+                ended.append(poa.poa_id)
+        return ended
 
     def authority(self, case_number: str, iin: str, right: str, moment: datetime) -> list[str]:
         return sorted(
