@@ -6,18 +6,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from itertools import takewhile
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import AggregateNotFoundError, project_aggregate
+from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import InterfaceError, OperationalError
 
 from domain.court_case import CourtCase
 from domain.errors import NotFoundError, StoreUnavailableError
 from domain.power_of_attorney import PowerOfAttorney
 from domain.sealed_application import SealedApplication
+from domain.sealed_store import SealedEventStore
 from domain.times import utc_text
 
 
@@ -45,10 +48,10 @@ class RegistryReads(SealedApplication):
         """The POA as it stood at `moment`, replayed from its events."""
         with store_errors():
             events = list(self.events.get(poa_id))
-        version = sum(1 for e in events if getattr(e, "at", moment) <= moment)
-        if not events or version == 0:
+        poa = state_at(events, moment)
+        if poa is None:
             raise NotFoundError(f"power of attorney {poa_id} did not exist at {utc_text(moment)}")
-        return self.get_poa(poa_id, version=version)
+        return poa
 
     def get_case(self, case_number: str) -> CourtCase:
         with store_errors():
@@ -67,22 +70,38 @@ class RegistryReads(SealedApplication):
             case = self.get_case(case_number)
         except NotFoundError:
             return []
+        with store_errors():
+            streams = self.get_streams(case.poa_ids)
         found = []
         for poa_id in case.poa_ids:
-            try:
-                poa = self.get_poa_at(poa_id, moment)
-            except NotFoundError:
-                continue
+            poa = state_at(streams.get(poa_id, []), moment)
             if (
-                right in poa.rights
+                poa is not None
+                and right in poa.rights
                 and poa.is_active_at(moment)
                 and (attorney_iin in poa.active_attorneys())
             ):
                 found.append(poa_id)
         return found
 
+    def get_streams(self, ids: Sequence[UUID]) -> dict[UUID, list[DomainEventProtocol[UUID]]]:
+        """The events of each of these aggregates, read at once (one statement on
+        PostgreSQL), so a case with hundreds of POAs is answered in one read, not two each."""
+        assert isinstance(self.events, SealedEventStore)
+        return self.events.get_streams(ids)
+
     def _case_or_new(self, case_number: str) -> CourtCase:
         try:
             return self.get_case(case_number)
         except NotFoundError:
             return CourtCase(case_number)
+
+
+def state_at(
+    events: Iterable[DomainEventProtocol[UUID]], moment: datetime
+) -> PowerOfAttorney | None:
+    """The POA replayed from its events up to `moment` (None if not issued by then): the
+    events before the first one later than `moment`, since a POA's moments never go back."""
+    before = list(takewhile(lambda e: getattr(e, "at", moment) <= moment, events))
+    poa = project_aggregate(None, before) if before else None
+    return poa if isinstance(poa, PowerOfAttorney) else None
