@@ -200,3 +200,18 @@ def test_a_case_concluding_ends_its_own_poas_at_the_second_fact_and_no_other_cas
     assert answers(client, clock, ending, iin, concluded_at) == []
     assert answers(client, clock, other, iin, concluded_at) == [untouched]
     assert answers(client, clock, other, iin, clock.now) == [untouched]
+
+
+def test_a_revocation_takes_effect_when_received_not_when_its_document_says_it_was_signed(
+    client: TestClient, people: People, clock: Clock
+) -> None:
+    case, iin = case_number(), people.attorney.iin
+    poa = issue(client, people, case)
+    revocation = people.act("epoa.revoke", uuid.UUID(poa), people.principal)
+    signed_at = datetime.fromisoformat(revocation.document["signed_at"])
+    received_at = clock.advance(minutes=30)
+    post(client, f"/v1/powers-of-attorney/{poa}/revocation", revocation)
+    state = client.get(f"/v1/powers-of-attorney/{poa}", headers=COURT).json()
+    assert state["termination"]["at"] == received_at.isoformat().replace("+00:00", "Z")
+    assert answers(client, clock, case, iin, signed_at + timedelta(minutes=15)) == [poa]
+    assert answers(client, clock, case, iin, received_at) == []
