@@ -8,6 +8,7 @@ file besides the export it is asked to write.
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ from domain.eds import Verifier
 from domain.errors import StoreUnavailableError
 from epoa.audit import audit_export, audit_store, stored_origin
 from epoa.audit_core import AuditResult
-from epoa.audit_export import replacing, write_export
+from epoa.audit_export import export_output, write_export
 from epoa.audit_export_file import export_header
 from epoa.audit_inputs import AuditInputError
 from epoa.audit_proofs import load_public_keys
@@ -215,12 +216,14 @@ def _pinned_keys(path: Path) -> list[Ed25519PublicKey]:
     return keys
 
 
-def export_store(settings: Settings, path: Path) -> int:
+def export_store(settings: Settings, path: Path | None) -> int:
     """The file is made beside `path` first (a folder that is not there is said before the
-    store is read), and takes `path`'s place only once the export is whole."""
+    store is read), and takes `path`'s place only once the export is whole; with no `path`
+    the export goes to standard output. The count goes to standard error, so that an export
+    written to standard output (or `/dev/stdout`) holds its lines alone."""
     from epoa.wiring import build_registry
 
-    with replacing(path) as out, _store_read(settings, "nothing was exported"):
+    with export_output(path) as out, _store_read(settings, "nothing was exported"):
         _require_store(settings)
         _require_seal_key(settings)
         registry = build_registry(settings)
@@ -230,5 +233,6 @@ def export_store(settings: Settings, path: Path) -> int:
         finally:
             db.close()
             registry.close()
-    print(f"exported {records} records and {checkpoints} checkpoint(s) to {path}")
+    where = "standard output" if path is None else path
+    print(f"exported {records} records and {checkpoints} checkpoint(s) to {where}", file=sys.stderr)
     return 0

@@ -16,6 +16,7 @@ import errno
 import json
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -132,6 +133,19 @@ def export_to(path: Path, registry: Registry, db: Database, origin: str) -> tupl
     never a truncated one in its place."""
     with replacing(path) as out:
         return write_export(registry, db, origin, out)
+
+
+@contextmanager
+def export_output(path: Path | None) -> Iterator[TextIO]:
+    """Where `epoa audit export` writes: `path` as `replacing` makes it, or with no path the
+    standard output, in UTF-8 whatever the locale, written as it goes."""
+    if path is not None:
+        with replacing(path) as out:
+            yield out
+        return
+    sys.stdout.flush()
+    with open(sys.stdout.fileno(), "w", encoding="utf-8", closefd=False) as out:
+        yield out
 
 
 @contextmanager

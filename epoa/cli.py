@@ -154,7 +154,12 @@ def _add_audit(commands: Commands) -> None:
     )
     verify.set_defaults(run=_audit_verify, needs="audit")
     export = audit_commands.add_parser("export", help="write the whole history as JSON lines")
-    export.add_argument("file", type=Path, help="where to write it (a file there is replaced)")
+    export.add_argument(
+        "file",
+        type=Path,
+        nargs="?",
+        help="where to write it (a file there is replaced); standard output if left out or -",
+    )
     export.set_defaults(run=_audit_export, needs="audit")
 
 
@@ -165,11 +170,18 @@ def _add_tools(commands: Commands) -> None:
     demo = key_commands.add_parser(
         "demo",
         help="make a demo CA and PKCS#12 keys",
-        description="Make a demo CA and PKCS#12 keys (password demo) in DIR. A "
-        "directory that holds demo keys already is refused unless --force: a new CA leaves "
+        description="Make a demo CA and PKCS#12 keys (password demo) in DIR, by default "
+        "the demo directory of EPOA_VAR_DIR that `epoa serve` trusts in development (var/demo). "
+        "A directory that holds demo keys already is refused unless --force: a new CA leaves "
         "every signature made with the old keys untrusted.",
     )
-    demo.add_argument("directory", type=Path, metavar="DIR", help="where (made if missing)")
+    demo.add_argument(
+        "directory",
+        type=Path,
+        nargs="?",
+        metavar="DIR",
+        help="where (made if missing; EPOA_VAR_DIR/demo if left out)",
+    )
     demo.add_argument(
         "--force",
         action="store_true",
@@ -289,18 +301,20 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
     from epoa.audit_commands import export_store
 
-    return export_store(settings, args.file)
+    to_stdout = args.file is None or str(args.file) == "-"
+    return export_store(settings, None if to_stdout else args.file)
 
 
 def _keys_demo(args: argparse.Namespace, settings: Settings) -> int:
     from epoa.demo_keys import DEMO_PASSWORD, holds_demo, make_demo
 
-    if holds_demo(args.directory) and not args.force:
+    directory = args.directory if args.directory is not None else settings.var_dir / "demo"
+    if holds_demo(directory) and not args.force:
         raise CommandError(
-            f"{args.directory} already holds demo keys: a new demo CA would make every "
+            f"{directory} already holds demo keys: a new demo CA would make every "
             "signature made with them untrusted; give --force to replace them"
         )
-    demo = make_demo(args.directory)
+    demo = make_demo(directory)
     print(f"trust bundle (EPOA_TRUSTED_CA): {demo.ca_pem}")
     for identity in demo.identities:
         print(
