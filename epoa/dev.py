@@ -10,7 +10,7 @@ from pathlib import Path
 from api.auth import ROLES, read_keys
 from epoa.demo_keys import DemoKeys, load_demo, make_demo
 from epoa.settings import Settings
-from epoa.wiring import SettingsError
+from epoa.wiring import DEV_SEAL_KEY, SettingsError, load_seal_key
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,15 @@ def ensure_dev_material(
 
 
 def banner(settings: Settings, material: DevMaterial | None, url: str) -> str:
+    """What `epoa serve` prints at start: the store, and in development every value it
+    took under `var_dir` for a setting left unset (contract, section 7)."""
     lines = [f"epoa: store {settings.database_url}", f"epoa: API docs at {url}/docs"]
     if material is not None:
+        if settings.seal_key is None:
+            key_id = load_seal_key(settings).key_id.hex()
+            lines.append(
+                f"epoa: DEVELOPMENT seal key {settings.var_dir / DEV_SEAL_KEY} (key id {key_id})"
+            )
         lines.append(f"epoa: DEVELOPMENT mode: API keys in {material.api_keys_path}:")
         lines += [f"         {role:8} {key}" for key, role in material.api_keys.items()]
         if material.demo is not None:

@@ -25,6 +25,10 @@ class SettingsError(Exception):
     """A setting is missing or wrong; the message says which and how to fix it."""
 
 
+DEV_SEAL_KEY = "seal-key.pem"
+"""The development seal key's file under `var_dir`, made on first start."""
+
+
 def load_seal_key(settings: Settings) -> SealKey:
     if settings.seal_key is not None:
         try:
@@ -33,7 +37,7 @@ def load_seal_key(settings: Settings) -> SealKey:
             raise SettingsError(f"EPOA_SEAL_KEY={settings.seal_key}: {error}") from error
     if settings.env == "production":
         raise SettingsError("EPOA_SEAL_KEY is required in production (an Ed25519 PEM key)")
-    path = settings.var_dir / "seal-key.pem"
+    path = settings.var_dir / DEV_SEAL_KEY
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(SealKey.generate().to_pem())

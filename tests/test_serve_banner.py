@@ -1,0 +1,60 @@
+"""`epoa serve` on the embedded default prints, at every start, each development value it
+took under `./var` for a setting left unset (contract, section 7): the store, the seal key,
+the API keys and the demo CA."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from tests.test_walkthrough import free_port, wait_until_up
+
+EPOA = str(Path(sys.executable).with_name("epoa"))
+
+
+def started(tmp_path: Path, name: str) -> tuple[str, str]:
+    """What `epoa serve` printed before it answered, and the current seal key's id that
+    `GET /v1/audit/keys` names."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EPOA_")}
+    log = tmp_path / f"{name}.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [EPOA, "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        api = f"http://127.0.0.1:{port}"
+        wait_until_up(api, server, log)
+        with urllib.request.urlopen(api + "/v1/audit/keys", timeout=10) as answer:
+            keys = json.load(answer)["keys"]
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    (current,) = (key["key_id"] for key in keys if key["current"])
+    return log.read_text(), current
+
+
+def test_every_start_prints_the_development_seal_key_beside_the_api_keys_and_the_ca(
+    tmp_path: Path,
+) -> None:
+    """The seal key was only logged (a warning) on the start that made it, and never shown
+    again: an operator could not tell which key sealed the store."""
+    first, key_id = started(tmp_path, "first")
+    again, same = started(tmp_path, "again")
+    assert same == key_id
+    roles = json.loads((tmp_path / "var" / "api-keys.json").read_text()).values()
+    assert sorted(roles) == ["admin", "auditor", "court", "portal"]
+    for printed in (first, again):
+        lines = printed.splitlines()
+        assert "epoa: store sqlite:///var/epoa.sqlite" in lines, printed
+        assert f"epoa: DEVELOPMENT seal key var/seal-key.pem (key id {key_id})" in lines
+        assert "epoa: DEVELOPMENT mode: API keys in var/api-keys.json:" in lines
+        assert "epoa: trusting the DEMO CA var/demo/ca.pem" in printed
