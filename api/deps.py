@@ -58,7 +58,9 @@ def _decimal(value: object) -> object:
 
 
 DECIMAL = BeforeValidator(_decimal)
-"""For every integer of a query string: `Annotated[int, DECIMAL, Query(...)]`."""
+"""For every integer of a query string: `Annotated[int, Query(...), DECIMAL]`, in this
+order: before the `Query`, it leaves the bounds out of the OpenAPI schema's `minimum` and
+`maximum` (pydantic writes them as `ge` and `le`, which JSON Schema does not know)."""
 
 
 def role(*allowed: str) -> Callable[[Request, Services], Awaitable[str]]:

@@ -106,8 +106,14 @@ class AttorneyPublic(PersonRef):
     )
 
 
+TerminationReason = Literal[
+    "revoked_by_principal", "renounced_by_all_attorneys", "case_concluded", "expired"
+]
+"""The contract's termination reasons (section 4)."""
+
+
 class TerminationListed(BaseModel):
-    reason: str
+    reason: TerminationReason
     at: datetime
     source: str
 

@@ -73,12 +73,12 @@ def inclusion_proof(
     services: ServicesDep,
     _: Auditor,
     position: Annotated[
-        int, DECIMAL, Query(ge=1, le=MAX_POSITION, description="the record's notification position")
+        int, Query(ge=1, le=MAX_POSITION, description="the record's notification position"), DECIMAL
     ],
     tree_size: Annotated[
         int | None,
-        DECIMAL,
         Query(ge=1, le=MAX_POSITION, description="default: the latest checkpoint's"),
+        DECIMAL,
     ] = None,
 ) -> InclusionProofPublic:
     proof = audit_tree.inclusion(services.read_models.db(), position, tree_size)
@@ -94,15 +94,15 @@ def inclusion_proof(
 def consistency_proof(
     services: ServicesDep,
     _: Auditor,
-    first: Annotated[int, DECIMAL, Query(ge=0, le=MAX_POSITION, description="the older tree size")],
+    first: Annotated[int, Query(ge=0, le=MAX_POSITION, description="the older tree size"), DECIMAL],
     second: Annotated[
         int | None,
-        DECIMAL,
         Query(
             ge=0,
             le=MAX_POSITION,
             description="the newer tree size; default: the latest checkpoint's",
         ),
+        DECIMAL,
     ] = None,
 ) -> ConsistencyProofPublic:
     proof = audit_tree.consistency(services.read_models.db(), first, second)

@@ -96,7 +96,7 @@ def search(
         ),
     ] = None,
     cursor: str | None = None,
-    limit: Annotated[int, DECIMAL, Query(ge=1, le=200)] = 50,
+    limit: Annotated[int, Query(ge=1, le=200), DECIMAL] = 50,
 ) -> PowerOfAttorneyPage:
     if case_number is not None:
         parse_case_number(case_number)
