@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import NameOID
 
 from domain.canonical import canonical_bytes
 from domain.eds import TrustStore, Verifier, require_signer
@@ -115,6 +117,26 @@ def test_a_person_certificate_gives_the_iin_and_kind_person() -> None:
 def test_an_organisation_certificate_gives_the_bin() -> None:
     pki = hierarchy()
     signer = pki.signer(organisation(COURT_BIN, "Court System"))
+    document = sample_document(PRINCIPAL)
+    signature = sign_cms(canonical_bytes(document), signer, pki.chain)
+
+    evidence = trusting(pki).verify(document, b64(signature))
+
+    assert (evidence.signer_id, evidence.signer_kind) == (COURT_BIN, "organisation")
+
+
+def test_an_organisation_certificate_with_the_bin_in_its_serial_number_gives_the_bin() -> None:
+    """The contract's other form of an organisation's certificate: `serialNumber` `BIN...`
+    and no organizationalUnitName."""
+    pki = hierarchy()
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "Court System"),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, f"BIN{COURT_BIN}"),
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "KZ"),
+        ]
+    )
+    signer = pki.signer(subject)
     document = sample_document(PRINCIPAL)
     signature = sign_cms(canonical_bytes(document), signer, pki.chain)
 
