@@ -78,5 +78,12 @@ def _fault(data: object) -> str | None:
         return "it holds no key, so every request would be refused"
     if any(not key.strip() for key in data):
         return "a key is empty or blank, so a request with no key would be let in"
+    for number, key in enumerate(data, start=1):
+        if key != key.strip() or not all(" " <= char <= "~" for char in key):
+            return (
+                f"key #{number} has white space at an end, or a character other than "
+                "printable ASCII, which an `Authorization: Bearer` header cannot carry as "
+                "it is: no request could present it"
+            )
     bad = sorted({role for role in data.values() if role not in ROLES})
     return f"unknown role(s) {bad}; roles are {ROLES}" if bad else None

@@ -22,6 +22,10 @@ from tests.test_ops_settings import run_epoa
         ('{"abcdefghijklmnopqrstuvwxyz012345": "superuser"}', "unknown role(s) ['superuser']"),
         ("{}", "it holds no key, so every request would be refused"),
         ('{" ": "admin"}', "a key is empty or blank"),
+        ('{"good-key": "court", "trailing-space ": "portal"}', "key #2 has white space at an"),
+        ('{"\\tleading-tab": "portal"}', "key #1 has white space at an end"),
+        ('{"\u043a\u043b\u044e\u0447-portal": "portal"}', "other than printable ASCII"),
+        ('{"line\\nbreak": "auditor"}', "other than printable ASCII"),
     ],
 )
 def test_a_bad_api_keys_file_stops_serve_with_one_line_and_no_banner(
