@@ -72,3 +72,22 @@ def test_a_number_of_a_query_string_is_read_only_as_decimal_digits(
             assert_problem(answer, 422, "validation", "decimal digits")
         assert client.get(path.format("-1"), headers=auditor).status_code == 422
     assert client.get(f"{POAS}?case_number=QUERY-2&limit=01", headers=auditor).status_code == 200
+
+
+def test_a_parameter_given_with_no_value_is_refused_never_read_as_left_out(
+    client: TestClient, people: People
+) -> None:
+    """`status=` must not list the POAs of every status, nor `at=` answer for now."""
+    poa = issue(client, people, case_number="QUERY-3")["poa_id"]
+    check = f"/v1/authority?case_number=QUERY-3&attorney_iin={people.attorney.iin}"
+    for path in (
+        *(f"{POAS}?case_number=QUERY-3&{name}=" for name in ("status", "cursor", "limit")),
+        *(f"{POAS}?{name}=" for name in ("case_number", "principal_iin", "attorney_iin")),
+        f"{POAS}/{poa}?at=",
+        f"{check}&right=represent_first_instance&at=",
+        f"{check}&right=",
+        "/v1/audit/proofs/inclusion?position=1&tree_size=",
+        "/v1/audit/proofs/consistency?first=0&second=",
+    ):
+        assert_problem(client.get(path, headers=COURT), 422, "validation")
+    assert client.get(f"{POAS}?case_number=QUERY-3", headers=COURT).json()["items"]
