@@ -104,3 +104,19 @@ def test_the_termination_reasons_are_the_contracts_four(document: dict[str, Any]
         "expired",
     ]
     assert schemas["AttorneyPublic"]["properties"]["status"]["enum"] == ["active", "renounced"]
+
+
+def test_the_list_documents_its_status_filter_as_the_contracts_four_values(
+    client: TestClient, document: dict[str, Any]
+) -> None:
+    """It was a pattern over them: a client's tooling offered a free text field."""
+    schema = parameter(document, "/v1/powers-of-attorney", "status")["schema"]
+    (values,) = (s["enum"] for s in schema["anyOf"] if "enum" in s)
+    assert values == ["active", "revoked", "terminated", "expired"]
+    for status in values:
+        listed = client.get("/v1/powers-of-attorney", params={"status": status}, headers=COURT)
+        assert listed.status_code == 200, listed.text
+    for status in ("Active", "ended", "active "):
+        refused = client.get("/v1/powers-of-attorney", params={"status": status}, headers=COURT)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["type"] == "urn:epoa:problem:validation"

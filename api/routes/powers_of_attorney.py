@@ -18,6 +18,7 @@ from api.schemas import (
     PowerOfAttorneyPage,
     PowerOfAttorneyPublic,
     SealedEventPublic,
+    Status,
 )
 from domain.court_case import parse_case_number
 from domain.documents import parse_iin
@@ -88,9 +89,8 @@ def search(
     principal_iin: str | None = None,
     attorney_iin: str | None = None,
     status: Annotated[
-        str | None,
+        Status | None,
         Query(
-            pattern="^(active|revoked|terminated|expired)$",
             description="The POA's status; `active` with `attorney_iin` also leaves out the "
             "POAs that attorney renounced.",
         ),
