@@ -1,30 +1,41 @@
 #!/usr/bin/env bash
 # A walk through the registry with the demo keys that `epoa serve` made under ./var/demo:
-# issue a POA, check authority, add an attorney, revoke, then conclude a case.
+# issue a POA, check authority, add an attorney, then conclude the case.
 # Run it beside a running `epoa serve` (same directory): bash scripts/walkthrough.sh
+# Each run walks a case of its own (CASE=... names one), since a concluded case takes no
+# new POA; a step the registry refuses stops the walk and shows the problem it answered.
 set -euo pipefail
 API=${API:-http://127.0.0.1:8000}
 EPOA=${EPOA:-epoa}
 key() { python3 -c "import json,sys; print([k for k,r in json.load(open('var/api-keys.json')).items() if r==sys.argv[1]][0])" "$1"; }
 PORTAL=$(key portal); COURT=$(key court)
 NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-CASE="7594-26-00-2/1234"
+VALID_UNTIL=$(python3 -c 'import datetime as d; print(d.date.today() + d.timedelta(days=365))')
+CASE=${CASE:-7594-26-00-2/$(date -u +%s)}
+ANSWER=$(mktemp); trap 'rm -f "$ANSWER"' EXIT
+# curl that prints the answer, or stops the walk with the problem the registry answered.
+call() {
+  if ! curl -sS --fail-with-body -o "$ANSWER" "$@"; then
+    cat "$ANSWER" >&2 2>/dev/null; echo >&2; echo "walkthrough: refused, stopped" >&2; exit 1
+  fi
+  cat "$ANSWER"
+}
 
 # 1. The principal signs an issue document with their EDS key (here: the demo PKCS#12).
 cat > /tmp/epoa-issue.json <<JSON
 {"type": "epoa.issue", "document_id": "$(python3 -c 'import uuid; print(uuid.uuid4())')",
  "signed_at": "$NOW", "case_number": "$CASE",
  "principal": {"iin": "850312400128"}, "attorneys": [{"iin": "790521300451"}],
- "rights": ["represent_first_instance", "appeal_judicial_acts"], "valid_until": "2027-12-31"}
+ "rights": ["represent_first_instance", "appeal_judicial_acts"], "valid_until": "$VALID_UNTIL"}
 JSON
 $EPOA sign --key var/demo/principal.p12 /tmp/epoa-issue.json > /tmp/epoa-issue.signed.json
-POA=$(curl -sf -X POST "$API/v1/powers-of-attorney" -H "Authorization: Bearer $PORTAL" \
-  -H 'Content-Type: application/json' --data @/tmp/epoa-issue.signed.json \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["poa_id"])')
-echo "issued $POA"
+call -X POST "$API/v1/powers-of-attorney" -H "Authorization: Bearer $PORTAL" \
+  -H 'Content-Type: application/json' --data @/tmp/epoa-issue.signed.json > /tmp/epoa-issued.json
+POA=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["poa_id"])' < /tmp/epoa-issued.json)
+echo "issued $POA in case $CASE"
 
 # 2. A court asks: may this attorney represent the principal in first instance?
-curl -sf -G "$API/v1/authority" -H "Authorization: Bearer $COURT" \
+call -G "$API/v1/authority" -H "Authorization: Bearer $COURT" \
   --data-urlencode "case_number=$CASE" --data-urlencode "attorney_iin=790521300451" \
   --data-urlencode "right=represent_first_instance"; echo
 
@@ -34,7 +45,7 @@ cat > /tmp/epoa-add.json <<JSON
  "signed_at": "$NOW", "poa_id": "$POA", "attorney": {"iin": "881107400786"}}
 JSON
 $EPOA sign --key var/demo/principal.p12 /tmp/epoa-add.json \
-  | curl -sf -X POST "$API/v1/powers-of-attorney/$POA/attorneys" \
+  | call -X POST "$API/v1/powers-of-attorney/$POA/attorneys" \
     -H "Authorization: Bearer $PORTAL" -H 'Content-Type: application/json' --data @- > /dev/null
 echo "added an attorney"
 
@@ -51,10 +62,10 @@ for TYPE in judgment-entered-into-force execution-documents-issued; do
  "time": "$NOW", "datacontenttype": "application/json", "data": $DATA}
 JSON
   $EPOA sign --cloudevent --key var/demo/court.p12 /tmp/epoa-event.json \
-    | curl -sf -X POST "$API/v1/case-events" -H "Authorization: Bearer $COURT" \
+    | call -X POST "$API/v1/case-events" -H "Authorization: Bearer $COURT" \
       -H 'Content-Type: application/cloudevents+json' --data @-; echo
 done
 
 # 5. The case has concluded: the POA ended with it.
-curl -sf "$API/v1/powers-of-attorney/$POA" -H "Authorization: Bearer $COURT" \
+call "$API/v1/powers-of-attorney/$POA" -H "Authorization: Bearer $COURT" \
   | python3 -c 'import json,sys; p=json.load(sys.stdin); print(p["status"], p["termination"]["reason"])'
