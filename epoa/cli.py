@@ -19,9 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
 
-    from epoa.checks import NEEDS, check_production
     from epoa.logging_setup import configure
-    from epoa.wiring import SettingsError
 
     try:
         settings = Settings()
@@ -29,15 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"epoa: bad settings: {_unfit(error)}", file=sys.stderr)
         return 2
     configure(settings.effective_log_format, settings.log_level)
-    import sqlite3
-
-    import psycopg
-    import psycopg_pool
-    from eventsourcing.persistence import PersistenceError
-
-    from domain.errors import DomainError
-    from epoa.audit_inputs import AuditInputError
-    from projections.read_model import ReadModelShapeError
+    from epoa.checks import NEEDS, check_production
 
     try:
         needs = args.needs
@@ -48,27 +38,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         if needs is not None:
             check_production(settings, NEEDS[needs])
         result: int = args.run(args, settings)
-    except SettingsError as error:
-        print(f"epoa: bad settings: {error}", file=sys.stderr)
-        return 2
-    except AuditInputError as error:  # nothing to verify: exit 2, as for a missing store
-        print(f"epoa: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
-    except OSError as error:  # a file the operator named: missing, unreadable, ...
-        where = f": {error.filename}" if error.filename else ""
-        return _failed(f"{error.strerror or error}{where}")
-    except (CommandError, DomainError, ReadModelShapeError) as error:
-        return _failed(str(error))
-    except psycopg.errors.InsufficientPrivilege as error:  # grants lost, e.g. by a restore
-        from epoa.db_admin import INIT_HINT
-
-        return _failed(f"the store refused: {' '.join(str(error).split())}; {INIT_HINT}")
-    except (psycopg.Error, psycopg_pool.PoolTimeout) as error:  # the store's own words
-        return _failed(f"the store refused: {type(error).__name__}: {error}")
-    except (sqlite3.Error, PersistenceError) as error:  # a directory, or a file of another kind
-        store = redacted(settings.database_url)
-        return _failed(f"the store at {store} refused: {type(error).__name__}: {error}")
+    except Exception as error:
+        told = failure(error, settings)
+        if told is None:
+            raise
+        status, line = told
+        print(f"epoa: {line}", file=sys.stderr)
+        return status
     return result
+
+
+def failure(error: BaseException, settings: Settings) -> tuple[int, str] | None:
+    """The exit status and the line (after `epoa: `) of a command that `error` ended: a
+    setting unfit (2; every problem, one a line), nothing to verify (2), or a file, a
+    command's input or the store refused (1, one line); None for any other error, whose
+    traceback is shown. `epoa serve` tells a start-up that fails after its banner so too."""
+    import sqlite3
+
+    import psycopg
+    import psycopg_pool
+    from eventsourcing.persistence import PersistenceError
+
+    from domain.errors import DomainError
+    from epoa.audit_inputs import AuditInputError
+    from epoa.db_admin import INIT_HINT
+    from epoa.wiring import SettingsError
+    from projections.read_model import ReadModelShapeError
+
+    if isinstance(error, SettingsError):
+        return 2, f"bad settings: {error}"
+    if isinstance(error, AuditInputError):  # nothing to verify: exit 2, as for a missing store
+        return 2, _one_line(str(error))
+    if isinstance(error, OSError):  # a file the operator named: missing, unreadable, ...
+        where = f": {error.filename}" if error.filename else ""
+        return 1, _one_line(f"{error.strerror or error}{where}")
+    if isinstance(error, CommandError | DomainError | ReadModelShapeError):
+        return 1, _one_line(str(error))
+    if isinstance(error, psycopg.errors.InsufficientPrivilege):  # grants lost, e.g. by a restore
+        return 1, _one_line(f"the store refused: {error}; {INIT_HINT}")
+    if isinstance(error, psycopg.Error | psycopg_pool.PoolTimeout):  # the store's own words
+        return 1, _one_line(f"the store refused: {type(error).__name__}: {error}")
+    if isinstance(error, sqlite3.Error | PersistenceError):  # a directory, a file of another kind
+        store = redacted(settings.database_url)
+        return 1, _one_line(f"the store at {store} refused: {type(error).__name__}: {error}")
+    return None
 
 
 def _unfit(error: ValidationError) -> str:
@@ -84,10 +97,9 @@ def _unfit(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def _failed(message: str) -> int:
-    """One line on stderr (a driver's message may span several), exit status 1."""
-    print(f"epoa: {' '.join(message.split())}", file=sys.stderr)
-    return 1
+def _one_line(message: str) -> str:
+    """A driver's message may span several lines."""
+    return " ".join(message.split())
 
 
 class CommandError(Exception):

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
+from typing import TYPE_CHECKING
 
 from epoa.settings import Settings, redacted
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("epoa")
 
 STARTUP_FAILURE = 3
 """uvicorn's exit status for an app whose start-up failed (as `uvicorn.run` exits)."""
@@ -36,7 +43,7 @@ def serve(settings: Settings, host: str, port: int, run_projections: bool) -> in
         app = create_app(settings, run_projections=run_projections)
         # uvicorn logs through the root logger (epoa.logging_setup); the app logs each request.
         config = uvicorn.Config(
-            app,
+            OneLineStartupFailure(app, settings),
             host=host,
             port=port,
             log_level=settings.log_level.lower(),
@@ -48,6 +55,36 @@ def serve(settings: Settings, host: str, port: int, run_projections: bool) -> in
     finally:
         listener.close()
     return 0 if server.started else STARTUP_FAILURE
+
+
+class OneLineStartupFailure:
+    """The app, but for a start-up that the store or a setting ends after the banner all the
+    same (the store lost meanwhile, or its connections refused once the app opens its pools:
+    a role's or the server's connection limit): uvicorn would log the traceback Starlette
+    hands it, and gets instead the one line any command would say (`epoa.cli.failure`),
+    with the traceback at DEBUG. Any other start-up failure keeps its traceback."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def told(message: Message) -> None:
+            error = sys.exc_info()[1]  # Starlette sends it while handling the error
+            if message["type"] == "lifespan.startup.failed" and error is not None:
+                from epoa.cli import failure
+
+                known = failure(error, self.settings)
+                if known is not None:
+                    log.debug("start-up failed:\n%s", message.get("message", ""))
+                    log.error("%s", known[1])
+                    message = {**message, "message": ""}
+            await send(message)
+
+        await self.app(scope, receive, told)
 
 
 def preflight(settings: Settings, signs_checkpoints: bool) -> None:

@@ -391,3 +391,38 @@ def test_a_person_import_the_store_refuses_says_to_run_db_init_and_imports_after
     assert "permission denied" in refused and "run `epoa db init`" in refused, refused
     init_database(Settings(database_url=role.url, admin_database_url=role.admin_url))
     assert main(["persons", "import", str(directory)]) == 0
+
+
+def test_a_start_up_the_roles_connection_limit_ends_after_the_banner_is_one_line_and_exit_3(
+    role: ServiceRole, tmp_path: Path
+) -> None:
+    """The checks before the banner take one connection at a time; the app's pools, opened
+    after it, met the role's limit, and uvicorn logged some sixty lines of traceback."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with psycopg.connect(SERVER, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT 2").format(sql.Identifier(role.name)))
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EPOA_")}
+    env["EPOA_DATABASE_URL"] = role.url
+    epoa = str(Path(sys.executable).with_name("epoa"))
+    done = subprocess.run(
+        [epoa, "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 2, done.stderr
+    assert errors[0].endswith(f'too many connections for role "{role.name}"'), errors[0]
+    assert " ERROR epoa the store refused: OperationalError: " in errors[0]
+    assert errors[1].endswith("Application startup failed. Exiting.")
