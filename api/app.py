@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
@@ -25,6 +26,9 @@ from api.routes import audit, authority, cases, health, powers_of_attorney, refe
 from epoa.logging_setup import request_id as request_id_var
 from epoa.settings import Settings
 
+if TYPE_CHECKING:
+    from domain.eds import Verifier
+
 log = logging.getLogger("epoa.api")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 QUIET = frozenset({authority.PATH})
@@ -38,14 +42,19 @@ def create_app(
     run_projections: bool = True,
     run_checkpoints: bool | None = None,
     clock: Callable[[], datetime] | None = None,
+    verifier: Verifier | None = None,
 ) -> FastAPI:
+    """`verifier`: the one `epoa serve` built before its banner (the trust bundle and the
+    CRLs read once, their warnings logged once); else one is built at start-up."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from epoa.audit_worker import start_checkpoint_log
         from epoa.wiring import build_read_models, build_registry, build_verifier
 
         the_clock = clock or (lambda: datetime.now(UTC))
-        verifier = build_verifier(settings)  # a bad trust bundle or CRL stops start-up first
+        # A bad trust bundle or CRL stops start-up first.
+        the_verifier = verifier if verifier is not None else build_verifier(settings)
         read_models = build_read_models(settings)
         registry = build_registry(settings, names=read_models.names, clock=the_clock)
         read_models.attach(registry, run=run_projections)
@@ -56,7 +65,7 @@ def create_app(
         app.state.services = Services(
             settings=settings,
             registry=registry,
-            verifier=verifier,
+            verifier=the_verifier,
             api_keys=ApiKeys.from_path(settings.api_keys),
             metrics=Metrics(),
             read_models=read_models,

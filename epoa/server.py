@@ -18,6 +18,8 @@ from epoa.settings import Settings, redacted
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+    from domain.eds import Verifier
+
 log = logging.getLogger("epoa")
 
 STARTUP_FAILURE = 3
@@ -35,12 +37,12 @@ def serve(settings: Settings, host: str, port: int, run_projections: bool) -> in
     from epoa.dev import banner, ensure_dev_material
 
     settings, material = ensure_dev_material(settings)
-    preflight(settings, signs_checkpoints=run_projections)
+    verifier = preflight(settings, signs_checkpoints=run_projections)
     listener = listen(host, port)
     try:
         shown = settings.model_copy(update={"database_url": redacted(settings.database_url)})
         _show(settings, banner(shown, material, f"http://{_url_host(host)}:{port}"))
-        app = create_app(settings, run_projections=run_projections)
+        app = create_app(settings, run_projections=run_projections, verifier=verifier)
         # uvicorn logs through the root logger (epoa.logging_setup); the app logs each request.
         config = uvicorn.Config(
             OneLineStartupFailure(app, settings),
@@ -87,15 +89,16 @@ class OneLineStartupFailure:
         await self.app(scope, receive, told)
 
 
-def preflight(settings: Settings, signs_checkpoints: bool) -> None:
+def preflight(settings: Settings, signs_checkpoints: bool) -> Verifier:
     """What would stop the app's start-up, met before the server starts, so that it ends as
     every command does (one line; exit 2 for unfit settings, 1 for a store that does not
     answer or read models this version cannot use) and not as a server whose start-up
-    failed."""
+    failed. The verifier it builds is the app's: the trust bundle and the CRLs are read,
+    and their warnings (a stale CRL, no EPOA_COURT_BINS) logged, once."""
     from epoa.audit_worker import require_appendable_witness
     from epoa.wiring import build_registry, build_verifier
 
-    build_verifier(settings)
+    verifier = build_verifier(settings)
     if signs_checkpoints:  # the app signs checkpoints where it runs the read models
         require_appendable_witness(settings)
     build_registry(settings).close()  # says what `epoa db init` must make, if anything
@@ -108,6 +111,7 @@ def preflight(settings: Settings, signs_checkpoints: bool) -> None:
             create_read_models(tables)
         finally:
             tables.close()
+    return verifier
 
 
 def listen(host: str, port: int) -> socket.socket:

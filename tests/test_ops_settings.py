@@ -401,3 +401,40 @@ def test_a_retired_keys_file_holding_several_keys_gives_every_one(tmp_path: Path
     )
     with pytest.raises(SettingsError, match=r"key #2: not an Ed25519 public key"):
         load_retired_keys(settings)
+
+
+def test_serve_warns_of_a_crl_past_its_next_update_once(tmp_path: Path) -> None:
+    """The trust bundle and the CRLs were read before the banner and again at start-up, so
+    each warning an operator alerts on came twice."""
+    import socket
+    import time
+    import urllib.request
+
+    pki = hierarchy()
+    (tmp_path / "ca.pem").write_bytes(pki.root.pem)
+    (tmp_path / "root.crl").write_bytes(crl(pki.root, {}, next_update=NOW - timedelta(days=1)))
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EPOA_")}
+    env = clean | {"EPOA_TRUSTED_CA": "ca.pem", "EPOA_CRL_FILES": "root.crl"}
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [EPOA, "serve", "--port", str(port)], cwd=tmp_path, env=env, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    warnings = [line for line in log.read_text().splitlines() if "is out of date since" in line]
+    assert len(warnings) == 1, log.read_text()
+    assert "replace it in EPOA_CRL_FILES and restart" in warnings[0]
