@@ -264,7 +264,16 @@ def main(
         loop = members[0].readiness.problems() if members else {"broker": connecting.problem}
         return {"store": store(), **loop}
 
-    server = metrics.serve(metrics_port, checks=checks)[0] if metrics_port is not None else None
+    server = None
+    if metrics_port is not None:
+        try:
+            server = metrics.serve(metrics_port, checks=checks)[0]
+        except OSError as error:  # the port taken, or not this machine's to listen on
+            registry.close()
+            raise SettingsError(
+                f"EPOA_CONSUMER_METRICS_PORT={metrics_port}: cannot listen on "
+                f"0.0.0.0:{metrics_port}: {error.strerror or error}"
+            ) from None
     previous = {
         signum: signal.signal(signum, lambda *_: stop.set())
         for signum in (signal.SIGTERM, signal.SIGINT)

@@ -438,3 +438,21 @@ def test_serve_warns_of_a_crl_past_its_next_update_once(tmp_path: Path) -> None:
     warnings = [line for line in log.read_text().splitlines() if "is out of date since" in line]
     assert len(warnings) == 1, log.read_text()
     assert "replace it in EPOA_CRL_FILES and restart" in warnings[0]
+
+
+def test_a_consumer_metrics_port_taken_is_a_bad_setting_naming_it(tmp_path: Path) -> None:
+    """It said only `epoa: Address already in use`, naming neither the setting nor the port."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"EPOA_KAFKA_BOOTSTRAP": "127.0.0.1:1", "EPOA_CONSUMER_METRICS_PORT": str(port)}
+        done = run_epoa("consume", env=env, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"epoa: bad settings: EPOA_CONSUMER_METRICS_PORT={port}: cannot listen on "
+        f"0.0.0.0:{port}: Address already in use"
+    ), done.stderr
