@@ -108,8 +108,6 @@ def prepare_store(
     access = store_access(database_url)
     if access is None:
         return False
-    if production and not access.managed:
-        log.warning(OWNER_WARNING)
     if access.managed:
         if not access.may_read:
             raise SettingsError(
@@ -127,6 +125,8 @@ def prepare_store(
         raise SettingsError(
             f"no event table in schema {schema!r} and this role may not create one; {INIT_HINT}"
         )
+    if production:  # it owns the table, or makes it and will own it
+        log.warning(OWNER_WARNING)
     return False
 
 
