@@ -12,7 +12,8 @@ PORTAL=$(key portal); COURT=$(key court)
 NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 VALID_UNTIL=$(python3 -c 'import datetime as d; print(d.date.today() + d.timedelta(days=365))')
 CASE=${CASE:-7594-26-00-2/$(date -u +%s)}
-ANSWER=$(mktemp); trap 'rm -f "$ANSWER"' EXIT
+WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT  # the documents and answers of this run
+ANSWER="$WORK/answer.json"
 # curl that prints the answer, or stops the walk with the problem the registry answered.
 call() {
   if ! curl -sS --fail-with-body -o "$ANSWER" "$@"; then
@@ -22,16 +23,16 @@ call() {
 }
 
 # 1. The principal signs an issue document with their EDS key (here: the demo PKCS#12).
-cat > /tmp/epoa-issue.json <<JSON
+cat > "$WORK/issue.json" <<JSON
 {"type": "epoa.issue", "document_id": "$(python3 -c 'import uuid; print(uuid.uuid4())')",
  "signed_at": "$NOW", "case_number": "$CASE",
  "principal": {"iin": "850312400128"}, "attorneys": [{"iin": "790521300451"}],
  "rights": ["represent_first_instance", "appeal_judicial_acts"], "valid_until": "$VALID_UNTIL"}
 JSON
-$EPOA sign --key var/demo/principal.p12 /tmp/epoa-issue.json > /tmp/epoa-issue.signed.json
+$EPOA sign --key var/demo/principal.p12 "$WORK/issue.json" > "$WORK/issue.signed.json"
 call -X POST "$API/v1/powers-of-attorney" -H "Authorization: Bearer $PORTAL" \
-  -H 'Content-Type: application/json' --data @/tmp/epoa-issue.signed.json > /tmp/epoa-issued.json
-POA=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["poa_id"])' < /tmp/epoa-issued.json)
+  -H 'Content-Type: application/json' --data "@$WORK/issue.signed.json" > "$WORK/issued.json"
+POA=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["poa_id"])' < "$WORK/issued.json")
 echo "issued $POA in case $CASE"
 
 # 2. A court asks: may this attorney represent the principal in first instance?
@@ -40,11 +41,11 @@ call -G "$API/v1/authority" -H "Authorization: Bearer $COURT" \
   --data-urlencode "right=represent_first_instance"; echo
 
 # 3. The principal adds a second attorney.
-cat > /tmp/epoa-add.json <<JSON
+cat > "$WORK/add.json" <<JSON
 {"type": "epoa.add-attorney", "document_id": "$(python3 -c 'import uuid; print(uuid.uuid4())')",
  "signed_at": "$NOW", "poa_id": "$POA", "attorney": {"iin": "881107400786"}}
 JSON
-$EPOA sign --key var/demo/principal.p12 /tmp/epoa-add.json \
+$EPOA sign --key var/demo/principal.p12 "$WORK/add.json" \
   | call -X POST "$API/v1/powers-of-attorney/$POA/attorneys" \
     -H "Authorization: Bearer $PORTAL" -H 'Content-Type: application/json' --data @- > /dev/null
 echo "added an attorney"
@@ -56,12 +57,12 @@ for TYPE in judgment-entered-into-force execution-documents-issued; do
   else
     DATA="{\"case_number\": \"$CASE\", \"issued_on\": \"2026-11-24\", \"documents\": [\"EL-1\"]}"
   fi
-  cat > /tmp/epoa-event.json <<JSON
+  cat > "$WORK/event.json" <<JSON
 {"specversion": "1.0", "id": "$(python3 -c 'import uuid; print(uuid.uuid4())')",
  "source": "urn:kz:court:ecourt", "type": "kz.court.case.$TYPE", "subject": "$CASE",
  "time": "$NOW", "datacontenttype": "application/json", "data": $DATA}
 JSON
-  $EPOA sign --cloudevent --key var/demo/court.p12 /tmp/epoa-event.json \
+  $EPOA sign --cloudevent --key var/demo/court.p12 "$WORK/event.json" \
     | call -X POST "$API/v1/case-events" -H "Authorization: Bearer $COURT" \
       -H 'Content-Type: application/cloudevents+json' --data @-; echo
 done
