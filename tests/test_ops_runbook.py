@@ -82,3 +82,12 @@ def test_the_runbooks_seal_key_command_prints_a_seal_key(tmp_path: Path) -> None
         [sys.executable, *split_run(words)[2]], capture_output=True, cwd=tmp_path, check=True
     )
     assert SealKey.from_pem(done.stdout).key_id
+
+
+def test_every_secret_made_is_readable_by_the_containers_users() -> None:
+    """Compose mounts a secret's file as the host has it, and the services run as users of
+    their own (uid 10001): a key made `chmod 600` by the host's user stopped every process."""
+    modes = re.findall(r"^\s*chmod (\d{3,4}) (secrets/\S+)$", "\n".join(shell_blocks()), re.M)
+    assert modes
+    for mode, path in modes:
+        assert int(mode[-1]) & 4, f"{path} would be unreadable in the containers: chmod {mode}"
