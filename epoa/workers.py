@@ -43,8 +43,9 @@ def run_projections(settings: Settings, rebuild: bool = False, once: bool = Fals
                     print(f"rebuilt the read models from {runner.rebuild()} events")
                 except ProjectionLockedError as error:
                     print(
-                        f"epoa: {error}: stop it (or run the rebuild where it runs) and try "
-                        "again; nothing was changed",
+                        f"epoa: {error}: stop it (`epoa project`, or an `epoa serve` that runs "
+                        "the read models in-process, without --no-projections) and try again; "
+                        "nothing was changed",
                         file=sys.stderr,
                     )
                     return 1

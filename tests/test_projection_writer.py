@@ -86,6 +86,7 @@ def test_epoa_project_rebuild_beside_a_running_writer_says_so_and_changes_nothin
         assert done.returncode == 1, done.stderr
         assert "Traceback" not in done.stderr
         assert "another runner is writing the read models" in done.stderr.splitlines()[-1]
+        assert "stop it (`epoa project`, or an `epoa serve` that runs" in done.stderr
         assert writer.position() == before
     finally:
         writer.close()
