@@ -167,3 +167,27 @@ def test_every_version_pinned_in_pyproject_is_the_one_in_the_lock() -> None:
         assert locked.get(pinned[1].lower()) == pinned[2], f"{pinned[1]}: run `make lock`"
     body = [line for line in lock.splitlines() if line and not line.lstrip().startswith("#")]
     assert all("==" in line or "--hash=sha256:" in line for line in body)
+
+
+@needs_linux_x86
+def test_the_balancer_refuses_a_body_over_the_apis_limit_with_the_apis_problem() -> None:
+    """nginx refuses a body over its `client_max_body_size` itself, before the API sees it:
+    it answered with its own HTML page, where a client of the API reads problem+json."""
+    from api.commands import MAX_BODY_BYTES
+    from api.problems import MEDIA_TYPE, PROBLEM_BASE, TITLES
+
+    lb = compose_config()["configs"]["lb"]["content"].replace("$$", "$")
+    limit = re.search(r"client_max_body_size (\d+)m;", lb)
+    assert limit is not None and int(limit[1]) << 20 == MAX_BODY_BYTES
+    assert re.search(r"error_page 413 @too-large;", lb)
+    location = lb.split("location @too-large {", 1)[1].split("}\n", 1)[0]
+    assert f"default_type {MEDIA_TYPE};" in location
+    assert "add_header X-Request-Id $epoa_request_id always;" in location
+    answer = re.search(r"return 413 '([^']*)';", location)
+    assert answer is not None
+    assert json.loads(answer[1]) == {
+        "type": PROBLEM_BASE + "validation",
+        "title": TITLES["validation"],
+        "status": 413,
+        "detail": f"the body exceeds {MAX_BODY_BYTES} bytes",
+    }
