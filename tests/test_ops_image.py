@@ -191,3 +191,27 @@ def test_the_balancer_refuses_a_body_over_the_apis_limit_with_the_apis_problem()
         "status": 413,
         "detail": f"the body exceeds {MAX_BODY_BYTES} bytes",
     }
+
+
+@needs_linux_x86
+def test_the_runbooks_scale_out_fits_in_the_compose_databases_connections() -> None:
+    """Six API replicas (the runbook's example) held more connections at rest than
+    PostgreSQL's default of 100 allows: the later replicas could not start."""
+    from epoa.async_queries import ASYNC_CONNECTIONS
+    from epoa.storage import persistence_env
+    from projections.db_pool import READ_POOL_SIZE
+
+    config = compose_config()
+    services = config["services"]
+    command = services["postgres"]["command"]
+    limits = [int(arg.split("=", 1)[1]) for arg in command if arg.startswith("max_connections=")]
+    assert limits, command
+    env = persistence_env(services["api"]["environment"]["EPOA_DATABASE_URL"])
+    store = int(env["POSTGRES_POOL_SIZE"]) + int(env["POSTGRES_MAX_OVERFLOW"])
+    others = 8  # the runner's, the wake-up listener's, the writer lock's, a readiness probe...
+    api = store + READ_POOL_SIZE + ASYNC_CONNECTIONS + others
+    scaled = re.search(r"--scale api=(\d+)", (ROOT / "docs" / "runbook.md").read_text())
+    assert scaled is not None
+    at_most = int(scaled[1]) * api + 2 * (store + others)  # and the projector, a consumer
+    reserved = 3  # PostgreSQL's superuser_reserved_connections
+    assert at_most <= limits[0] - reserved, (at_most, limits[0])
