@@ -112,15 +112,24 @@ class CourtCase(Aggregate):
             if known != facts_digest(kind, self.case_number, data):
                 raise reused_id(source, event_id)
             return False
+        concludes = self.would_conclude(kind)
         if kind == JUDGMENT_IN_FORCE:
             self._judgment(source=source, event_id=event_id, data=data, at=at, evidence=evidence)
         elif kind == EXECUTION_DOCUMENTS_ISSUED:
             self._execution(source=source, event_id=event_id, data=data, at=at, evidence=evidence)
         else:
             raise InvalidInputError(f"unknown case event type {kind!r}")
-        if self.judgment and self.execution_documents and not self.concluded:
+        if concludes:
             self._conclude(at=at)
         return True
+
+    def would_conclude(self, kind: str) -> bool:
+        """Whether a new event of `kind` concludes the case: it brings the second fact."""
+        if self.concluded:
+            return False
+        if kind == JUDGMENT_IN_FORCE:
+            return self.execution_documents is not None
+        return kind == EXECUTION_DOCUMENTS_ISSUED and self.judgment is not None
 
     @event(PowerOfAttorneyAttached)
     def _attach(self, poa_id: UUID, at: datetime) -> None:

@@ -165,7 +165,6 @@ class Registry(RegistryReads):
         def attempt() -> CaseEventOutcome:
             nonlocal tries
             tries += 1
-            at = self.clock()
             if tracking is not None and self.process_recorder.has_tracking_id(
                 tracking.application_name, tracking.notification_id
             ):
@@ -173,6 +172,15 @@ class Registry(RegistryReads):
             if tries > 1 and (mark := self._accepted(case_event.key)) is not None:
                 case_event.require_same_as(mark)  # e.g. its (source, id) taken in another case
             case = self._case_or_new(case_event.case_number)
+            poas = (
+                [self.get_poa(p) for p in case.poa_ids]
+                if case.would_conclude(case_event.type)
+                else []
+            )
+            # The moment is taken once the case and its POAs are loaded: a command that
+            # committed before is then dated before it, and one that commits later makes
+            # this save conflict and the attempt run again.
+            at = self.clock()
             applied, concluded_by = case_event.record_on(case, at)
             if not applied:
                 if tracking is not None:
@@ -183,10 +191,7 @@ class Registry(RegistryReads):
                 )
             ended: list[PowerOfAttorney] = []
             if concluded_by is not None:
-                for poa_id in case.poa_ids:
-                    poa = self.get_poa(poa_id)
-                    if poa.end_with_case(at, concluded_by):
-                        ended.append(poa)
+                ended = [poa for poa in poas if poa.end_with_case(at, concluded_by)]
             recordings = self._record(collected([case, *ended, case_event.mark()], tracking))
             return CaseEventOutcome(
                 case,
