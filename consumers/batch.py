@@ -2,10 +2,10 @@
 
 `Registry.record_case_event` is the one-message form of the same rules. This form reads
 every case the events name at once (one statement, which may start before the events are
-verified: `prefetch`), applies the events in order to the cases in memory, so that the
-second event of a case sees what the first did, then reads the POAs of the cases they
-concluded at once and ends them, and writes all the new events and the partition's
-position together (`docs/decisions/0011-consumer-batches.md`).
+verified: `prefetch`), reads the POAs of the cases they will conclude at once, applies the
+events in order to the cases in memory, so that the second event of a case sees what the
+first did, ends the POAs of the cases concluded, and writes all the new events and the
+partition's position together (`docs/decisions/0011-consumer-batches.md`).
 
 The position recorded is that of the batch's last message. The library keeps one position
 per tracking name and moves it only forward, so a batch whose position was already reached
@@ -25,7 +25,7 @@ from eventsourcing.persistence import Tracking
 
 from consumers.case_events import Decision, Outcome
 from domain.accepted_document import AcceptedDocument
-from domain.court_case import CourtCase
+from domain.court_case import CASE_EVENT_TYPES, CourtCase
 from domain.errors import NotFoundError
 from domain.outcomes import CaseEvent
 from domain.power_of_attorney import PowerOfAttorney
@@ -72,6 +72,7 @@ class CaseEventBatch:
             if case_id not in self.touched:
                 case = found.get(case_id)
                 self.touched[case_id] = CourtCase(case_number) if case is None else case
+        self._read_poas(self._concluding(case_events))  # before any moment is taken
         decisions: list[Decision] = []
         conclusions: list[_Conclusion] = []
         for case_event in case_events:
@@ -97,16 +98,40 @@ class CaseEventBatch:
         processing = collected(self.touched.values(), tracking)
         self.registry.events.put(processing.events, tracking=processing.tracking)
 
-    def _end_poas(self, conclusions: list[_Conclusion], decisions: list[Decision]) -> None:
-        """End the active POAs of each case concluded (no other case event touches a POA, so
-        ending them after the batch's other events is the same as in between)."""
-        poa_ids = list(dict.fromkeys(poa_id for c in conclusions for poa_id in c.case.poa_ids))
+    def _concluding(self, case_events: Sequence[CaseEvent]) -> list[CourtCase]:
+        """The cases these events may conclude: not concluded yet, and with both facts once
+        the events are in. Their POAs are read before the events are given their moments,
+        so a command that committed on a POA before the read is dated before the
+        conclusion, and one that commits after it makes the batch's write conflict."""
+        kinds: dict[UUID, set[str]] = {}
+        for case_event in case_events:
+            kinds.setdefault(CourtCase.create_id(case_event.case_number), set()).add(
+                case_event.type
+            )
+        found = []
+        for case_id, types in kinds.items():
+            case = self.touched[case_id]
+            assert isinstance(case, CourtCase)
+            if any(case.would_conclude(kind) for kind in types) or (
+                not case.concluded and set(CASE_EVENT_TYPES) <= types
+            ):
+                found.append(case)
+        return found
+
+    def _read_poas(self, cases: Iterable[CourtCase]) -> None:
+        """Read the POAs of these cases not read yet, in one statement."""
+        poa_ids = list(dict.fromkeys(poa_id for case in cases for poa_id in case.poa_ids))
         found = self._read(poa_ids)
         for poa_id in poa_ids:
             if poa_id not in self.touched:
                 if not isinstance(found.get(poa_id), PowerOfAttorney):
                     raise NotFoundError(f"power of attorney {poa_id} not found")
                 self.touched[poa_id] = found[poa_id]
+
+    def _end_poas(self, conclusions: list[_Conclusion], decisions: list[Decision]) -> None:
+        """End the active POAs of each case concluded (no other case event touches a POA, so
+        ending them after the batch's other events is the same as in between)."""
+        self._read_poas(c.case for c in conclusions)  # read already: `_concluding` foresaw them
         for conclusion in conclusions:
             ended = []
             for poa_id in conclusion.case.poa_ids:
