@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +27,8 @@ more in base64) and hundreds of attorneys fits several times over."""
 class Recorded(Protocol):
     positions: list[int]
     """Where the command's records landed in the log; empty when it recorded nothing."""
+    receipt: dict[str, Any] | None
+    """For a repeat, the receipt of the records its first acceptance made."""
 
 
 T = TypeVar("T", bound=Recorded)
@@ -40,9 +42,12 @@ def run(services: Services, name: str, command: Callable[[], T]) -> T:
         raise
     recorded = outcome.positions
     services.metrics.commands.labels(name, "recorded" if recorded else "idempotent").inc()
-    if recorded and services.read_models is not None:
+    # A repeat waits for the records it answers with: the first acceptance may have
+    # committed a moment ago, on another replica whose answer is still waiting for them.
+    shown = recorded or [r["position"] for r in (outcome.receipt or {}).get("records", [])]
+    if shown and services.read_models is not None:
         try:
-            services.read_models.wait_for(max(recorded), services.settings.read_wait_seconds)
+            services.read_models.wait_for(max(shown), services.settings.read_wait_seconds)
         except StoreUnavailableError:
             # The command is recorded: say so, even if the read models cannot show it yet.
             log.warning("command %s recorded; read models unreachable for its wait", name)

@@ -6,6 +6,8 @@ records, with the same positions and hashes, as the first one did."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +21,8 @@ from fastapi.testclient import TestClient
 from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
 from domain.receipt import verify_receipt
 from domain.seal import public_keys_of
+from epoa.wiring import build_registry
+from projections.runner import ProjectionRunner
 from tests.support.api import api_settings, body, cloud_event, running
 from tests.support.people import People
 from tests.support.problems import COURT, POAS, PORTAL, unchanged
@@ -144,3 +148,51 @@ def test_one_document_sent_by_several_clients_at_once_is_recorded_once_with_one_
     [first] = [a.json() for a in answers if a.status_code == 201]
     for answer in answers:
         assert_same_records(served, first, answer.json())
+
+
+def test_a_repeat_answers_once_the_read_models_show_what_it_names(
+    postgres_url: str, tmp_path: Path, people: People
+) -> None:
+    """Another replica accepted the document a moment ago (its answer, still waiting for
+    the read models, was lost to the portal); the repeat answers only once they show it,
+    as a 201 would, so the list and the authority asked next hold the POA."""
+    settings = api_settings(postgres_url, tmp_path, people)
+    evidence = people.issue("REPEAT-7")
+    stop = threading.Event()
+    with running(settings, run_projections=False) as client:
+        other = build_registry(settings)
+        runner = ProjectionRunner(other, postgres_url)
+        apart = threading.Thread(target=runner.run_forever, args=(stop, 0.05), daemon=True)
+        try:
+            first = other.issue(evidence)
+            seen: list[Any] = []
+
+            def repeat_then_read() -> None:
+                again = client.post(POAS, json=body(evidence), headers=PORTAL)
+                listed = client.get(POAS, params={"case_number": "REPEAT-7"}, headers=PORTAL)
+                allowed = client.get(
+                    "/v1/authority",
+                    params={
+                        "case_number": "REPEAT-7",
+                        "attorney_iin": people.attorney.iin,
+                        "right": "represent_first_instance",
+                    },
+                    headers=PORTAL,
+                )
+                seen.extend([again.status_code, listed.json()["items"], allowed.json()])
+
+            asking = threading.Thread(target=repeat_then_read)
+            asking.start()
+            time.sleep(0.5)  # the read models lag: their runner starts only now
+            apart.start()
+            asking.join(timeout=30)
+        finally:
+            stop.set()
+            if apart.is_alive():
+                apart.join(timeout=10)
+            runner.close()
+            other.close()
+    status, items, authority = seen
+    assert status == 200
+    assert [item["poa_id"] for item in items] == [str(first.poa.id)]
+    assert authority["authorized"] is True
