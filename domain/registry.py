@@ -172,11 +172,7 @@ class Registry(RegistryReads):
             if tries > 1 and (mark := self._accepted(case_event.key)) is not None:
                 case_event.require_same_as(mark)  # e.g. its (source, id) taken in another case
             case = self._case_or_new(case_event.case_number)
-            poas = (
-                [self.get_poa(p) for p in case.poa_ids]
-                if case.would_conclude(case_event.type)
-                else []
-            )
+            poas = self.get_poas(case.poa_ids) if case.would_conclude(case_event.type) else []
             # The moment is taken once the case and its POAs are loaded: a command that
             # committed before is then dated before it, and one that commits later makes
             # this save conflict and the attempt run again.
