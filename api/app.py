@@ -50,6 +50,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from epoa.audit_worker import start_checkpoint_log
+        from epoa.clock_offset import on_postgres
         from epoa.wiring import build_read_models, build_registry, build_verifier
 
         the_clock = clock or (lambda: datetime.now(UTC))
@@ -62,12 +63,15 @@ def create_app(
         checkpoints = start_checkpoint_log(settings, registry) if signing else None
         if settings.api_keys is None:
             raise RuntimeError("EPOA_API_KEYS is not set")
+        metrics = Metrics()
+        if on_postgres(settings.database_url):
+            metrics.watch_clock(settings.database_url, lambda: the_clock().timestamp())
         app.state.services = Services(
             settings=settings,
             registry=registry,
             verifier=the_verifier,
             api_keys=ApiKeys.from_path(settings.api_keys),
-            metrics=Metrics(),
+            metrics=metrics,
             read_models=read_models,
             clock=the_clock,
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from epoa.clock_offset import Clock, ClockOffsetCollector
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -37,3 +39,7 @@ class Metrics:
             "The last notification id applied to the read models",
             registry=self.registry,
         )
+
+    def watch_clock(self, database_url: str, clock: Clock) -> None:
+        """Add `epoa_clock_offset_seconds`: `clock` (the app's) against the server's."""
+        self.registry.register(ClockOffsetCollector(database_url, clock))

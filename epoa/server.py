@@ -96,12 +96,14 @@ def preflight(settings: Settings, signs_checkpoints: bool) -> Verifier:
     failed. The verifier it builds is the app's: the trust bundle and the CRLs are read,
     and their warnings (a stale CRL, no EPOA_COURT_BINS) logged, once."""
     from epoa.audit_worker import require_appendable_witness
+    from epoa.clock_offset import warn_if_off
     from epoa.wiring import build_registry, build_verifier
 
     verifier = build_verifier(settings)
     if signs_checkpoints:  # the app signs checkpoints where it runs the read models
         require_appendable_witness(settings)
     build_registry(settings).close()  # says what `epoa db init` must make, if anything
+    warn_if_off(settings.database_url)  # acts are dated by this host's clock
     if signs_checkpoints:  # and brings their tables to this version's shape
         from projections.db import connect
         from projections.runner import create_read_models

@@ -166,6 +166,10 @@ def test_readyz_is_503_naming_the_broker_while_it_is_killed_and_200_once_it_retu
         assert consume.get("/healthz")[:2] == (200, "application/json")
         metrics = consume.get("/metrics")[2].decode()
         assert "epoa_consumer_ready 1.0" in metrics
+        offset = next(
+            line for line in metrics.splitlines() if line.startswith("epoa_clock_offset_seconds ")
+        )
+        assert abs(float(offset.split()[1])) < 0.5  # this host's clock against the server's
 
         own_broker.kill()
         down = consume.wait_ready(503, "the broker was killed")
