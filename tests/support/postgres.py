@@ -66,3 +66,27 @@ def tamper(url: str, sql: str, *params: object) -> None:
         conn.execute("ALTER TABLE epoa_events DISABLE TRIGGER USER")
         conn.execute(sql, params)  # type: ignore[arg-type]
         conn.execute("ALTER TABLE epoa_events ENABLE TRIGGER USER")
+
+
+@contextmanager
+def insert_lock_held(database_url: str) -> Iterator[None]:
+    """Hold the table lock every insert of events takes (`docs/decisions/0007`): writers
+    block inside their transaction, their reads done and their events not yet written,
+    until the block ends."""
+    with connect(database_url) as conn:
+        conn.execute("BEGIN")
+        conn.execute("LOCK TABLE epoa_events IN EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+
+
+def writers_waiting(database_url: str) -> int:
+    """How many transactions wait for the lock of `insert_lock_held`."""
+    with connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE relation = 'epoa_events'::regclass AND NOT granted"
+        ).fetchone()
+    assert row is not None
+    return int(str(row[0]))
