@@ -1,7 +1,8 @@
 """The dead-letter topic: the original bytes of a poison message, and why it was refused.
 
 A message goes there before its position moves on, and `publish` returns only once the
-broker has acknowledged it (all in-sync replicas), so a crash in between can at worst
+broker has acknowledged it (all in-sync replicas), so a crash in between, or an
+acknowledgement later than `ACK_TIMEOUT_S` (the message is then sent again), can at worst
 dead-letter a message twice, never lose it. Its key, value and headers are the ones
 received (but for headers named `epoa.*`, which are this service's), so it can be replayed
 to the case-events topic unchanged once its cause is fixed. A message
@@ -17,7 +18,7 @@ import hashlib
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import MessageSizeTooLargeError
+from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from consumers.case_events import Decision
 
@@ -69,6 +70,10 @@ def _size_and_digest(data: bytes) -> bytes:
     return f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}".encode()
 
 
+class DeadLetterUnacknowledged(KafkaTimeoutError):  # type: ignore[misc]
+    """The broker did not take a dead letter in time: retried, as any broker outage."""
+
+
 class DeadLetters:
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
@@ -88,9 +93,16 @@ class DeadLetters:
             value = b""  # Kafka refuses a message with neither; the headers still say why
         own = dead_letter_headers(record.topic, record.partition, record.offset, decision)
         try:
-            self._send(record.key, value, [*original_headers(record), *own])
-        except MessageSizeTooLargeError:  # refused by this client or by the broker
-            self._send(*_described(record.key, value or b"", own))
+            try:
+                self._send(record.key, value, [*original_headers(record), *own])
+            except MessageSizeTooLargeError:  # refused by this client or by the broker
+                self._send(*_described(record.key, value or b"", own))
+        except KafkaTimeoutError as error:  # the client's words name no topic nor message
+            where = f"{record.topic}[{record.partition}]@{record.offset}"
+            raise DeadLetterUnacknowledged(
+                f"the broker did not acknowledge the dead letter of {where} on {self.topic}"
+                f" within {ACK_TIMEOUT_S:.0f} s: {error}"
+            ) from error
 
     def _send(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         future = self._producer.send(self.topic, key=key, value=value, headers=headers)

@@ -13,7 +13,12 @@ from domain.registry import Registry
 from epoa.settings import Settings
 from epoa.wiring import build_registry
 from tests.support.api import api_settings, running
-from tests.support.kafka_fixtures import fresh_group_id, kafka_broker, kafka_topic  # noqa: F401
+from tests.support.kafka_fixtures import (  # noqa: F401
+    fresh_group_id,
+    kafka_broker,
+    kafka_topic,
+    own_broker,
+)
 from tests.support.people import People, make_people
 from tests.support.postgres import fresh_schema
 

@@ -15,7 +15,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,18 +116,6 @@ class Consume:
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Broker]:
-    """A broker of this test alone, on a port it keeps, so that it can be killed and return."""
-    broker = Broker(port=free_port(), log_path=tmp_path / "tansu.log")
-    try:
-        broker.start()
-    except BrokerError as error:
-        unavailable(f"tansu broker: {error}")
-    yield broker
-    broker.stop()
 
 
 def consumer_of(url: str, tmp_path: Path, bootstrap: str, group: str) -> Settings:

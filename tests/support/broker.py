@@ -149,6 +149,16 @@ class Broker(KafkaEndpoint):
             process.kill()
             process.wait(5)
 
+    def freeze(self) -> None:
+        """SIGSTOP tansu: its connections stay open and nothing is answered, as with a hung
+        broker or a network that drops every packet; `thaw()` goes on with all it held."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
     def log_tail(self, lines: int = 30) -> str:
         """The last `lines` lines the broker wrote, for error messages."""
         if self._log_path is None or not self._log_path.exists():

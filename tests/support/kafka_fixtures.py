@@ -1,8 +1,9 @@
 """pytest fixtures for a real Kafka-protocol broker.
 
 `kafka_broker` starts one tansu broker per test session, or uses the broker named by
-`EPOA_TEST_KAFKA_BOOTSTRAP`. When no broker is available the tests that need one fail under
-`EPOA_REQUIRE_SERVICES=1` (CI) and are skipped, with the reason, everywhere else.
+`EPOA_TEST_KAFKA_BOOTSTRAP`; `own_broker` is a tansu broker of one test alone. When no
+broker is available the tests that need one fail under `EPOA_REQUIRE_SERVICES=1` (CI) and
+are skipped, with the reason, everywhere else.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Final, NoReturn
 
 import pytest
 
-from tests.support.broker import Broker
+from tests.support.broker import Broker, free_port
 from tests.support.kafka_endpoint import BrokerError, KafkaEndpoint
 
 BOOTSTRAP_ENV: Final = "EPOA_TEST_KAFKA_BOOTSTRAP"
@@ -52,6 +54,20 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaEndp
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker of this test alone, on a port it keeps, so that it can be killed, frozen
+    and brought back."""
+    broker = Broker(port=free_port(), log_path=tmp_path / "tansu.log")
+    try:
+        broker.start()
+    except BrokerError as error:
+        _unavailable(f"tansu broker: {error}")
+    yield broker
+    broker.thaw()
+    broker.stop()
 
 
 def _unique_name(request: pytest.FixtureRequest) -> str:
