@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +27,12 @@ from kafka.partitioner.default import murmur2
 
 from domain.registry import Registry
 from epoa.settings import Settings
+from epoa.storage import STORE_ATTEMPTS
 from epoa.wiring import build_registry
-from tests.support.court_events import execution, judgment, publish
+from tests.support.court_events import execution, judgment, not_json, publish
 from tests.support.kafka_fixtures import TOPIC_PARTITIONS
 from tests.support.people import People
-from tests.support.postgres import DATABASE, SERVER
+from tests.support.postgres import DATABASE, SERVER, connect, insert_lock_held, writers_waiting
 from tests.test_consumer_kafka import (
     case_events_of,
     consumer_settings,  # noqa: F401  (the `settings` fixture)
@@ -38,6 +40,7 @@ from tests.test_consumer_kafka import (
     counted,
     eventually,
     position,
+    read_topic,
     store_registry,  # noqa: F401  (the `store` fixture)
 )
 
@@ -261,3 +264,50 @@ def test_a_store_refusing_writes_is_retried_with_backoff_and_the_message_applied
     assert position(store, topic, partition) == 2
     assert case_events_of(store, "W-1").count("ExecutionDocumentsIssued") == 1
     assert store.get_poa(poa.id).status == "terminated"
+
+
+def test_store_sessions_ended_inside_the_batch_transaction_lose_and_repeat_nothing(
+    settings: Settings, store: Registry, people: People, postgres_url: str
+) -> None:
+    """The server ends the consumer's session while its batch waits inside its transaction,
+    again on each retry, more often than the store's own retries allow: the batch is
+    retried whole, its poison messages dead-lettered once, its events applied once."""
+    bootstrap, topic = settings.kafka_bootstrap or "", settings.case_events_topic
+    cases = [case_on_partition(p, f"S{p}") for p in range(TOPIC_PARTITIONS)]
+    poas = {case: store.issue(people.issue(case_number=case)).poa.id for case in cases}
+    messages = [
+        (case.encode(), make(people, case))
+        for case in cases
+        for make in (judgment, not_json, execution)
+    ]
+    with consuming(settings, people) as metrics:
+        eventually(lambda: metrics.value("epoa_consumer_ready") == 1, "the consumer is ready")
+        with insert_lock_held(postgres_url):
+            placed = publish(bootstrap, topic, messages)
+            for _ in range(STORE_ATTEMPTS + 2):
+                eventually(lambda: writers_waiting(postgres_url) >= 1, "the batch writes")
+                end_waiting_writers(postgres_url)
+        highwater = Counter(partition for partition, _ in placed)
+        eventually(
+            lambda: all(position(store, topic, p) == highwater[p] for p in highwater),
+            "every partition is settled",
+        )
+        assert metrics.value("epoa_consumer_transient_failures_total") >= 1
+        assert (counted(metrics, "applied"), counted(metrics, "poison")) == (6, 3)
+    for case in cases:
+        events = Counter(case_events_of(store, case))
+        assert (events["JudgmentEnteredIntoForce"], events["ExecutionDocumentsIssued"]) == (1, 1)
+        assert events["Concluded"] == 1
+        assert store.get_poa(poas[case]).status == "terminated"
+    dead = read_topic(bootstrap, settings.case_events_dlq_topic)
+    assert sorted(record.value for record in dead) == sorted(v for _, v in messages[1::3])
+
+
+def end_waiting_writers(database_url: str) -> None:
+    """End the sessions of the transactions waiting for the insert lock, as a server
+    restart or a failover would."""
+    with connect(database_url) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks"
+            " WHERE relation = 'epoa_events'::regclass AND NOT granted"
+        )
