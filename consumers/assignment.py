@@ -19,6 +19,8 @@ class Partitions(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer = consumer
         self.owned: set[TopicPartition] = set()
         self.unpositioned: set[TopicPartition] = set()
+        #: Partitions not consumed, and why: their offsets are not those the store saw.
+        self.held: dict[TopicPartition, str] = {}
         self.ever_assigned = False
 
     def on_partitions_assigned(self, assigned: Any) -> None:
@@ -32,12 +34,18 @@ class Partitions(ConsumerRebalanceListener):  # type: ignore[misc]
     def on_partitions_revoked(self, revoked: Any) -> None:
         self.owned -= set(revoked)
         self.unpositioned -= set(revoked)
+        for partition in revoked:
+            self.held.pop(partition, None)
 
     def on_partitions_lost(self, lost: Any) -> None:
         self.on_partitions_revoked(lost)
 
     def usable(self, partition: TopicPartition) -> bool:
-        return partition in self.owned and partition not in self.unpositioned
+        return (
+            partition in self.owned
+            and partition not in self.unpositioned
+            and partition not in self.held
+        )
 
 
 def broker_reachable(consumer: KafkaConsumer) -> bool:

@@ -4,7 +4,9 @@ Delivery is at least once; effects are exactly once because the store, not Kafka
 the position: the messages one poll brought from a partition are applied in the transaction
 that records the partition's new position (`consumers.settling`, `consumers.batch`), and a
 partition newly assigned resumes at the store's position. Offsets are committed to Kafka as
-well, only so that the usual tools show the group's lag.
+well, only so that the usual tools show the group's lag. A partition whose log ends before
+the store's position is another log than the one the store consumed (a topic created again):
+it is held, never read as a run of messages already applied.
 
 A failure that may pass (store or broker down) is retried with capped exponential backoff
 and its partition does not move on (`consumers.backoff`). While waiting, the member keeps
@@ -92,7 +94,7 @@ class CaseEventConsumer:
         self.settler = Settler(registry, verifier, self.dead_letters, self.backoff, self.metrics)
         self.next_offsets: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}
-        self.readiness = Readiness(lambda: self.backoff.failing)
+        self.readiness = Readiness(self._failing)
 
     def run(self) -> None:
         self.consumer.subscribe([self.topic], listener=self.partitions)
@@ -100,6 +102,7 @@ class CaseEventConsumer:
             while not self.stop.is_set():
                 batch = self._poll(POLL_TIMEOUT_MS)
                 self._process_batch(batch)
+                self._check_ends()
                 self._position_new_partitions()
                 self._commit()
                 self._report()
@@ -112,9 +115,15 @@ class CaseEventConsumer:
         for partition, records in batch.items():
             if self.stop.is_set():
                 return
-            if self.partitions.usable(partition):
-                wanted = partial(self.partitions.usable, partition)
-                self.settler.settle(records, wanted, partial(self._done, partition))
+            if not self.partitions.usable(partition):
+                continue
+            expected = self.next_offsets.get(partition)
+            if expected is not None and records and records[0].offset < expected:
+                # The client went back on its own: the position was past the log's end.
+                self._hold(partition, records[0].offset, expected, "restarts at offset")
+                continue
+            wanted = partial(self.partitions.usable, partition)
+            self.settler.settle(records, wanted, partial(self._done, partition))
 
     def _done(self, partition: TopicPartition, record: Any, decision: Decision) -> None:
         if self.after_commit is not None:
@@ -139,6 +148,37 @@ class CaseEventConsumer:
                 self.consumer.resume(*back)
 
     # -- positions ---------------------------------------------------------------------------
+
+    def _check_ends(self) -> None:
+        """Hold a partition whose log ends before the store's position: a partition never
+        shrinks, so it is not the log the store consumed (a topic deleted and created again,
+        another cluster's), and its messages below that position would be taken for ones
+        already applied. They are left for an operator, never skipped."""
+        for partition, offset in self.next_offsets.items():
+            if self.partitions.usable(partition):
+                highwater = self.consumer.highwater(partition)
+                if highwater is not None and highwater < offset:
+                    self._hold(partition, highwater, offset, "ends at offset")
+
+    def _hold(self, partition: TopicPartition, found: int, expected: int, what: str) -> None:
+        where = f"{partition.topic}[{partition.partition}]"
+        why = (
+            f"{where} {what} {found}, before the store's position {expected}: not the log "
+            "the store consumed (created again, or another cluster's); not consumed"
+        )
+        self.partitions.held[partition] = why
+        self.consumer.pause(partition)
+        log.error(
+            "partition %s held: %s",
+            where,
+            why,
+            extra={
+                "event": "partition_held",
+                "topic": partition.topic,
+                "partition": partition.partition,
+                "offset": expected,
+            },
+        )
 
     def _position_new_partitions(self) -> None:
         """Seek each newly assigned partition to the store's position, then fetch from it."""
@@ -207,9 +247,14 @@ class CaseEventConsumer:
             self.metrics.forget_partition(partition.topic, partition.partition)
         for partition, offset in self.next_offsets.items():
             highwater = self.consumer.highwater(partition)
-            if highwater is not None:
+            if highwater is not None and partition not in self.partitions.held:
                 self.metrics.set_lag(partition.topic, partition.partition, highwater - offset)
         self._observe()
+
+    def _failing(self) -> str | None:
+        """What keeps messages from being settled, for `/readyz`'s `settling`."""
+        problems = [self.backoff.failing, *list(self.partitions.held.values())]
+        return "; ".join(p for p in problems if p) or None
 
     def _observe(self) -> None:
         ready = self.readiness.observe(self.consumer, self.partitions)
