@@ -6,7 +6,8 @@ that records the partition's new position (`consumers.settling`, `consumers.batc
 partition newly assigned resumes at the store's position. Offsets are committed to Kafka as
 well, only so that the usual tools show the group's lag. A partition whose log ends before
 the store's position is another log than the one the store consumed (a topic created again):
-it is held, never read as a run of messages already applied.
+it is named on `/readyz`, and held once the client goes back below the position, never read
+as a run of messages already applied.
 
 A failure that may pass (store or broker down) is retried with capped exponential backoff
 and its partition does not move on (`consumers.backoff`). While waiting, the member keeps
@@ -94,6 +95,8 @@ class CaseEventConsumer:
         self.settler = Settler(registry, verifier, self.dead_letters, self.backoff, self.metrics)
         self.next_offsets: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}
+        #: Partitions whose log ends before the store's position, and why (`_check_ends`).
+        self.below_end: dict[TopicPartition, str] = {}
         self.readiness = Readiness(self._failing)
 
     def run(self) -> None:
@@ -150,35 +153,46 @@ class CaseEventConsumer:
     # -- positions ---------------------------------------------------------------------------
 
     def _check_ends(self) -> None:
-        """Hold a partition whose log ends before the store's position: a partition never
-        shrinks, so it is not the log the store consumed (a topic deleted and created again,
-        another cluster's), and its messages below that position would be taken for ones
-        already applied. They are left for an operator, never skipped."""
+        """Name each partition whose log ends before the store's position. A partition never
+        shrinks, so this is not the log the store consumed (a topic deleted and created again,
+        another cluster's copy), or, for a moment, a new leader's high watermark still behind
+        the old one's: named, not held. A client that goes back below the position (Kafka
+        sends it to the earliest offset when it asked past the log's end) is held in
+        `_process_batch`."""
         for partition, offset in self.next_offsets.items():
-            if self.partitions.usable(partition):
-                highwater = self.consumer.highwater(partition)
-                if highwater is not None and highwater < offset:
-                    self._hold(partition, highwater, offset, "ends at offset")
+            usable = self.partitions.usable(partition)
+            highwater = self.consumer.highwater(partition) if usable else None
+            if highwater is None or highwater >= offset:
+                self.below_end.pop(partition, None)
+            elif partition not in self.below_end:
+                why = self._not_the_log(partition, "ends at offset", highwater, offset)
+                self.below_end[partition] = why
+                log.error("partition %s", why, extra=self._where(partition, offset))
 
     def _hold(self, partition: TopicPartition, found: int, expected: int, what: str) -> None:
-        where = f"{partition.topic}[{partition.partition}]"
-        why = (
-            f"{where} {what} {found}, before the store's position {expected}: not the log "
-            "the store consumed (created again, or another cluster's); not consumed"
-        )
+        """Consume the partition no more: its messages below `expected` would be taken for
+        ones already applied. Left for an operator, never skipped."""
+        why = self._not_the_log(partition, what, found, expected) + "; held"
         self.partitions.held[partition] = why
         self.consumer.pause(partition)
-        log.error(
-            "partition %s held: %s",
-            where,
-            why,
-            extra={
-                "event": "partition_held",
-                "topic": partition.topic,
-                "partition": partition.partition,
-                "offset": expected,
-            },
+        log.error("partition %s", why, extra=self._where(partition, expected))
+
+    @staticmethod
+    def _not_the_log(partition: TopicPartition, what: str, found: int, expected: int) -> str:
+        return (
+            f"{partition.topic}[{partition.partition}] {what} {found}, before the store's "
+            f"position {expected}: not the log the store consumed (created again, or "
+            "another cluster's); its messages below the position are not applied"
         )
+
+    @staticmethod
+    def _where(partition: TopicPartition, offset: int) -> dict[str, object]:
+        return {
+            "event": "partition_not_the_log",
+            "topic": partition.topic,
+            "partition": partition.partition,
+            "offset": offset,
+        }
 
     def _position_new_partitions(self) -> None:
         """Seek each newly assigned partition to the store's position, then fetch from it."""
@@ -244,16 +258,22 @@ class CaseEventConsumer:
         for partition in [p for p in self.next_offsets if p not in self.partitions.owned]:
             del self.next_offsets[partition]
             self.committed.pop(partition, None)
+            self.below_end.pop(partition, None)
             self.metrics.forget_partition(partition.topic, partition.partition)
         for partition, offset in self.next_offsets.items():
             highwater = self.consumer.highwater(partition)
-            if highwater is not None and partition not in self.partitions.held:
+            unlike = partition in self.partitions.held or partition in self.below_end
+            if highwater is not None and not unlike:
                 self.metrics.set_lag(partition.topic, partition.partition, highwater - offset)
         self._observe()
 
     def _failing(self) -> str | None:
         """What keeps messages from being settled, for `/readyz`'s `settling`."""
-        problems = [self.backoff.failing, *list(self.partitions.held.values())]
+        problems = [
+            self.backoff.failing,
+            *list(self.partitions.held.values()),
+            *list(self.below_end.values()),
+        ]
         return "; ".join(p for p in problems if p) or None
 
     def _observe(self) -> None:
