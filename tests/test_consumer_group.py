@@ -28,6 +28,7 @@ from tests.support.people import People
 from tests.support.postgres import insert_lock_held, writers_waiting
 from tests.test_consumer_health import Consume
 from tests.test_consumer_kafka import case_events_of, position, read_topic
+from tests.test_consumer_recovery import committed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -161,5 +162,8 @@ def test_a_group_member_killed_mid_transaction_hands_its_partitions_over_losing_
     # A member killed after publishing a poison message, before recording its position,
     # leaves it to be published again by the next owner: at least once, never lost.
     assert dead and {record.value for record in dead} == {poison}
+    for record in dead:
+        assert dict(record.headers)["epoa.reason"] == b"invalid-signature"
     for partition in range(PARTITIONS):
         assert position(store, topic, partition) == highwater[partition]
+        assert committed(settings, partition) == highwater[partition]  # for lag dashboards
