@@ -50,6 +50,9 @@ from epoa.settings import Settings
 log = logging.getLogger("epoa.consumer")
 
 POLL_TIMEOUT_MS = 500
+#: Offsets go to Kafka for monitoring only: a broker that does not answer holds up neither
+#: the messages nor a shutdown for longer than this (kafka-python's default is 30 s).
+COMMIT_TIMEOUT_MS = 5000
 #: Leaving a group before the first assignment leaves it stuck on some brokers (tansu):
 #: on shutdown, a member that was never assigned waits this long for its assignment.
 FIRST_ASSIGNMENT_GRACE_S = 20.0
@@ -234,7 +237,7 @@ class CaseEventConsumer:
         if not offsets:
             return
         try:
-            self.consumer.commit(offsets)
+            self.consumer.commit(offsets, timeout_ms=COMMIT_TIMEOUT_MS)
         except KafkaError as error:
             log.info("offset commit skipped (monitoring only): %s", error)
             return
@@ -288,7 +291,7 @@ class CaseEventConsumer:
                 self._poll(200)  # newly assigned partitions are paused: nothing comes back
             self._commit()
         finally:
-            self.consumer.close(autocommit=False)
+            self.consumer.close(autocommit=False, timeout_ms=COMMIT_TIMEOUT_MS)
             self.dead_letters.close()
             self.settler.close()
 

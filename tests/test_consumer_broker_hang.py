@@ -1,7 +1,8 @@
 """A broker that stops answering in the middle of a batch, its connections left open (a hung
 process, a network dropping every packet): `epoa consume` says on `/readyz` that its
 messages are stuck, and once the broker answers again applies each of them exactly once,
-the poison ones in the dead-letter topic, with nothing skipped.
+the poison ones in the dead-letter topic, with nothing skipped; and it stops on SIGTERM
+within seconds all the same.
 """
 
 from __future__ import annotations
@@ -110,3 +111,28 @@ def test_a_broker_hung_mid_batch_is_named_on_readyz_and_nothing_is_lost_or_repea
         sources.add((int(headers["epoa.source.partition"]), int(headers["epoa.source.offset"])))
     # Each at least once: one the broker took late may have been sent again meanwhile.
     assert sources == {placed[i] for i in range(1, len(messages), 3)}
+
+
+def test_sigterm_while_the_broker_is_hung_exits_cleanly_within_seconds(
+    settings: Settings, store: Registry, tmp_path: Path, people: People, own_broker: Broker
+) -> None:
+    """Orchestrators kill a process that has not exited 30 s after SIGTERM (docker-compose's
+    `stop_grace_period`, Kubernetes' default grace): leaving the group and the last offset
+    commit, for monitoring only, must not wait for kafka-python's 30 s request timeout."""
+    [case] = cases_on(0, "STOP", 1)
+    consume = Consume(settings, people, tmp_path)
+    try:
+        consume.wait_ready(200, "the store and the broker answer")
+        publish(own_broker.bootstrap, TOPIC, [(case.encode(), judgment(people, case))])
+        deadline = time.monotonic() + WITHIN_S
+        while position(store, TOPIC, 0) < 1:
+            assert time.monotonic() < deadline, consume.log.read_text()
+            time.sleep(0.1)
+        own_broker.freeze()
+        time.sleep(1.0)
+        began = time.monotonic()
+        assert consume.stop() == 0, consume.log.read_text()
+        assert time.monotonic() - began < 15, consume.log.read_text()
+    finally:
+        own_broker.thaw()
+        consume.stop()
