@@ -180,6 +180,21 @@ class RetryingProcessRecorder(PostgresProcessRecorder):
         )
         self.policy = policy or StorePolicy()
 
+    def create_table(self) -> None:
+        """The library's, by one process at a time: processes started together on one
+        schema (API replicas, the members of a consumer group) would otherwise race to make
+        the same types, tables and functions, and some would fail at start (a unique
+        violation on `pg_type`, `tuple concurrently updated`, the tracking table's first
+        row taken). A session-level advisory lock, named after the schema, keeps them apart;
+        the server releases it if the process dies."""
+        key = f"epoa-create-tables:{self.datastore.schema}"
+        with self.datastore.get_connection() as conn:  # autocommit: a session-level lock
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+            try:
+                super().create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
     def retried(self, call: Callable[[], T]) -> T:
         """`call()`, tried again after a lost connection or an unreachable server."""
         attempts, wait = self.policy.attempts, self.policy.retry_wait
