@@ -88,4 +88,7 @@ def test_a_listening_runner_polls_the_store_only_as_a_safety_net(
         finally:
             stop.set()
             thread.join(timeout=10)
-    assert 1 <= polls <= 2 / LISTENING_POLL + 1
+    # A poller would have made 40. Every schema of the database shares the library's
+    # channel, so another registry appending in this database (a test running beside this
+    # one) wakes the runner too: a few more than the 2 s / LISTENING_POLL are allowed.
+    assert 1 <= polls <= 4 * (2 / LISTENING_POLL + 1)
