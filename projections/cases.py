@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from domain.court_case import CourtCase, recorded_fact
 from projections.db import Database
@@ -59,8 +60,8 @@ def apply(db: Database, events: Sequence[Positioned]) -> None:
         if isinstance(event, CourtCase.Opened):
             cases.add({column: None for column in COLUMNS} | _opened(event))
         elif isinstance(event, CourtCase.PowerOfAttorneyAttached):
-            case = _case(cases, event)
-            attached.append((case["case_number"], str(event.poa_id), stamp(event.at)))
+            number = _number(cases, event)
+            attached.append((number, str(event.poa_id), stamp(event.at)))
         elif isinstance(event, CourtCase.JudgmentEnteredIntoForce):
             _first_of(_case(cases, event), "judgment", event)
         elif isinstance(event, CourtCase.ExecutionDocumentsIssued):
@@ -72,6 +73,7 @@ def apply(db: Database, events: Sequence[Positioned]) -> None:
 
 
 def _opened(event: CourtCase.Opened) -> Record:
+    _NUMBERS.learn(event.originator_id, event.case_number)
     return {"case_number": event.case_number, "case_id": str(event.originator_id)}
 
 
@@ -80,6 +82,38 @@ def _case(cases: RowBuffer, event: CourtCase.Event) -> Record:
     if not rows:
         raise LookupError(f"cases: {event.originator_id} was never opened")
     return rows[0]
+
+
+def _number(cases: RowBuffer, event: CourtCase.Event) -> str:
+    """The case's number, read from its row only the first time this process meets it."""
+    number = _NUMBERS.of(event.originator_id)
+    if number is None:
+        number = str(_case(cases, event)["case_number"])
+        _NUMBERS.learn(event.originator_id, number)
+    return number
+
+
+class _Numbers:
+    """Case numbers by case id, at most `limit` of them (emptied when full). A case's id is
+    `CourtCase.create_id` of its number, so a number is kept only where it gives the id: a
+    wrong one (a row edited by hand) is read again each time, as before."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._limit = limit
+        self._numbers: dict[UUID, str] = {}
+
+    def of(self, case_id: UUID) -> str | None:
+        return self._numbers.get(case_id)
+
+    def learn(self, case_id: UUID, number: str) -> None:
+        if CourtCase.create_id(number) != case_id:
+            return
+        if len(self._numbers) >= self._limit:
+            self._numbers.clear()
+        self._numbers[case_id] = number
+
+
+_NUMBERS = _Numbers()
 
 
 def _first_of(case: Record, column: str, event: Fact) -> None:

@@ -65,7 +65,9 @@ class RowBuffer:
     A statement per event would make catching up a round trip per event; instead handlers
     change rows here, in event order, and `flush` upserts them all. Rows are grouped (by POA
     or case) and a group is read from the table the first time a handler asks for it; a
-    group first met through `add` is new, so nothing is read for it.
+    group first met through `add` is new, so nothing is read for it. A row read and left
+    as it was is not written again (a POA attached to a case reads the case's row for its
+    number; the other grants of a POA are read when one attorney renounces).
     """
 
     def __init__(
@@ -73,6 +75,8 @@ class RowBuffer:
     ) -> None:
         self.db, self.table, self.columns, self.key, self.group_by = db, table, columns, key, group
         self._groups: dict[str, list[Record]] = {}
+        self._read: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        """The values of each row read from the table, by key, as they were read."""
 
     def group(self, value: str) -> list[Record]:
         if value not in self._groups:
@@ -80,7 +84,10 @@ class RowBuffer:
                 f"SELECT {', '.join(self.columns)} FROM {self.table} WHERE {self.group_by} = ?",
                 (value,),
             )
-            self._groups[value] = [dict(zip(self.columns, row, strict=True)) for row in rows]
+            records = [dict(zip(self.columns, row, strict=True)) for row in rows]
+            key_of, values_of = _tuple_of(self.key), _tuple_of(self.columns)
+            self._read.update((key_of(record), values_of(record)) for record in records)
+            self._groups[value] = records
         return self._groups[value]
 
     def add(self, row: Record) -> None:
@@ -90,10 +97,11 @@ class RowBuffer:
         updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c not in self.key)
         key_of, values_of = _tuple_of(self.key), _tuple_of(self.columns)
         latest = {key_of(row): values_of(row) for rows in self._groups.values() for row in rows}
+        changed = [values for key, values in latest.items() if self._read.get(key) != values]
         self.db.insert(
             self.table,
             self.columns,
-            list(latest.values()),
+            changed,
             f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {updates}",
         )
 

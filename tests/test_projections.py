@@ -244,3 +244,25 @@ def test_waiting_for_a_commands_position_sees_its_effects(
 
 def test_waiting_for_a_position_not_yet_recorded_times_out(runner: ProjectionRunner) -> None:
     assert not runner.wait_for(1_000, timeout=0.2)
+
+
+@pytest.mark.postgres
+def test_a_poa_attached_to_a_known_case_leaves_the_case_row_unwritten(
+    pg_registry: Registry, postgres_url: str, people: People
+) -> None:
+    """The case's row says nothing of its POAs: a POA attached to it adds its `case_poas`
+    row and leaves the case's row as it was, not written again with the same values."""
+    with ProjectionRunner(pg_registry, postgres_url) as runner:
+        first = pg_registry.issue(people.issue()).poa
+        runner.catch_up()
+        row = "SELECT xmin::text, case_number FROM cases WHERE case_number = ?"
+        before = runner.db.fetch(row, (first.case_number,))
+        second = pg_registry.issue(people.issue()).poa
+        runner.catch_up()
+        assert runner.db.fetch(row, (first.case_number,)) == before
+        attached = runner.db.fetch(
+            "SELECT poa_id FROM case_poas WHERE case_number = ?", (first.case_number,)
+        )
+        assert sorted(str(poa_id) for (poa_id,) in attached) == sorted(
+            [str(first.id), str(second.id)]
+        )
