@@ -109,7 +109,9 @@ class Registry(RegistryReads):
                 evidence=evidence.as_record(),
             )
             case.attach(poa.id, at)
-            return self._save_with(evidence, poa, case)
+            outcome = self._save_with(evidence, poa, case)
+            self._cache_saved(case)
+            return outcome
 
         return self._once(evidence, attempt)
 

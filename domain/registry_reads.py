@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from itertools import takewhile
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, project_aggregate
@@ -102,6 +103,21 @@ class RegistryReads(SealedApplication):
         PostgreSQL), so a case with hundreds of POAs is answered in one read, not two each."""
         assert isinstance(self.events, SealedEventStore)
         return self.events.get_streams(ids)
+
+    def _cache_saved(self, case: CourtCase) -> None:
+        """A case this command saved becomes the cached one, unless a later version is
+        cached already: the next command in the case then reads only what others recorded
+        after it, not this command's own record again. The command must not change `case`
+        after this (the repository hands out copies of what it caches)."""
+        cache = self.repository.cache
+        if cache is None:
+            return
+        try:
+            cached: Any = cache.get(case.id)
+        except KeyError:
+            cached = None
+        if cached is None or cached.version < case.version:
+            cache.put(case.id, case)
 
     def _case_or_new(self, case_number: str) -> CourtCase:
         try:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 import pytest
 
+from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
 from domain.errors import (
     DomainError,
     DuplicateDocumentError,
@@ -16,8 +17,10 @@ from domain.errors import (
     StoreUnavailableError,
 )
 from domain.registry import Registry
+from epoa.settings import Settings
+from epoa.wiring import build_registry
 from tests.conftest import Clock
-from tests.support.people import CASE, People
+from tests.support.people import CASE, People, case_event
 
 
 def stored_count(registry: Registry) -> int:
@@ -254,3 +257,24 @@ def test_the_three_years_end_on_the_same_date_three_years_on(
     assert str(latest.valid_until) == last_day
     with pytest.raises(InvalidInputError, match=f"at most three years, so {last_day} at the"):
         IssueRequest.parse(people.issue_document(signed_at=signed_at, valid_until=refused_day))
+
+
+def test_poas_issued_in_one_case_by_two_processes_in_turn_are_all_in_the_case(
+    registry: Registry, settings: Settings, people: People
+) -> None:
+    """Each registry keeps the case as it saved it last; the next issue there still reads
+    what the other process recorded since, so no POA is left out of the case and a
+    conclusion ends every one of them."""
+    other = build_registry(settings)
+    try:
+        issued = []
+        for turn in range(4):
+            by = registry if turn % 2 == 0 else other
+            issued.append(by.issue(people.issue()).poa.id)
+        for each in (registry, other):
+            assert each.get_case(CASE).poa_ids == issued
+        other.record_case_event(case_event(people, JUDGMENT_IN_FORCE))
+        outcome = registry.record_case_event(case_event(people, EXECUTION_DOCUMENTS_ISSUED))
+        assert sorted(outcome.terminated) == sorted(issued)
+    finally:
+        other.close()
