@@ -1,8 +1,16 @@
 """Checking many seals at once: the signatures of a batch are verified together, on several
-threads (`domain.ed25519.all_verify`), while each record is still judged on its own."""
+threads (`domain.ed25519.all_verify`), while each record is still judged on its own.
+
+The readers that follow the log in one process (the projections, the audit log's
+checkpoints) each check the newest seal of every stream in their batches, mostly the same
+ones: a seal that verified is remembered (`VERIFIED`), by the whole of what was checked
+(the public key, the signature and the record hash computed from the bytes read), so the
+same check is not made twice. A record changed since gives another hash or signature and
+is checked afresh. `epoa audit verify` checks every seal itself (`verify_states`)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -20,12 +28,33 @@ from domain.seal import (
 )
 
 
+class Verified:
+    """The latest `limit` checks that passed: (public key, signature, record hash)."""
+
+    def __init__(self, limit: int = 8192) -> None:
+        self._limit = limit
+        self._passed: dict[tuple[bytes, bytes, bytes], None] = {}
+        self._lock = threading.Lock()
+
+    def __contains__(self, check: tuple[bytes, bytes, bytes]) -> bool:
+        return check in self._passed
+
+    def add(self, check: tuple[bytes, bytes, bytes]) -> None:
+        with self._lock:
+            if len(self._passed) >= self._limit:
+                del self._passed[next(iter(self._passed))]
+            self._passed[check] = None
+
+
+VERIFIED = Verified()
+
+
 def check_seals(
     public_keys: Mapping[bytes, Ed25519PublicKey], records: Sequence[tuple[OpenedRecord, bytes]]
 ) -> None:
     """`check_seal` of each (opened record, record hash). Raises SealError at the first
     unknown key or bad signature."""
-    for verdict in _verdicts(public_keys, list(records)):
+    for verdict in _verdicts(public_keys, list(records), VERIFIED):
         if isinstance(verdict, SealError):
             raise verdict
 
@@ -52,9 +81,10 @@ def verify_states(
 def _verdicts(
     public_keys: Mapping[bytes, Ed25519PublicKey],
     opened: Sequence[tuple[OpenedRecord, bytes] | SealError],
+    verified: Verified | None = None,
 ) -> list[Verdict]:
     verdicts: list[Verdict] = list(opened)
-    checks, at = [], []
+    checks, at, remembered = [], [], []
     for index, item in enumerate(opened):
         if isinstance(item, SealError):
             continue
@@ -64,9 +94,16 @@ def _verdicts(
         except SealError as error:
             verdicts[index] = error
             continue
+        if verified is not None:
+            check = (key.public_bytes_raw(), parts.signature, digest)
+            if check in verified:
+                continue
+            remembered.append(check)
         checks.append((key, parts.signature, digest))
         at.append(index)
-    for index, good in zip(at, all_verify(checks), strict=True):
+    for number, (index, good) in enumerate(zip(at, all_verify(checks), strict=True)):
         if not good:
             verdicts[index] = SealError(BAD_SIGNATURE)
+        elif verified is not None:
+            verified.add(remembered[number])
     return verdicts

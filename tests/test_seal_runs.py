@@ -137,3 +137,22 @@ def test_batches_holding_only_records_no_read_model_uses_still_move_on(
         by_ones = dump(one_by_one.db)
         one_by_one.rebuild()
         assert dump(one_by_one.db) == by_ones
+
+
+@pytest.mark.parametrize("at", ["signature", "body", "key id"])
+def test_a_record_read_once_and_changed_since_is_refused_when_read_again(at: str) -> None:
+    """A seal that verified is not checked again for the same bytes; a record whose bytes
+    changed since (its signature, its body, the key it names) is checked afresh."""
+    key, other = SealKey.generate(), SealKey.generate()
+    keys = public_keys_of(key.public_key, other.public_key)
+    records = stream(key, str(uuid.uuid4()), 2)
+    open_runs(keys, stored(records))
+    state = bytearray(records[-1].state)
+    if at == "key id":  # a known key, which did not make this seal
+        state[4:12] = other.key_id
+    else:
+        state[{"signature": 4 + 8 + 32, "body": -1}[at]] ^= 0x01
+    records[-1] = RawRecord(records[-1].originator_id, 2, TOPIC, bytes(state))
+    with pytest.raises(SealError):
+        open_runs(keys, stored(records))
+    open_runs(keys, stored(stream(key, str(uuid.uuid4()), 2)))  # others still open
