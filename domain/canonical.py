@@ -50,8 +50,42 @@ def canonical_bytes(obj: Any) -> bytes:
     Refused: NaN and infinities, integers beyond +/-(2**53 - 1) (they would silently lose
     precision in every other JSON implementation), lone surrogates, non-string keys and
     anything that is not a JSON type.
+
+    A document of plain values (objects with ASCII member names, arrays, strings, safe
+    integers, true, false, null; no floats) is written by the standard library's encoder,
+    whose output for those is JCS's: members sorted by name (for ASCII names code point
+    order is UTF-16 order), no white space, the same escapes (the two-character ones, and
+    six-character escapes in lower-case hex for the other controls), everything else as
+    UTF-8. Anything else, and any failure, goes to `rfc8785`, which also words the refusals.
     """
+    if _plain(obj):
+        try:
+            return _JCS.encode(obj).encode("utf-8")
+        except (UnicodeEncodeError, RecursionError):  # lone surrogates, or too deep
+            pass
     try:
         return rfc8785.dumps(obj)
     except (TypeError, ValueError, RecursionError) as exc:  # CanonicalizationError is a ValueError
         raise InvalidInputError(f"not representable in canonical JSON: {exc}") from None
+
+
+_JCS = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"))
+_SAFE = 2**53 - 1
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Whether `value` holds only values of exactly the types that `_JCS` writes as JCS."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return True
+    if kind is int:
+        return bool(-_SAFE <= value <= _SAFE)
+    if depth > 64:
+        return False
+    if kind is dict:
+        return all(type(k) is str and k.isascii() for k in value) and all(
+            _plain(v, depth + 1) for v in value.values()
+        )
+    if kind is list:
+        return all(_plain(v, depth + 1) for v in value)
+    return False

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.canonical import canonical_bytes, parse_json_object
 from domain.errors import InvalidInputError
@@ -93,3 +96,57 @@ def test_values_jcs_cannot_represent_are_refused(value: Any) -> None:
 
 def test_the_largest_safe_integer_is_kept_exactly() -> None:
     assert canonical_bytes({"n": 2**53 - 1}) == b'{"n":9007199254740991}'
+
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**54), max_value=2**54)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF))
+    | st.sampled_from(["\x00\x1f\x7f\u2028\ud800", "\ufb33\U0001f600", 'q"\\\b\f\n\r\t/'])
+)
+_NAMES = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=4) | (
+    st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F), max_size=6)
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_NAMES, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _rfc8785(value: Any) -> bytes | None:
+    try:
+        return rfc8785.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_VALUES)
+def test_the_bytes_of_any_document_are_those_of_the_rfc_8785_implementation(value: Any) -> None:
+    """Plain documents are written by the standard library's encoder: byte for byte what
+    `rfc8785` writes, and refused where it refuses."""
+    document = {"value": value}
+    expected = _rfc8785(document)
+    if expected is None:
+        with pytest.raises(InvalidInputError, match="canonical JSON"):
+            canonical_bytes(document)
+    else:
+        assert canonical_bytes(document) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"ключ": 1, "a": 2},
+        {"\ufb33": 1, "\U0001f600": 2},
+        [True, 1, False, 0],
+        {"deep": [[[[{"x": "\x01"}]]]]},
+        (1, 2),
+        1.0,
+    ],
+)
+def test_documents_outside_the_plain_ones_have_the_rfc_8785_bytes_too(value: Any) -> None:
+    assert canonical_bytes({"value": value}) == rfc8785.dumps({"value": value})
