@@ -43,7 +43,7 @@ def make_receipt(
         "issued_at": utc_text(issued_at),
         "records": records,
     }
-    signature = key.private_key.sign(canonical_bytes(body))
+    signature = key.signer.sign(canonical_bytes(body))  # libsodium: the same bytes, sooner
     return {**body, "signature": base64.b64encode(signature).decode()}
 
 
