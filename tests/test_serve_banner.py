@@ -5,39 +5,21 @@ the API keys and the demo CA."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
-from tests.test_walkthrough import free_port, wait_until_up
-
-EPOA = str(Path(sys.executable).with_name("epoa"))
+from tests.support.embedded import clean_env, embedded_serve
 
 
 def started(tmp_path: Path, name: str) -> tuple[str, str]:
     """What `epoa serve` printed before it answered, and the current seal key's id that
     `GET /v1/audit/keys` names."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EPOA_")}
     log = tmp_path / f"{name}.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [EPOA, "serve", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        api = f"http://127.0.0.1:{port}"
-        wait_until_up(api, server, log)
-        with urllib.request.urlopen(api + "/v1/audit/keys", timeout=10) as answer:
-            keys = json.load(answer)["keys"]
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    with (
+        embedded_serve(tmp_path, log, clean_env()) as api,
+        urllib.request.urlopen(api + "/v1/audit/keys", timeout=10) as answer,
+    ):
+        keys = json.load(answer)["keys"]
     (current,) = (key["key_id"] for key in keys if key["current"])
     return log.read_text(), current
 
