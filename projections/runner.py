@@ -43,19 +43,28 @@ def create_read_models(
     db: Database, read_models: Sequence[ReadModel] = READ_MODELS, with_persons: bool = True
 ) -> None:
     """The read models' tables, those an earlier version made brought to this shape first
-    (`ReadModelShapeError` if one cannot be), and their positions; idempotent."""
-    if with_persons:
-        persons.create_table(db)
-    db.create(TRACKING_DDL)
-    for model in read_models:
-        if model.upgrade is not None:
-            model.upgrade(db)
-        db.create(model.ddl)
-    db.executemany(
-        "INSERT INTO projection_tracking (name, position) VALUES (?, 0) "
-        "ON CONFLICT (name) DO NOTHING",
-        [(model.name,) for model in read_models],
-    )
+    (`ReadModelShapeError` if one cannot be), and their positions; idempotent, and all or
+    nothing. On PostgreSQL one process at a time: processes started together on one schema
+    (API replicas, the projector) would otherwise race to make the same types and tables,
+    and some would fail at start (a unique violation on `pg_type`). A transaction-level
+    advisory lock named after the schema keeps them apart."""
+    with db.transaction():
+        if db.dialect == "postgresql":
+            db.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('epoa-read-models:' || current_schema()))"
+            )
+        if with_persons:
+            persons.create_table(db)
+        db.create(TRACKING_DDL)
+        for model in read_models:
+            if model.upgrade is not None:
+                model.upgrade(db)
+            db.create(model.ddl)
+        db.executemany(
+            "INSERT INTO projection_tracking (name, position) VALUES (?, 0) "
+            "ON CONFLICT (name) DO NOTHING",
+            [(model.name,) for model in read_models],
+        )
 
 
 class ProjectionLockedError(RuntimeError):
