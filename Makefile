@@ -47,6 +47,7 @@ bench: install services
 	$(BIN)/python bench/merkle.py
 	$(BIN)/python bench/projection_catchup.py
 	$(BIN)/python bench/issue.py
+	$(BIN)/python bench/issue_cpu.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/consumer.py
 	@if command -v wrk >/dev/null 2>&1; then $(BIN)/python bench/api.py; \
