@@ -50,7 +50,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from epoa.audit_worker import start_checkpoint_log
-        from epoa.clock_offset import on_postgres
+        from epoa.storage import is_postgres
         from epoa.wiring import build_read_models, build_registry, build_verifier
 
         the_clock = clock or (lambda: datetime.now(UTC))
@@ -64,7 +64,7 @@ def create_app(
         if settings.api_keys is None:
             raise RuntimeError("EPOA_API_KEYS is not set")
         metrics = Metrics()
-        if on_postgres(settings.database_url):
+        if is_postgres(settings.database_url):
             metrics.watch_clock(settings.database_url, lambda: the_clock().timestamp())
         app.state.services = Services(
             settings=settings,

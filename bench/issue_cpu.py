@@ -15,10 +15,7 @@ import json
 import os
 import sys
 import tempfile
-import threading
-from http.client import HTTPConnection
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -26,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
-from bench.issue import CLIENTS, KEY, bodies, serve  # noqa: E402
+from bench.issue import KEY, bodies, post_all, serve  # noqa: E402
 from epoa.storage import psycopg_conninfo  # noqa: E402
 from tests.support.people import make_people  # noqa: E402
 from tests.support.postgres import fresh_schema  # noqa: E402
@@ -65,37 +62,6 @@ def backends(conn: psycopg.Connection) -> list[int]:
     return [row[0] for row in conn.execute(query)]
 
 
-def issue_all(urls: list[str], queue: list[bytes]) -> None:
-    """Post every document of `queue` from `CLIENTS` keep-alive clients; each must be a 201."""
-    lock, failed = threading.Lock(), []
-    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
-
-    def client(index: int) -> None:
-        address = urlsplit(urls[index % len(urls)])
-        http = HTTPConnection(address.hostname or "127.0.0.1", address.port, timeout=30)
-        try:
-            while not failed:
-                with lock:
-                    if not queue:
-                        return
-                    body = queue.pop()
-                http.request("POST", "/v1/powers-of-attorney", body, headers)
-                answer = http.getresponse()
-                text = answer.read()
-                if answer.status != 201:
-                    failed.append(f"{answer.status} {text[:200]!r}")
-        finally:
-            http.close()
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failed:
-        raise SystemExit(f"an issue failed: {failed[0]}")
-
-
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 1500
     warm = int(sys.argv[2]) if len(sys.argv) > 2 else 300
@@ -111,10 +77,10 @@ def main() -> None:
             processes = epoa_children()
             with psycopg.connect(psycopg_conninfo(url), autocommit=True) as admin:
                 for _ in range(rounds):
-                    issue_all(apis, [signed.pop() for _ in range(warm)])
+                    post_all(apis, [signed.pop() for _ in range(warm)])
                     before = {role: cpu_seconds(pid) for role, pid in processes.items()}
                     server_before = {pid: cpu_seconds(pid) for pid in backends(admin)}
-                    issue_all(apis, [signed.pop() for _ in range(count)])
+                    post_all(apis, [signed.pop() for _ in range(count)])
                     spent = {r: cpu_seconds(p) - before[r] for r, p in processes.items()}
                     spent["postgres"] = sum(
                         cpu_seconds(pid) - server_before.get(pid, 0.0) for pid in backends(admin)

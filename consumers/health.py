@@ -124,10 +124,11 @@ def store_check(database_url: str, registry: Any) -> Callable[[], str | None]:
     timeouts asks (`epoa.db_admin.probe`, as the API's `/readyz`), so the answer comes
     within seconds during an outage instead of after the pool's retries."""
     from epoa.db_admin import probe
+    from epoa.storage import is_postgres
 
     def check() -> str | None:
         try:
-            if database_url.startswith(("postgresql:", "postgres:")):
+            if is_postgres(database_url):
                 probe(database_url)
             else:
                 registry.recorder.max_notification_id()

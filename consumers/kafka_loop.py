@@ -316,7 +316,8 @@ def main(
     after_commit: AfterCommit | None = None,
 ) -> int:
     """`epoa consume`: run until SIGTERM or SIGINT; exit status 0 after a clean shutdown."""
-    from epoa.clock_offset import ClockOffsetCollector, on_postgres, warn_if_off
+    from epoa.clock_offset import ClockOffsetCollector, warn_if_off
+    from epoa.storage import is_postgres
     from epoa.wiring import SettingsError, build_registry, build_verifier
 
     if not settings.kafka_bootstrap:
@@ -324,7 +325,7 @@ def main(
     verifier = build_verifier(settings)
     registry = build_registry(settings)
     metrics = ConsumerMetrics()
-    if on_postgres(settings.database_url):
+    if is_postgres(settings.database_url):
         warn_if_off(settings.database_url)
         metrics.registry.register(ClockOffsetCollector(settings.database_url))
     stop = threading.Event()

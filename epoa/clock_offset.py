@@ -17,11 +17,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import psycopg
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from epoa.storage import psycopg_conninfo
+from epoa.storage import is_postgres, quick_connection
 
 log = logging.getLogger("epoa")
 
@@ -55,16 +54,10 @@ class Offset:
         return f"{abs(self.seconds):.3f} s {side} the database server's ({spread})"
 
 
-def on_postgres(database_url: str) -> bool:
-    return database_url.startswith(("postgresql:", "postgres:"))
-
-
 def measure(database_url: str, clock: Clock = time.time, timeout_s: int = 2) -> Offset:
     """Ask the server for its clock over a new connection with short timeouts (a scrape
     must answer quickly during an outage) and compare it with `clock` read either side."""
-    conninfo = psycopg_conninfo(database_url)
-    options = f"-c statement_timeout={timeout_s * 1000}"
-    with psycopg.connect(conninfo, connect_timeout=timeout_s, options=options) as conn:
+    with quick_connection(database_url, timeout_s) as conn:
         before = clock()
         row = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
         after = clock()
@@ -77,7 +70,7 @@ def warn_if_off(database_url: str, clock: Clock = time.time) -> Offset | None:
     """At start: log a warning if this host's clock is more than `MAX_OFFSET_SECONDS` from
     the server's. Nothing on SQLite (one host), nor when the server does not answer (the
     store's own checks say so)."""
-    if not on_postgres(database_url):
+    if not is_postgres(database_url):
         return None
     try:
         offset = measure(database_url, clock)

@@ -29,6 +29,7 @@ from epoa.storage import (
     guard_append_only,
     persistence_env,
     psycopg_conninfo,
+    quick_connection,
     schema_of,
 )
 from epoa.wiring import SettingsError
@@ -307,9 +308,7 @@ def _grant(
 def probe(database_url: str, timeout_s: int = 2) -> int:
     """The newest notification id, read over a new connection with short timeouts: the
     readiness probe must answer fast, not wait out the pool's retries."""
-    conninfo = psycopg_conninfo(database_url)
-    options = f"-c statement_timeout={timeout_s * 1000}"
-    with psycopg.connect(conninfo, connect_timeout=timeout_s, options=options) as conn:
+    with quick_connection(database_url, timeout_s) as conn:
         query = sql.SQL("SELECT max(notification_id) FROM {}").format(
             sql.Identifier(schema_of(database_url), EVENTS_TABLE)
         )

@@ -7,6 +7,7 @@ store when it is not, which would silently lose every record.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import psycopg
@@ -107,6 +108,20 @@ def psycopg_conninfo(database_url: str) -> str:
     if not parts.hostname:
         host = f"127.0.0.1{host}"  # what is left is `:port`, if anything
     return f"postgresql://{user}@{host}/{parts.path.lstrip('/') or 'postgres'}"
+
+
+def is_postgres(database_url: str) -> bool:
+    return urlsplit(database_url).scheme in ("postgresql", "postgres")
+
+
+def quick_connection(database_url: str, timeout_s: int = 2) -> psycopg.Connection[Any]:
+    """A new connection with short connect and statement timeouts, for a probe that must
+    answer within seconds during an outage, not after the pools' retries (`/readyz`, the
+    clock's offset at a scrape)."""
+    options = f"-c statement_timeout={timeout_s * 1000}"
+    return psycopg.connect(
+        psycopg_conninfo(database_url), connect_timeout=timeout_s, options=options
+    )
 
 
 def schema_of(database_url: str) -> str:

@@ -11,6 +11,7 @@ from api.deps import ServicesDep
 from api.problems import ProblemError
 from api.schemas import HealthPublic, ReadyPublic
 from epoa.db_admin import probe
+from epoa.storage import is_postgres
 
 router = APIRouter(tags=["operations"])
 
@@ -27,7 +28,7 @@ def readyz(services: ServicesDep) -> dict[str, Any]:
     waiting out the pool's retries, and turns ready again as soon as the store is back."""
     database_url = services.settings.database_url
     try:
-        if database_url.startswith(("postgresql:", "postgres:")):
+        if is_postgres(database_url):
             position = probe(database_url)
         else:
             position = services.registry.recorder.max_notification_id() or 0
