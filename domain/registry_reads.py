@@ -21,7 +21,6 @@ from domain.court_case import CourtCase
 from domain.errors import NotFoundError, StoreUnavailableError
 from domain.power_of_attorney import PowerOfAttorney
 from domain.sealed_application import SealedApplication
-from domain.sealed_store import SealedEventStore
 from domain.times import utc_text
 
 
@@ -97,12 +96,6 @@ class RegistryReads(SealedApplication):
             ):
                 found.append(poa_id)
         return found
-
-    def get_streams(self, ids: Sequence[UUID]) -> dict[UUID, list[DomainEventProtocol[UUID]]]:
-        """The events of each of these aggregates, read at once (one statement on
-        PostgreSQL), so a case with hundreds of POAs is answered in one read, not two each."""
-        assert isinstance(self.events, SealedEventStore)
-        return self.events.get_streams(ids)
 
     def _cache_saved(self, case: CourtCase) -> None:
         """A case this command saved becomes the cached one, unless a later version is
