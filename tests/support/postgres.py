@@ -11,7 +11,9 @@ import psycopg
 import pytest
 
 SERVER = os.environ.get("EPOA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-DATABASE = "epoa_test"
+DATABASE = os.environ.get("EPOA_TEST_DATABASE", "epoa_test")
+"""The database the tests make their schemas in; processes sharing one also share its NOTIFY
+channels, so runs that must not wake each other's projectors name databases of their own."""
 
 
 def require_services() -> bool:
