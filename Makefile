@@ -19,6 +19,7 @@ serve: install
 
 services:
 	bash scripts/services.sh
+	bash scripts/nginx.sh >/dev/null
 
 lint: install
 	$(BIN)/ruff check .

@@ -38,6 +38,9 @@ TITLES = {
     "unavailable": "The service cannot reach its store; nothing was changed, try again",
     "integrity": "The stored history failed its integrity check",
     "internal": "Internal error",
+    # The balancer's (docker-compose.yml, `lb`) when no replica answers: the API never is.
+    "no-answer": "No replica of the service answered; a command may have been recorded: "
+    "send it again",
 }
 
 

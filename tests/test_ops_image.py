@@ -5,49 +5,18 @@ image's lock agrees with pyproject.toml. Broken copies fail the same checks."""
 
 from __future__ import annotations
 
-import json
-import platform
 import re
-import subprocess
 import tomllib
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support.compose import COMPOSE, compose_config, needs_linux_x86, run
+
 ROOT = Path(__file__).resolve().parents[1]
-COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 EPOA_SERVICES = ("db-init", "api", "projector", "consumer")
-
-needs_linux_x86 = pytest.mark.skipif(
-    (platform.system(), platform.machine()) != ("Linux", "x86_64"),
-    reason="the pinned docker-compose and hadolint binaries are for Linux x86_64",
-)
-
-
-def run(script: str, target: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(ROOT / "scripts" / script), str(target)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def compose_config() -> dict[str, Any]:
-    run("check-compose.sh", COMPOSE)  # fetches the binary once
-    binary = next((ROOT / ".tools").glob("docker-compose-*"))
-    done = subprocess.run(
-        [str(binary), "-f", str(COMPOSE), "config", "--format", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    config: dict[str, Any] = json.loads(done.stdout)
-    return config
 
 
 @needs_linux_x86
@@ -167,30 +136,6 @@ def test_every_version_pinned_in_pyproject_is_the_one_in_the_lock() -> None:
         assert locked.get(pinned[1].lower()) == pinned[2], f"{pinned[1]}: run `make lock`"
     body = [line for line in lock.splitlines() if line and not line.lstrip().startswith("#")]
     assert all("==" in line or "--hash=sha256:" in line for line in body)
-
-
-@needs_linux_x86
-def test_the_balancer_refuses_a_body_over_the_apis_limit_with_the_apis_problem() -> None:
-    """nginx refuses a body over its `client_max_body_size` itself, before the API sees it:
-    it answered with its own HTML page, where a client of the API reads problem+json."""
-    from api.commands import MAX_BODY_BYTES
-    from api.problems import MEDIA_TYPE, PROBLEM_BASE, TITLES
-
-    lb = compose_config()["configs"]["lb"]["content"].replace("$$", "$")
-    limit = re.search(r"client_max_body_size (\d+)m;", lb)
-    assert limit is not None and int(limit[1]) << 20 == MAX_BODY_BYTES
-    assert re.search(r"error_page 413 @too-large;", lb)
-    location = lb.split("location @too-large {", 1)[1].split("}\n", 1)[0]
-    assert f"default_type {MEDIA_TYPE};" in location
-    assert "add_header X-Request-Id $epoa_request_id always;" in location
-    answer = re.search(r"return 413 '([^']*)';", location)
-    assert answer is not None
-    assert json.loads(answer[1]) == {
-        "type": PROBLEM_BASE + "validation",
-        "title": TITLES["validation"],
-        "status": 413,
-        "detail": f"the body exceeds {MAX_BODY_BYTES} bytes",
-    }
 
 
 @needs_linux_x86
