@@ -9,8 +9,11 @@ API keys above the one line that says why.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from epoa.settings import Settings, redacted
@@ -53,10 +56,27 @@ def serve(settings: Settings, host: str, port: int, run_projections: bool) -> in
             access_log=False,
         )
         server = uvicorn.Server(config)
-        server.run(sockets=[listener])
+        with _stopping_signals_end_cleanly():
+            server.run(sockets=[listener])
     finally:
         listener.close()
     return 0 if server.started else STARTUP_FAILURE
+
+
+@contextmanager
+def _stopping_signals_end_cleanly() -> Iterator[None]:
+    """Once shut down, uvicorn raises the SIGTERM or SIGINT it stopped on again, for the
+    handler it found: the default one would end the process by that signal (exit 143 or
+    130) after a clean shutdown. It finds one that ignores it, so `epoa serve` exits 0 as
+    `epoa consume` and `epoa project` do."""
+    previous = {
+        signum: signal.signal(signum, lambda *_: None) for signum in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class OneLineStartupFailure:
