@@ -355,6 +355,26 @@ def test_db_init_gives_the_role_the_password_file_as_it_is(tmp_path: Path) -> No
         assert row is not None and scram_matches(str(row[0]), secret)
 
 
+def test_db_init_run_again_with_a_new_password_file_rotates_the_roles_password(
+    tmp_path: Path,
+) -> None:
+    """The runbook's rotation: a new password in the service role's file, then `epoa db
+    init` again: the role takes the new password and no longer has the old one."""
+    password_file = tmp_path / "db-service-password"
+    with service_role() as made:
+        bare = made.url.replace(f":{made.password}@", "@")
+        for password in ("first-password", "second-password"):
+            password_file.write_text(password + "\n")
+            url = with_password(bare, password_file, "EPOA_DATABASE_PASSWORD_FILE")
+            init_database(Settings(database_url=url, admin_database_url=made.admin_url))
+        with psycopg.connect(f"{SERVER}/{DATABASE}") as conn:
+            row = conn.execute(
+                "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (made.name,)
+            ).fetchone()
+        assert row is not None and scram_matches(str(row[0]), "second-password")
+        assert not scram_matches(str(row[0]), "first-password")
+
+
 def test_in_production_a_process_connected_as_the_owner_is_warned_of(
     role: ServiceRole, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
