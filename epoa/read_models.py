@@ -30,6 +30,7 @@ from epoa.storage import EVENTS_TABLE, SQLITE_EVENTS_TABLE
 from projections import authority, cases, persons, poa_list
 from projections.db import Database
 from projections.db_pool import READ_POOL_SIZE, connect_pooled
+from projections.projected import ProjectedListener, channel_of
 from projections.rebuild import REBUILDS
 from projections.runner import ProjectionRunner
 
@@ -38,6 +39,9 @@ RUNNER_WAIT = 0.05
 POSITION_POLL = 0.005
 """Seconds between two reads of the positions for the commands waiting on another process's
 runner (`--no-projections`); one read at a time answers all of them."""
+TOLD_POSITION_POLL = 0.1
+"""The same while the writer's positions are heard as it commits them (PostgreSQL,
+`projections.projected`): the reads are a safety net."""
 
 
 class _Runner(ProjectionRunner):
@@ -75,7 +79,8 @@ class ReadModels:
             else ThreadQueries(self.db)
         )
         self.authority = CachedAuthority(queries, authority_staleness, authority_keys)
-        self._polled = _SharedPosition(self.position, POSITION_POLL)
+        self._polled = _SharedPosition(self.position, self._position_poll)
+        self._told: ProjectedListener | None = None
         persons.create_table(self._db)
 
     @property
@@ -88,8 +93,11 @@ class ReadModels:
         return self._db
 
     def attach(self, registry: Registry, run: bool) -> None:
-        """Create the read tables; with `run`, apply new events in a background thread."""
+        """Create the read tables; with `run`, apply new events in a background thread, else
+        (PostgreSQL) hear the positions the other process's runner commits."""
         self.runner = _Runner(registry, self.database_url, self.authority_cache)
+        if not run and channel_of(self.database_url) is not None:
+            self._told = ProjectedListener(self.database_url, self._polled.heard)
         if run:
             self._thread = threading.Thread(
                 target=self.runner.run_forever,
@@ -109,6 +117,8 @@ class ReadModels:
             self._thread.join(timeout=10)
         if self.runner is not None:
             self.runner.close()
+        if self._told is not None:
+            self._told.close()
         self.authority.close()
         self._db.close()
 
@@ -121,13 +131,22 @@ class ReadModels:
         self.authority_cache.observe_rows(rows, since)
         return min((int(position) for name, position in rows if name != REBUILDS), default=0)
 
+    @property
+    def hears_positions(self) -> bool:
+        """Whether the positions another process's runner commits are heard as it does."""
+        return self._told is not None and self._told.listening
+
+    def _position_poll(self) -> float:
+        return TOLD_POSITION_POLL if self.hears_positions else POSITION_POLL
+
     def wait_for(self, position: int, timeout: float) -> bool:
         """Read-your-writes: wait until every read model has applied `position`. The
         in-process runner is woken and says when it committed the position (it has told
         the authority cache by then); the position is read from the table meanwhile, so
         another process's runner (`--no-projections`, or another replica holding the
         writer's lock) is seen too. Without a runner here, the commands waiting at once
-        share the reads of the table (`POSITION_POLL`)."""
+        share the reads of the table (`POSITION_POLL`), and on PostgreSQL are released as
+        soon as the other process's runner tells it committed their position."""
         deadline = time.monotonic() + timeout
         runner = self.runner if self._thread is not None else None
         if runner is None:
@@ -181,19 +200,27 @@ class ReadModels:
 
 class _SharedPosition:
     """The read models' position for every thread that waits for one: at most one read in
-    flight and one read begun per `interval`; each answer is seen by every waiter.
+    flight and one read begun per `interval()`; each answer, and each position told by the
+    writer (`heard`), is seen by every waiter.
 
-    The highest position read is kept: whatever a read ever showed was applied by then
-    (a rebuild starts again below it, but no command waits for a position it has not
+    The highest position read or told is kept: whatever a read ever showed was applied by
+    then (a rebuild starts again below it, but no command waits for a position it has not
     recorded, and each new one is above every earlier one)."""
 
-    def __init__(self, read: Callable[[], int], interval: float) -> None:
+    def __init__(self, read: Callable[[], int], interval: Callable[[], float]) -> None:
         self._read = read
         self._interval = interval
         self._changed = threading.Condition()
         self._reading = False
         self._next_read = 0.0
         self._highest = 0
+
+    def heard(self, position: int) -> None:
+        """The writer told that every read model has committed `position`."""
+        with self._changed:
+            if position > self._highest:
+                self._highest = position
+                self._changed.notify_all()
 
     def reaches(self, position: int, deadline: float) -> bool:
         """Whether the position reaches `position` by `deadline` (`time.monotonic()`). A
@@ -212,7 +239,7 @@ class _SharedPosition:
                 if self._highest >= position:
                     return True
                 self._reading = True
-                self._next_read = time.monotonic() + self._interval
+                self._next_read = time.monotonic() + self._interval()
             found = 0
             try:
                 found = self._read()

@@ -20,6 +20,7 @@ from projections import authority, cases, persons, poa_status
 from projections.appended import Appended
 from projections.batch_reader import Batch, BatchReader
 from projections.db import Database, connect
+from projections.projected import channel_of, tell
 from projections.read_model import ReadModel
 from projections.rebuild import Shadow
 from projections.writer_lock import WriterLock, writer_lock
@@ -91,6 +92,8 @@ class ProjectionRunner:
         self._lock = writer_lock(database_url) if tables is None else WriterLock()
         channel = getattr(registry.recorder, "channel_name", None) if tables is None else None
         self._appended = Appended(database_url, channel)
+        #: Where the live tables' positions are told (`projections.projected`).
+        self._projected = channel_of(database_url) if tables is None else None
         self._advanced = threading.Condition()
         self._reached = 0
         """The highest position every read model was seen at (committed)."""
@@ -203,6 +206,8 @@ class ProjectionRunner:
                 "UPDATE projection_tracking SET position = ? WHERE name = ? AND position < ?",
                 [(last, name, last) for name in positions],
             )
+            if self._projected is not None:
+                tell(self.db, self._projected, last)  # every read model is at `last` or past it
         self.committed(last, began)
         return applied
 
