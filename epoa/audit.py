@@ -28,10 +28,10 @@ from epoa.audit_core import Audit, AuditResult, Sources
 from epoa.audit_decode import decoder, transcoding_mapper
 from epoa.audit_export import raw_records
 from epoa.audit_export_file import ExportFile
+from epoa.audit_log_tables import LogTables
 from epoa.audit_merkle import Claim, ReceiptCheck
 from epoa.audit_worker import checkpoint_origin
 from epoa.settings import Settings
-from projections import audit_tree
 from projections.db import Database
 
 Progress = Callable[[int, int], None]
@@ -75,11 +75,8 @@ class _Relay:
 
 
 def stored_origin(db: Database, settings: Settings) -> str:
-    if audit_tree.has_tables(db):
-        row = db.fetch_one("SELECT origin FROM audit_log_state WHERE name = 'checkpoints'")
-        if row is not None:
-            return str(row[0])
-    return checkpoint_origin(settings)
+    origin = LogTables(db, lambda _: None).origin()
+    return origin if origin is not None else checkpoint_origin(settings)
 
 
 def audit_store(
@@ -106,15 +103,16 @@ def audit_store(
     audit_sources = Sources()
     if receipts is not None:
         audit_sources.receipts = ReceiptCheck(inputs.receipts(receipts, keys, relay))
-    logged = audit_tree.tree_size(db)
+    tables = LogTables(db, relay)
+    logged = tables.tree_size(relay)
     last = registry.recorder.max_notification_id() or 0
     bound = min(last, stop) if stop is not None else last
     if whole:
-        stored = audit_tree.checkpoints(db, logged)
+        stored = tables.checkpoints(logged, relay)
         claims = inputs.claims_of(stored, keys, origin, "stored", relay)
         audit_sources.claims = heapq.merge(claims, witnessed)
-        audit_sources.leaves = audit_tree.leaves(db, stop, logged)
-        own = audit_tree.checkpoints(db, logged)
+        audit_sources.leaves = tables.leaves(stop, logged, relay)
+        own = tables.checkpoints(logged, None)
         audit_sources.leaf_claims = inputs.claims_of(own, keys, origin, "stored", None)
     audit = relay.start(
         Audit(
