@@ -3,7 +3,9 @@
 A file whose first line is no export header is not an export: `AuditInputError`, nothing to
 verify. Within an export, a line that cannot be read (cut short, not JSON, a record without
 its state, a state that is not base64), or an export without its end line, is a finding
-naming the line (`bad-export-line`), and the audit goes on. A record's decoded copies for
+naming the line (`bad-export-line`), and the audit goes on. A record line whose position
+is not after the one before it is such a finding too: the tree is grown in the file's
+order, and leaf i is the i-th record by position. A record's decoded copies for
 readers (`event`, `payload`, `evidence`) are decoded again from its sealed `state`; a copy
 that differs is `readable-copy-changed`, naming the field, since a reader trusts them.
 """
@@ -86,6 +88,7 @@ class ExportFile:
         or end line, and for an end line missing or not counting what the file holds."""
         counted = {"record": 0, "checkpoint": 0}
         end: dict[str, Any] | None = None
+        previous = 0
         for number, data in self._lines():
             if isinstance(data, str):
                 self._bad(number, {}, data)
@@ -102,6 +105,8 @@ class ExportFile:
             if kind == "record":
                 record = self._record(number, data)
                 if record is not None:
+                    self._in_order(number, record, previous)
+                    previous = max(previous, record.position or 0)
                     yield record
         self._check_end(end, counted)
 
@@ -120,6 +125,18 @@ class ExportFile:
             detail = f"{self.path.name} line {number}: {changed}"
             self._report(Finding("readable-copy-changed", *where, detail))
         return record
+
+    def _in_order(self, number: int, record: RawRecord, previous: int) -> None:
+        """Leaf i is the i-th record by position, and the tree is grown in the file's order:
+        a record that does not come after the one before it makes the two orders differ."""
+        if (record.position or 0) > previous:
+            return
+        detail = (
+            f"{self.path.name} line {number}: position {record.position} comes after position "
+            f"{previous}: the records are not in log order"
+        )
+        where = (record.originator_id, record.version, record.position)
+        self._report(Finding("bad-export-line", *where, detail))
 
     def _copies(self, data: dict[str, Any], record: RawRecord) -> str | None:
         """How the line's decoded copies differ from what its state decodes to, if they do."""

@@ -139,6 +139,40 @@ def test_damage_within_an_export_is_a_finding_naming_its_line(kept: Kept, tmp_pa
     assert verdict_of(run.stdout).endswith("DAMAGED")
 
 
+def test_record_lines_out_of_log_order_in_an_export_are_named_by_line(
+    kept: Kept, tmp_path: Path
+) -> None:
+    """Leaf i is the i-th record by position: an export whose lines are not in that order
+    (two positions swapped, a record repeated at the end) says two orders at once."""
+    lines = export_lines(kept)
+    records = [n for n, x in enumerate(lines) if x["type"] == "record"]
+    at = next(
+        i
+        for i in range(len(records) - 1)
+        if lines[records[i]]["originator_id"] != lines[records[i + 1]]["originator_id"]
+    )
+    first, second = lines[records[at]], lines[records[at + 1]]
+    first["position"], second["position"] = second["position"], first["position"]
+    export = write_lines(tmp_path / "export.jsonl", [*lines])
+    run = epoa(tmp_path, "audit", "verify", "--export", str(export), trusted_ca=str(kept.ca))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert run.stdout.splitlines()[0] == (
+        f"bad-export-line: {second['originator_id']} v{second['version']} @{second['position']}: "
+        f"export.jsonl line {records[at + 1] + 1}: position {second['position']} comes after "
+        f"position {first['position']}: the records are not in log order"
+    )
+    lines = export_lines(kept)
+    repeated = lines[records[0]]
+    lines[-1]["records"] += 1
+    export = write_lines(tmp_path / "export.jsonl", [*lines[:-1], repeated, lines[-1]])
+    run = epoa(tmp_path, "audit", "verify", "--export", str(export), trusted_ca=str(kept.ca))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert (
+        f"export.jsonl line {len(lines)}: position {repeated['position']} comes after"
+        in (run.stdout.splitlines()[0])
+    )
+
+
 def test_an_edited_readable_copy_in_an_export_is_named_field_and_line(
     kept: Kept, tmp_path: Path
 ) -> None:
