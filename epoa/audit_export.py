@@ -63,8 +63,8 @@ def write_export(registry: Registry, db: Database, origin: str, out: TextIO) -> 
         },
     )
     checkpoints = 0
-    for stored in audit_tree.checkpoints(db):
-        _line(out, {"type": "checkpoint", **stored.as_public()})
+    for row in audit_tree.checkpoint_rows(db):
+        _line(out, {"type": "checkpoint", **_checkpoint_line(row)})
         checkpoints += 1
     decode = decoder(Mapper[UUID](mapper.transcoder))
     records = 0
@@ -73,6 +73,16 @@ def write_export(registry: Registry, db: Database, origin: str, out: TextIO) -> 
         records += 1
     _line(out, {"type": "end", "records": records, "checkpoints": checkpoints})
     return records, checkpoints
+
+
+def _checkpoint_line(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A stored checkpoint as its line; a row that holds what no checkpoint can is written
+    as it is, so that the export of a damaged store is still made, and its verifier names
+    the line."""
+    try:
+        return audit_tree.checkpoint_of(row).as_public()
+    except (TypeError, ValueError):
+        return dict(zip(audit_tree.CHECKPOINT_COLUMNS, row, strict=True))
 
 
 def raw_records(registry: Registry, stop: int, start: int = 1) -> Iterator[RawRecord]:

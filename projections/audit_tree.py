@@ -94,30 +94,38 @@ def has_tables(db: Database) -> bool:
     return bool(found and found[0])
 
 
-def _checkpoint(row: tuple[Any, ...]) -> StoredCheckpoint:
+def checkpoint_of(row: tuple[Any, ...]) -> StoredCheckpoint:
+    """Raises ValueError or TypeError for a row that holds what no checkpoint can."""
     return StoredCheckpoint(int(row[0]), bytes.fromhex(row[1]), int(row[2]), str(row[3]), row[4])
 
 
-_CHECKPOINT = "SELECT tree_size, root_hash, position, signed_at, note FROM audit_checkpoints"
+CHECKPOINT_COLUMNS = ("tree_size", "root_hash", "position", "signed_at", "note")
+_CHECKPOINT = f"SELECT {', '.join(CHECKPOINT_COLUMNS)} FROM audit_checkpoints"
 
 
 def latest_checkpoint(db: Database) -> StoredCheckpoint | None:
     if not has_tables(db):
         return None
     row = db.fetch_one(f"{_CHECKPOINT} ORDER BY tree_size DESC LIMIT 1")
-    return _checkpoint(row) if row else None
+    return checkpoint_of(row) if row else None
 
 
 def checkpoint_of_size(db: Database, tree_size: int) -> StoredCheckpoint | None:
     if not has_tables(db):
         return None
     row = db.fetch_one(f"{_CHECKPOINT} WHERE tree_size = ?", (tree_size,))
-    return _checkpoint(row) if row else None
+    return checkpoint_of(row) if row else None
 
 
 def checkpoints(db: Database, size: int | None = None) -> Iterator[StoredCheckpoint]:
     """Every stored checkpoint, smallest tree first, a page at a time; with `size`, only
     those of trees up to that size."""
+    for row in checkpoint_rows(db, size):
+        yield checkpoint_of(row)
+
+
+def checkpoint_rows(db: Database, size: int | None = None) -> Iterator[tuple[Any, ...]]:
+    """The rows of `checkpoints`, each column as stored (`CHECKPOINT_COLUMNS`)."""
     if not has_tables(db):
         return
     after = -1
@@ -126,11 +134,10 @@ def checkpoints(db: Database, size: int | None = None) -> Iterator[StoredCheckpo
         rows = db.fetch(
             f"{_CHECKPOINT} WHERE tree_size > ?{limit} ORDER BY tree_size LIMIT ?", (after, PAGE)
         )
-        for row in rows:
-            yield _checkpoint(row)
-        if len(rows) < PAGE:
-            return
-        after = int(rows[-1][0])
+        yield from rows
+        if len(rows) < PAGE or not isinstance(rows[-1][0], int):
+            return  # SQLite sorts a size that is no number after all numbers
+        after = rows[-1][0]
 
 
 _LEAF = "SELECT leaf_index, position, originator_id, version, record_hash FROM audit_leaves"

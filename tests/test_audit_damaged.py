@@ -204,6 +204,27 @@ def test_a_store_with_a_body_no_event_has_is_exported_and_the_line_says_so(
     assert run.returncode == 1 and "undecodable" in run.stdout, run.stdout + run.stderr
 
 
+def test_a_store_with_a_checkpoint_row_no_head_can_be_is_exported_and_the_line_says_so(
+    kept: Kept, tmp_path: Path
+) -> None:
+    store = store_copy(kept, tmp_path)
+    with sqlite3.connect(store) as conn:
+        conn.execute("UPDATE audit_checkpoints SET root_hash = 'not hex'")
+    exported = epoa(tmp_path, "audit", "export", "history.jsonl")
+    assert exported.returncode == 0, exported.stderr
+    [line] = [
+        x
+        for x in export_lines(Kept(kept.var, tmp_path / "history.jsonl", kept.ca))
+        if x["type"] == "checkpoint"
+    ]
+    assert line["root_hash"] == "not hex" and line["note"].startswith(ORIGIN)
+    run = epoa(tmp_path, "audit", "verify", "--export", "history.jsonl", trusted_ca=str(kept.ca))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "bad-export-line: the log @24: history.jsonl line 2: a checkpoint that cannot be" in (
+        run.stdout
+    )
+
+
 def test_an_export_verified_on_an_auditors_empty_machine_makes_no_files_nor_a_ca_of_its_own(
     kept: Kept, tmp_path: Path
 ) -> None:
