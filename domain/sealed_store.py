@@ -202,7 +202,8 @@ class SealedEventStore(EventStore[UUID]):
         rows = self.recorder.select_events(
             originator_id=originator_id, gt=gt, lte=lte, desc=desc, limit=limit
         )
-        return self._checked(originator_id, rows, desc)
+        from_start = gt is None and (not desc or limit is None)
+        return self._checked(originator_id, rows, desc, from_start)
 
     def get_streams(
         self, originator_ids: Sequence[UUID]
@@ -218,15 +219,21 @@ class SealedEventStore(EventStore[UUID]):
             for row in select(originator_ids):
                 by_stream.setdefault(UUID(str(row.originator_id)), []).append(row)
         return {
-            originator_id: list(self._checked(originator_id, rows, False))
+            originator_id: list(self._checked(originator_id, rows, False, from_start=True))
             for originator_id, rows in by_stream.items()
             if rows
         }
 
     def _checked(
-        self, originator_id: UUID, rows: Sequence[StoredEvent], desc: bool
+        self, originator_id: UUID, rows: Sequence[StoredEvent], desc: bool, from_start: bool
     ) -> Iterator[DomainEventProtocol[UUID]]:
+        """The rows as events, each seal and link checked. `from_start`: the rows were read
+        from the stream's beginning, so the first must be version 1 (its row deleted, the
+        second would otherwise pass for a first in a process with no head of the stream)."""
         stream = str(originator_id)
+        first = min((row.originator_version for row in rows), default=1)
+        if from_start and first != 1:
+            raise SealError(f"{stream}: version 1 is missing; the stream starts at {first}")
         ordered = list(reversed(rows)) if desc else list(rows)
         previous: tuple[int, bytes] | None = None
         events = []

@@ -161,3 +161,24 @@ def test_a_row_resealed_with_a_foreign_key_is_detected(
     kinds = findings(pg_registry, postgres_url)
     assert kinds.count("unknown-key") == 4
     assert pg_registry.get_poa(poa_id).status == "revoked"
+
+
+def test_the_first_event_of_a_stream_deleted_is_detected_on_read(
+    pg_registry: Registry, people: People, postgres_url: str, tmp_path: Path
+) -> None:
+    """A stream read from its start must start at version 1, even in a process that has
+    never seen it (nothing cached to link the first row it reads to)."""
+    poa_id = revoked_poa(pg_registry, people)
+    tamper(
+        postgres_url,
+        "DELETE FROM epoa_events WHERE originator_id = %s AND originator_version = 1",
+        poa_id,
+    )
+    reader = build_registry(Settings(database_url=postgres_url, var_dir=tmp_path))
+    try:
+        with pytest.raises(SealError, match="version 1 is missing"):
+            list(reader.events.get(poa_id))
+        with pytest.raises(SealError, match="version 1 is missing"):
+            reader.get_poa(poa_id)
+    finally:
+        reader.close()
