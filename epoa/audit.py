@@ -112,6 +112,7 @@ def audit_store(
         claims = inputs.claims_of(stored, keys, origin, "stored", relay)
         audit_sources.claims = heapq.merge(claims, witnessed)
         audit_sources.leaves = tables.leaves(stop, logged, relay)
+        audit_sources.nodes = tables.nodes(relay)
         own = tables.checkpoints(logged, None)
         audit_sources.leaf_claims = inputs.claims_of(own, keys, origin, "stored", None)
     audit = relay.start(

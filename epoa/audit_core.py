@@ -23,7 +23,7 @@ from domain.seal import Finding, Predecessor, RawRecord, Verdict
 from domain.seal_checks import verify_states
 from epoa.audit_chain import ChainCheck, Heads, Scratch
 from epoa.audit_events import Decode, EventChecks
-from epoa.audit_merkle import Claim, LeafLedger, ReceiptCheck, TreeCheck
+from epoa.audit_merkle import Claim, LeafLedger, ReceiptCheck, StoredNodes, TileCheck, TreeCheck
 from projections.audit_tree import Leaf
 
 KEPT_FINDINGS = 1000
@@ -53,6 +53,7 @@ class Sources:
     claims: Iterable[Claim] | None = None
     leaves: Iterable[Leaf] | None = None
     leaf_claims: Iterable[Claim] = ()
+    nodes: StoredNodes | None = None
     receipts: ReceiptCheck | None = None
 
 
@@ -77,7 +78,11 @@ class Audit:
         self._whole_log = whole_log
         self._tree = TreeCheck(sources.claims) if whole_log and sources.claims is not None else None
         self._ledger = (
-            LeafLedger(sources.leaves, sources.leaf_claims)
+            LeafLedger(
+                sources.leaves,
+                sources.leaf_claims,
+                TileCheck(sources.nodes) if sources.nodes is not None else None,
+            )
             if whole_log and sources.leaves is not None
             else None
         )

@@ -26,8 +26,9 @@ COLUMNS = {
     "audit_leaves": {"leaf_index", "position", "originator_id", "version", "record_hash"},
     "audit_checkpoints": {"tree_size", "root_hash", "position", "signed_at", "note"},
     "audit_log_state": {"name", "origin", "position", "frontier"},
+    "audit_nodes": {"level", "node_index", "hash"},
 }
-"""What the audit reads of each table (the tiles of `audit_nodes` serve proofs only)."""
+"""What the audit reads of each table."""
 UNREADABLE = (ValueError, TypeError, OverflowError)
 """What reading a row that holds what no leaf or head can be raises."""
 
@@ -81,6 +82,14 @@ class LogTables:
             audit_tree.leaves(self._db, stop, size), report, "audit-log-edited", "leaf"
         )
 
+    def nodes(self, report: Report) -> Callable[[int], Iterator[tuple[int, bytes]]] | None:
+        """The stored tiles of a level, by index, for `audit_merkle.TileCheck`."""
+        if "audit_nodes" not in self.usable:
+            return None
+        return lambda level: _readable(
+            _nodes(self._db, level), report, "audit-log-edited", f"level {level} tile"
+        )
+
     def checkpoints(self, size: int, report: Report | None) -> Iterator[StoredCheckpoint]:
         if "audit_checkpoints" not in self.usable:
             return iter(())
@@ -103,3 +112,19 @@ def _readable(rows: Iterator[T], report: Report | None, kind: str, what: str) ->
                 "ones after it are not compared"
             )
             report(_log_finding(kind, detail))
+
+
+def _nodes(db: Database, level: int) -> Iterator[tuple[int, bytes]]:
+    """The stored tiles of `level`, (node index, hash) by index, a page at a time."""
+    after = -1
+    while True:
+        rows = db.fetch(
+            "SELECT node_index, hash FROM audit_nodes WHERE level = ? AND node_index > ? "
+            "ORDER BY node_index LIMIT ?",
+            (level, after, audit_tree.PAGE),
+        )
+        for row in rows:
+            yield int(row[0]), bytes.fromhex(row[1])
+        if len(rows) < audit_tree.PAGE:
+            return
+        after = int(rows[-1][0])

@@ -11,12 +11,15 @@ what a mismatch alone cannot: which record at which position went missing or cha
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from domain import merkle
 from domain.seal import Finding, RawRecord
-from projections.audit_tree import Leaf
+from projections.audit_tree import STEP, Leaf
+
+StoredNodes = Callable[[int], Iterable[tuple[int, bytes]]]
+"""The stored tiles of one level, (node index, hash) by index (`audit_tree.store_tiles`)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -73,10 +76,13 @@ class LeafLedger:
     The leaves must themselves match the stored checkpoints (`tree`), or the log's table was
     edited too and its reports below are not to be trusted."""
 
-    def __init__(self, leaves: Iterable[Leaf], claims: Iterable[Claim]) -> None:
+    def __init__(
+        self, leaves: Iterable[Leaf], claims: Iterable[Claim], tiles: TileCheck | None = None
+    ) -> None:
         self._leaves = iter(leaves)
         self._next: Leaf | None = next(self._leaves, None)
         self.tree = TreeCheck(claims)
+        self._tiles = tiles
         self._expected_index = 0
         self._unverified_from: Leaf | None = None
 
@@ -144,7 +150,11 @@ class LeafLedger:
             )
         self._expected_index = leaf.leaf_index + 1
         first = self._unverified_from = self._unverified_from or leaf
-        for claim, ok in self.tree.append(merkle.leaf_hash(leaf.record_hash)):
+        hashed = merkle.leaf_hash(leaf.record_hash)
+        if self._tiles is not None:
+            where = (leaf.originator_id, leaf.version, leaf.position)
+            found += [Finding("audit-log-edited", *where, d) for d in self._tiles.append(hashed)]
+        for claim, ok in self.tree.append(hashed):
             self._unverified_from = None
             if not ok:
                 found.append(
@@ -158,6 +168,50 @@ class LeafLedger:
                     )
                 )
         return found
+
+
+class TileCheck:
+    """The audit log's stored tiles (a node per 256 leaves, per 256 of those, ...) against the
+    leaves they are made of. Proofs are built from them: one edited or missing makes every
+    proof through it fail, though the leaves and the heads still agree."""
+
+    def __init__(self, stored: StoredNodes) -> None:
+        self._stored = stored
+        self._children: dict[int, list[bytes]] = {}
+        self._made: dict[int, int] = {}
+        self._rows: dict[int, Iterator[tuple[int, bytes]]] = {}
+        self._ahead: dict[int, tuple[int, bytes] | None] = {}
+
+    def append(self, leaf_hash: bytes) -> list[str]:
+        """What is wrong with the tiles this leaf completes, if it completes any."""
+        problems: list[str] = []
+        level, child = STEP, leaf_hash
+        while True:
+            children = self._children.setdefault(level, [])
+            children.append(child)
+            if len(children) < 1 << STEP:
+                return problems
+            node = merkle.root(children)
+            children.clear()
+            index = self._made.get(level, 0)
+            self._made[level] = index + 1
+            stored = self._stored_node(level, index)
+            if stored is None or not hmac.compare_digest(stored, node):
+                problems.append(
+                    f"tile {index} of level {level} (leaves {index << level} to "
+                    f"{((index + 1) << level) - 1}) is "
+                    f"{'missing' if stored is None else 'not the one its leaves make'}: every "
+                    "proof through it fails; the audit log's audit_nodes table was edited"
+                )
+            level, child = level + STEP, node
+
+    def _stored_node(self, level: int, index: int) -> bytes | None:
+        if level not in self._rows:
+            self._rows[level] = iter(self._stored(level))
+            self._ahead[level] = next(self._rows[level], None)
+        while (ahead := self._ahead[level]) is not None and ahead[0] < index:
+            self._ahead[level] = next(self._rows[level], None)
+        return ahead[1] if ahead is not None and ahead[0] == index else None
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,12 @@ from cryptography.hazmat.primitives import serialization
 
 from domain.court_case import CourtCase
 from domain.seal import GENESIS, Finding, SealKey, open_state, seal_state
+from epoa.audit_proofs import ProofError, verify_inclusion_proof
 from epoa.settings import Settings
+from projections import audit_tree
 from tests.support.people import People
 from tests.support.postgres import connect, tamper
-from tests.test_audit_verify import Audited, Story, opened, tell, verify
+from tests.test_audit_verify import ORIGIN, Audited, Story, opened, tell, verify
 
 pytestmark = pytest.mark.postgres
 
@@ -302,3 +304,29 @@ def test_the_command_line_exits_1_and_names_the_damage_in_json_lines(
     }.items() <= lines[0].items()
     assert lines[-1]["intact"] is False
     assert lines[-1]["kinds"] == {"record-missing": 1, "records-removed": 2}
+
+
+def test_a_tile_of_the_audit_log_edited_is_named_since_every_proof_through_it_fails(
+    audited: Audited, people: People, story: Story
+) -> None:
+    """Proofs are built from the stored tiles (a node per 256 leaves): one edited makes
+    every proof through it fail, though the leaves and the heads still agree."""
+    for number in range(64):
+        audited.registry.issue(people.issue(case_number=f"CASE-T{number}"))
+    audited.log.catch_up()
+    with connect(audited.url) as conn:
+        conn.execute(
+            "UPDATE audit_nodes SET hash = %s WHERE level = 8 AND node_index = 0", ("0" * 64,)
+        )
+    later = next(leaf for leaf in audit_tree.leaves(audited.db) if leaf.leaf_index == 260)
+    proof = audit_tree.inclusion(audited.db, later.position, None)
+    with pytest.raises(ProofError):
+        verify_inclusion_proof(proof, [audited.registry.seal_key.public_key], origin=ORIGIN)
+    _, found = verify(audited, people)
+    assert [(f.kind, f.position) for f in found] == [("audit-log-edited", 256)]
+    assert "tile 0 of level 8 (leaves 0 to 255) is not the one its leaves make" in found[0].detail
+    with connect(audited.url) as conn:
+        conn.execute("DELETE FROM audit_nodes WHERE level = 8 AND node_index = 0")
+    _, found = verify(audited, people)
+    assert [(f.kind, f.position) for f in found] == [("audit-log-edited", 256)]
+    assert "tile 0 of level 8 (leaves 0 to 255) is missing" in found[0].detail
