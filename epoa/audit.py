@@ -126,21 +126,19 @@ def audit_store(
             predecessor=None if whole else _predecessor(registry),
         )
     )
+    _say_if_unwitnessed(audit, witness if whole else None, witnessed)
     _pass(audit, raw_records(registry, bound, start or 1), on_progress)
     return audit.finish(stop, start)
 
 
-def _claims(
-    stored: Iterator[Claim],
-    witness: Path | None,
-    keys: list[Ed25519PublicKey],
-    origin: str | None,
-    report: Callable[[Finding], None],
-) -> Iterator[Claim]:
-    if witness is None:
-        return stored
-    witnessed = inputs.witness_claims(witness, keys, origin, report)
-    return heapq.merge(stored, witnessed)
+def _say_if_unwitnessed(audit: Audit, witness: Path | None, witnessed: list[Claim]) -> None:
+    """A witness with no head that verifies (empty, a shipper that never ran, the wrong file)
+    is compared with nothing: INTACT then means what it means without one."""
+    if witness is not None and not witnessed:
+        audit.result.skipped.append(
+            f"--witness {witness}: it holds no checkpoint that verifies, so nothing was "
+            "compared with it"
+        )
 
 
 def _predecessor(registry: Registry) -> Callable[[RawRecord], tuple[int, bytes] | None]:
@@ -177,11 +175,13 @@ def audit_export(
     origin = export.header.get("origin")
     origin = origin if isinstance(origin, str) else None
     stored = inputs.claims_of(export.checkpoints(), keys, origin, "exported", relay)
-    audit_sources = Sources(claims=_claims(stored, witness, keys, origin, relay))
+    witnessed = inputs.witness_claims(witness, keys, origin, relay) if witness else []
+    audit_sources = Sources(claims=heapq.merge(stored, witnessed))
     if receipts is not None:
         audit_sources.receipts = ReceiptCheck(inputs.receipts(receipts, keys, relay))
     audit = relay.start(
         Audit(public_keys_of(*keys), decode, verifier, audit_sources, on_finding=on_finding)
     )
+    _say_if_unwitnessed(audit, witness, witnessed)
     _pass(audit, export.records(), on_progress)
     return audit.finish()

@@ -349,6 +349,25 @@ def test_a_witness_file_with_a_line_cut_short_is_a_bad_witness_finding(
     assert f"{witness} note 2: " in run.stdout
 
 
+def test_a_witness_file_that_holds_no_checkpoint_is_said_to_have_been_compared_with_nothing(
+    kept: Kept, tmp_path: Path
+) -> None:
+    """An empty witness (a shipper that never ran, the wrong file) proves nothing: INTACT
+    then means what it means without one, and the summary says so."""
+    store_copy(kept, tmp_path)
+    witness = tmp_path / "witness.txt"
+    witness.write_text("")
+    for source in ((), ("--export", str(kept.export))):
+        run = epoa(
+            tmp_path, "audit", "verify", *source, "--witness", str(witness), trusted_ca=str(kept.ca)
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert (
+            f"not checked: --witness {witness}: it holds no checkpoint that verifies, so "
+            "nothing was compared with it"
+        ) in run.stdout.splitlines()
+
+
 def test_a_saved_checkpoint_whose_size_or_root_is_not_its_note_s_is_a_bad_witness(
     kept: Kept, tmp_path: Path
 ) -> None:
