@@ -172,7 +172,11 @@ def open_note(
             raise CheckpointError(f"bad signature by key {sig.key_name!r}") from None
         verified += 1
     if not verified:
-        raise CheckpointError("no signature by a trusted key")
+        signers = ", ".join(f"{sig.key_name!r} key {sig.key_id.hex()}" for sig in signatures)
+        raise CheckpointError(
+            f"no signature by a trusted key (signed by {signers}: none of the keys it is "
+            "checked against; another log's, or the seal key was replaced since)"
+        )
     return text, signatures
 
 

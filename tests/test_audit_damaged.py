@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from domain.checkpoint import key_id
 from domain.seal import SealKey
 from epoa.audit_export import export_to
 from epoa.audit_proofs import pem_of
 from epoa.settings import Settings
 from tests.support.people import People
-from tests.support.sqlite_tamper import reseal, rowid_of, swap_states
+from tests.support.sqlite_tamper import reseal, reseal_all, rowid_of, swap_states
 from tests.test_audit_verify import ORIGIN, opened, tell
 
 EPOA = str(Path(sys.executable).with_name("epoa"))
@@ -335,6 +336,39 @@ def test_a_range_that_is_backwards_or_holds_no_record_is_refused_never_intact(
         assert len(run.stderr.splitlines()) == 1 and words in run.stderr, (args, run.stderr)
     inside = epoa(tmp_path, "audit", "verify", "--from", "3", "--to", "5", trusted_ca=str(kept.ca))
     assert inside.returncode == 0 and inside.stdout.startswith("3 records verified")
+
+
+def test_a_seal_key_replaced_and_every_record_resealed_is_caught_by_the_witness_and_the_keys(
+    kept: Kept, tmp_path: Path
+) -> None:
+    """Seals, chains and the audit log made again with an insider's key hold together; only
+    what was kept outside (the witness, the published keys) tells the history is not the
+    one the service's key sealed, and says so."""
+    store = store_copy(kept, tmp_path)
+    published = tmp_path / "keys.pem"
+    genuine = SealKey.from_pem((tmp_path / "var" / "seal-key.pem").read_bytes())
+    published.write_text(pem_of(genuine.public_key))
+    insider = SealKey.generate()
+    reseal_all(store, insider)
+    (tmp_path / "var" / "seal-key.pem").write_bytes(insider.to_pem())
+    settings = Settings(database_url=f"sqlite:///{store}", var_dir=tmp_path / "var")
+    with opened(settings, tmp_path) as audited:
+        audited.log.catch_up()
+
+    run = epoa(tmp_path, "audit", "verify", trusted_ca=str(kept.ca))
+    assert run.returncode == 0 and verdict_of(run.stdout).endswith("INTACT"), run.stdout
+
+    witness = kept.var.parent / "witness.txt"
+    run = epoa(tmp_path, "audit", "verify", "--witness", str(witness), trusted_ca=str(kept.ca))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"bad-witness: the log: {witness} note 1: checkpoint: no signature by a trusted key" in (
+        run.stdout
+    )
+    assert f"signed by {ORIGIN!r} key {key_id(ORIGIN, genuine.public_key).hex()}" in run.stdout
+
+    run = epoa(tmp_path, "audit", "verify", "--keys", str(published), trusted_ca=str(kept.ca))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"unknown-key {records(store)}" in verdict_of(run.stdout)
 
 
 def test_a_witness_file_with_a_line_cut_short_is_a_bad_witness_finding(

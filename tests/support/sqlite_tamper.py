@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 from uuid import UUID
 
-from domain.seal import SealKey, open_state, seal_state
+from domain.seal import GENESIS, SealKey, open_state, seal_state
 
 
 def flip_poa_record(path: Path, newest: bool) -> int:
@@ -68,3 +68,23 @@ def reseal(store: Path, seal_key: Path, rowid: int, **fields: object) -> None:
             json.dumps(body, separators=(",", ":")).encode(),
         )
         conn.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (forged, rowid))
+
+
+def reseal_all(store: Path, key: SealKey) -> None:
+    """What an insider who replaced the seal key can do: seal every record again with it,
+    each stream's chain made anew, and empty the audit log so that it starts over."""
+    heads: dict[str, bytes] = {}
+    with sqlite3.connect(store) as conn:
+        rows = conn.execute(
+            "SELECT rowid, originator_id, originator_version, topic, state FROM stored_events "
+            "ORDER BY rowid"
+        ).fetchall()
+        for rowid, originator_id, version, topic, state in rows:
+            stream = str(UUID(originator_id))
+            predecessor = heads.get(stream, GENESIS)
+            forged, heads[stream] = seal_state(
+                key, stream, version, topic, predecessor, open_state(state).body
+            )
+            conn.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (forged, rowid))
+        for table in ("audit_leaves", "audit_nodes", "audit_checkpoints", "audit_log_state"):
+            conn.execute(f"DELETE FROM {table}")
