@@ -105,6 +105,17 @@ class Frontier:
         frontier._size = size
         return frontier
 
+    @classmethod
+    def of_perfect(cls, perfect: Callable[[int, int], bytes], size: int) -> Frontier:
+        """The frontier of the first `size` leaves from the roots of its perfect subtrees,
+        `perfect(start, height)` (stored tiles, say: check its root before believing it)."""
+        hashes, start = [], 0
+        for height in reversed(range(size.bit_length())):
+            if size >> height & 1:
+                hashes.append(perfect(start, height).hex())
+                start += 1 << height
+        return cls.from_dict({"size": size, "hashes": hashes})
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Frontier):
             return NotImplemented

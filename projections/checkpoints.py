@@ -28,12 +28,12 @@ from pathlib import Path
 from eventsourcing.persistence import Notification
 
 from domain import merkle
-from domain.checkpoint import sign_checkpoint
+from domain.checkpoint import CheckpointError, sign_checkpoint, verify_checkpoint
 from domain.registry import Registry
 from domain.seal import SealError, verify_state
 from domain.seal_runs import open_runs
 from projections import audit_tree
-from projections.audit_tree import Leaf
+from projections.audit_tree import Leaf, StoredCheckpoint
 from projections.db import connect
 from projections.read_model import stamp
 from projections.writer_lock import PostgresWriterLock, WriterLock
@@ -217,6 +217,12 @@ class CheckpointLog:
         last = audit_tree.latest_checkpoint(self.db)
         if last is not None and last.tree_size >= frontier.size:
             return None
+        if self._proven(last, position) != frontier:
+            raise SealError(
+                "audit log: its stored tree is not the one its newest signed head and the "
+                "records after it make, so no head signed: its tables were edited "
+                "(`epoa audit verify` names the rows)"
+            )
         root = frontier.root()
         note = sign_checkpoint(self.origin, frontier.size, root, self.registry.seal_key.private_key)
         self.db.insert(
@@ -225,6 +231,36 @@ class CheckpointLog:
             [(frontier.size, root.hex(), position, stamp(self.clock()), note)],
         )
         return note
+
+    def _proven(self, last: StoredCheckpoint | None, position: int) -> merkle.Frontier | None:
+        """The tree of the records up to `position`, as the newest signed head and the records
+        after it make it. Of the audit tables only the head's signature is believed: the tiles
+        only help to make its root, which they must meet; the records after it are read again
+        and their seals checked. A state row (or a tile) edited then cannot have the seal key
+        sign, and the witness keep, a head over a tree that is not the records'."""
+        tree, after = merkle.Frontier(), 0
+        if last is not None:
+            keys = {self.origin: list(self.registry.sealed_mapper.public_keys.values())}
+            try:
+                head = verify_checkpoint(last.note, keys, origin=self.origin)
+                tree = merkle.Frontier.of_perfect(self._perfect_root, head.size)
+            except (CheckpointError, LookupError, ValueError):
+                return None
+            if tree.root() != head.root:
+                return None
+            after = last.position
+        while after < position:
+            batch = self.registry.recorder.select_notifications(
+                after, self.batch_size, stop=position, inclusive_of_start=False
+            )
+            if not batch:
+                break
+            tree.extend(merkle.leaf_hash(x.record_hash) for x in self._leaves(batch, tree.size))
+            after = batch[-1].id
+        return tree
+
+    def _perfect_root(self, start: int, height: int) -> bytes:
+        return audit_tree.perfect_root(self.db, start, height)
 
     def _witness(self, note: str) -> None:
         """Append the note to the witness file, kept where a database login cannot reach.

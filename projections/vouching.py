@@ -86,12 +86,7 @@ class Vouching:
             leaf = audit_tree.leaf_at(self._db, after)
             if leaf is None:  # the audit log has not reached it (or never ran)
                 return False
-            size, hashes, start = leaf.leaf_index + 1, [], 0
-            for height in reversed(range(size.bit_length())):
-                if size >> height & 1:
-                    hashes.append(self._perfect_root(start, height).hex())
-                    start += 1 << height
-            frontier = merkle.Frontier.from_dict({"size": size, "hashes": hashes})
+            frontier = merkle.Frontier.of_perfect(self._perfect_root, leaf.leaf_index + 1)
             if not self._signed_over(frontier):
                 return False
         except Exception:  # a missing table, a short tile, a lost connection

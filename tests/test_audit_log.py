@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -147,6 +148,41 @@ def test_the_log_stops_at_a_record_whose_seal_fails(people: People, tmp_path: Pa
     assert audit_tree.tree_size(db) == 0
     db.close()
     registry.close()
+
+
+@pytest.mark.parametrize("edited", ["frontier", "tile", "head position"])
+def test_the_log_signs_no_head_over_a_tree_its_tables_were_edited_into(
+    registry: Registry,
+    people: People,
+    settings: Settings,
+    db: Database,
+    tmp_path: Path,
+    edited: str,
+) -> None:
+    """Only the signed heads and the records are believed: a tree row, a tile or a head's
+    position edited would have the seal key sign (and the witness keep) a head over a tree
+    that is not the records'."""
+    witness = tmp_path / "witness.txt"
+    with new_log(registry, settings, every_records=1, witness_file=witness) as log:
+        issue(registry, people, 70)
+        log.catch_up()
+        signed = witness.read_text()
+        other = merkle.Frontier()
+        other.extend([bytes(32)] * audit_tree.tree_size(db))
+        with db.transaction():
+            if edited == "frontier":
+                db.execute(
+                    "UPDATE audit_log_state SET frontier = ?", (json.dumps(other.to_dict()),)
+                )
+            elif edited == "tile":
+                db.execute("UPDATE audit_nodes SET hash = ? WHERE level = 8", ("0" * 64,))
+            else:
+                db.execute("UPDATE audit_checkpoints SET position = position - 4")
+        issue(registry, people, 1)
+        with pytest.raises(SealError, match="no head signed"):
+            log.run_once()
+    assert witness.read_text() == signed
+    assert audit_tree.tree_size(db) == 70 * 4
 
 
 def test_stored_tiles_give_the_same_proofs_as_every_leaf(tmp_path: Path) -> None:
