@@ -166,3 +166,33 @@ def test_a_position_the_log_skipped_is_a_404_saying_no_record_will_come_there(
     later = client.get(INCLUSION, params={"position": 999}, headers=auth("court"))
     assert later.status_code == 404 and later.json()["detail"].endswith("audit log yet")
     assert client.get(INCLUSION, params={"position": skipped + 1}, headers=auth("court")).is_success
+
+
+@pytest.mark.parametrize(
+    ("edit", "paths"),
+    [
+        ("UPDATE audit_checkpoints SET root_hash = 'not hex'", (LATEST, INCLUSION, CONSISTENCY)),
+        ("UPDATE audit_leaves SET record_hash = 'not hex' WHERE leaf_index = 1", (INCLUSION,)),
+        ("DELETE FROM audit_leaves WHERE leaf_index = 1", (INCLUSION, CONSISTENCY)),
+    ],
+)
+def test_an_audit_log_row_edited_is_an_integrity_problem_naming_it_not_an_internal_error(
+    client: TestClient,
+    log: CheckpointLog,
+    people: People,
+    settings: Settings,
+    edit: str,
+    paths: tuple[str, ...],
+) -> None:
+    issue(client, people, "API-EDITED")
+    log.catch_up()
+    with psycopg.connect(psycopg_conninfo(settings.database_url), autocommit=True) as conn:
+        conn.execute(f"SET search_path TO {schema_of(settings.database_url)}")
+        conn.execute(edit)  # type: ignore[arg-type]
+    params = {LATEST: {}, INCLUSION: {"position": 3}, CONSISTENCY: {"first": 1}}
+    for path in paths:
+        response = client.get(path, params=params[path], headers=auth("auditor"))
+        assert response.status_code == 500, response.text
+        problem = response.json()
+        assert problem["type"] == "urn:epoa:problem:integrity"
+        assert problem["detail"].startswith("integrity check failed: the audit log's tables")

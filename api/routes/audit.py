@@ -7,6 +7,8 @@ checkpoints do. `epoa.audit_proofs` verifies what these return with public keys 
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
@@ -18,6 +20,7 @@ from api import problem_docs
 from api.deps import DECIMAL, ServicesDep, role
 from domain.errors import NotFoundError
 from domain.history import sealed_record
+from domain.seal import SealError
 from projections import audit_tree
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -60,9 +63,21 @@ class ConsistencyProofPublic(BaseModel):
     second_checkpoint: str | None
 
 
+@contextmanager
+def _log_read() -> Iterator[None]:
+    """The audit log's rows are checked like the records: one that holds what no leaf, tile
+    or head can be, or one gone from under a proof, is an integrity problem that says so,
+    not an anonymous internal error."""
+    try:
+        yield
+    except (ValueError, TypeError, LookupError) as error:
+        raise SealError(f"the audit log's tables were edited: {error}") from None
+
+
 @router.get("/checkpoints/latest", responses=problem_docs.responses(404))
 def latest_checkpoint(services: ServicesDep) -> CheckpointPublic:
-    found = audit_tree.latest_checkpoint(services.read_models.db())
+    with _log_read():
+        found = audit_tree.latest_checkpoint(services.read_models.db())
     if found is None:
         raise NotFoundError("no checkpoint has been signed yet")
     return CheckpointPublic(**found.as_public())
@@ -81,7 +96,8 @@ def inclusion_proof(
         DECIMAL,
     ] = None,
 ) -> InclusionProofPublic:
-    proof = audit_tree.inclusion(services.read_models.db(), position, tree_size)
+    with _log_read():
+        proof = audit_tree.inclusion(services.read_models.db(), position, tree_size)
     registry = services.registry
     record = sealed_record(
         registry.recorder, registry.sealed_mapper, UUID(proof["originator_id"]), proof["version"]
@@ -105,5 +121,6 @@ def consistency_proof(
         DECIMAL,
     ] = None,
 ) -> ConsistencyProofPublic:
-    proof = audit_tree.consistency(services.read_models.db(), first, second)
+    with _log_read():
+        proof = audit_tree.consistency(services.read_models.db(), first, second)
     return ConsistencyProofPublic(**proof)
