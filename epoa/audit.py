@@ -24,12 +24,13 @@ from domain.registry import Registry
 from domain.seal import Finding, RawRecord, public_keys_of
 from epoa import audit_inputs as inputs
 from epoa.audit_chain import stated_hash
-from epoa.audit_core import Audit, AuditResult, Sources
+from epoa.audit_core import KEPT_FINDINGS, Audit, AuditResult, Sources
 from epoa.audit_decode import decoder, transcoding_mapper
 from epoa.audit_export import raw_records
 from epoa.audit_export_file import ExportFile
 from epoa.audit_log_tables import LogTables
 from epoa.audit_merkle import Claim, ReceiptCheck
+from epoa.audit_rows import rows_before_the_log
 from epoa.audit_worker import checkpoint_origin
 from epoa.settings import Settings
 from projections.db import Database
@@ -127,8 +128,21 @@ def audit_store(
         )
     )
     _say_if_unwitnessed(audit, witness if whole else None, witnessed)
+    if whole:
+        _outside_the_log(audit, registry)
     _pass(audit, raw_records(registry, bound, start or 1), on_progress)
     return audit.finish(stop, start)
+
+
+def _outside_the_log(audit: Audit, registry: Registry) -> None:
+    for record in rows_before_the_log(registry.recorder, KEPT_FINDINGS):
+        detail = (
+            "at a position before the log's first position (1): no reader of the log, this "
+            "audit included, checks it, while every read of its stream uses it; a row moved "
+            "or inserted by hand"
+        )
+        where = (record.originator_id, record.version, record.position)
+        audit.report(Finding("record-outside-log", *where, detail))
 
 
 def _say_if_unwitnessed(audit: Audit, witness: Path | None, witnessed: list[Claim]) -> None:

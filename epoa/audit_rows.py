@@ -29,6 +29,13 @@ def raw_page(recorder: Any, start: int, limit: int, stop: int) -> list[RawRecord
     return [_record(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in page]
 
 
+def rows_before_the_log(recorder: Any, limit: int) -> list[RawRecord]:
+    """Rows at positions below 1, where positions start: no reader of the log (the audit's
+    pass, the audit log, the projections) ever reads them, while a read of their stream
+    does. Only a row moved or inserted by hand is there."""
+    return raw_page(recorder, -(2**63), limit, 0)
+
+
 def _postgres(
     recorder: RetryingProcessRecorder, start: int, limit: int, stop: int
 ) -> list[RawRecord]:

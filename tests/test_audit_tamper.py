@@ -330,3 +330,19 @@ def test_a_tile_of_the_audit_log_edited_is_named_since_every_proof_through_it_fa
     _, found = verify(audited, people)
     assert [(f.kind, f.position) for f in found] == [("audit-log-edited", 256)]
     assert "tile 0 of level 8 (leaves 0 to 255) is missing" in found[0].detail
+
+
+def test_a_record_moved_before_the_first_position_is_named_though_its_stream_still_reads_it(
+    audited: Audited, people: People, story: Story
+) -> None:
+    """Positions start at 1: a row moved (or inserted) below that is never read by a reader
+    of the log, the audit's pass included, while every read of its stream still uses it."""
+    poa = audited.registry.issue(people.issue(case_number="CASE-H")).poa
+    audited.registry.revoke(poa.id, people.act("epoa.revoke", poa.id, people.principal))
+    at = position(audited.url, poa.id, 2)
+    tamper(
+        audited.url, "UPDATE epoa_events SET notification_id = -5 WHERE notification_id = %s", at
+    )
+    _, found = verify(audited, people)
+    assert named(found) == {("record-outside-log", str(poa.id), 2, -5)}
+    assert "before the log's first position" in found[0].detail
