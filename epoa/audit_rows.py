@@ -4,8 +4,8 @@ with the database put there.
 The library's read makes a `Notification` of each row and fails on a NULL state or topic
 (PostgreSQL), or on a state that SQLite holds as text that is not UTF-8: the audit would
 end at the first such row, naming none. Read here, a missing value is empty and a value of
-another type is its bytes, so the row fails its seal check and is named like any other
-damaged record.
+another type is its bytes, and a stream id is taken as the store finds it, so the row fails
+its seal check and is named like any other damaged record.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ def raw_page(recorder: Any, start: int, limit: int, stop: int) -> list[RawRecord
     if isinstance(recorder, SQLiteAggregateRecorder):
         return _sqlite(recorder, start, limit, stop)
     page = recorder.select_notifications(start, limit, stop=stop)
-    return [_record(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in page]
+    return [
+        _record(n.id, _uuid(n.originator_id), n.originator_version, n.topic, n.state) for n in page
+    ]
 
 
 def rows_before_the_log(recorder: Any, limit: int) -> list[RawRecord]:
@@ -49,7 +51,7 @@ def _postgres(
     return [
         _record(
             row["notification_id"],
-            row["originator_id"],
+            _uuid(row["originator_id"]),
             row["originator_version"],
             row["topic"],
             row["state"],
@@ -68,19 +70,30 @@ def _sqlite(
     )
     with recorder.datastore.transaction(commit=False) as cursor:
         cursor.execute(statement, (start, stop, limit))
-        return [_record(*row) for row in cursor.fetchall()]
+        return [_record(p, _sqlite_id(i), v, t, s) for p, i, v, t, s in cursor.fetchall()]
 
 
-def _record(
-    position: int, originator_id: object, version: Any, topic: Any, state: Any
-) -> RawRecord:
+def _record(position: int, stream: str, version: Any, topic: Any, state: Any) -> RawRecord:
     if isinstance(topic, bytes):
         topic = topic.decode("utf-8", errors="replace")
-    return RawRecord(_uuid(originator_id), version, topic or "", bytes(state or b""), position)
+    return RawRecord(stream, version, topic or "", bytes(state or b""), position)
+
+
+def _sqlite_id(value: object) -> str:
+    """SQLite's stream id as the seal signs it, if it is spelt as the store finds a stream's
+    rows by it (bare lower-case hex). An id spelt otherwise (upper case, braces, hyphens)
+    names the same UUID but is lost to every read of its stream: it is kept as spelt, so
+    that its record fails its seal."""
+    text = value if isinstance(value, str) else str(value)
+    try:
+        parsed = UUID(text)
+    except ValueError:
+        return text
+    return str(parsed) if parsed.hex == text else text
 
 
 def _uuid(value: object) -> str:
-    """The stream's id as the seal signs it (SQLite stores it as bare hex)."""
+    """The stream's id as the seal signs it (a UUID, hyphenated)."""
     try:
         return str(value if isinstance(value, UUID) else UUID(str(value)))
     except ValueError:

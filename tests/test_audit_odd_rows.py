@@ -70,3 +70,28 @@ def test_a_row_edited_to_hold_no_value_or_another_type_is_a_finding_at_its_posit
     assert ("record-changed", str(story.revoked), 2, at) in named(found)
     assert not result.intact
     assert result.records == audited.registry.recorder.max_notification_id()
+
+
+@pytest.mark.parametrize("spelling", ["upper(originator_id)", "'{' || originator_id || '}'"])
+def test_a_stream_id_spelt_otherwise_in_sqlite_is_a_finding_since_its_stream_no_longer_reads_it(
+    people: People, tmp_path: Path, spelling: str
+) -> None:
+    """SQLite holds the stream's id as text and the store finds a stream's rows by that
+    exact text: a row whose id is spelt otherwise (upper case, braces) is lost to every read
+    of its stream (a revocation so spelt leaves the POA active) though the id means the
+    same UUID."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/e.sqlite", var_dir=tmp_path / "var")
+    with opened(settings, tmp_path) as audited:
+        story = tell(audited, people)
+        audited.log.catch_up()
+        at = position_of(audited, story)
+        with sqlite3.connect(tmp_path / "e.sqlite") as conn:
+            conn.execute(
+                f"UPDATE stored_events SET originator_id = {spelling} WHERE rowid = ?", (at,)
+            )
+        assert audited.registry.get_poa(story.revoked).status == "active"
+
+        result, found = verify(audited, people, witness=audited.witness)
+
+    assert ("bad-seal", 2, at) in {(f.kind, f.version, f.position) for f in found}
+    assert not result.intact
