@@ -83,6 +83,10 @@ class CheckpointLog:
         self.batch_size, self.clock = batch_size, clock
         self.db = connect(database_url)
         self._lock = _writer_lock(database_url)
+        #: The tree this writer proved (`_proven`) or signed, extended since by the leaves it
+        #: committed itself, and its position: while the stored state is still that tree, a
+        #: head over it needs no proof again (no records read twice).
+        self._known: tuple[int, merkle.Frontier] | None = None
         self._create()
 
     def _create(self) -> None:
@@ -182,6 +186,8 @@ class CheckpointLog:
             if state.position != position:
                 return None  # another writer logged this batch meanwhile
             frontier = state.frontier
+            proven = self._known == (state.position, frontier)
+            self._known = None  # until this transaction commits
             old_size = frontier.size
             self.db.insert(
                 "audit_leaves",
@@ -199,9 +205,12 @@ class CheckpointLog:
                     "UPDATE audit_log_state SET position = ?, frontier = ? WHERE name = ?",
                     (position, json.dumps(frontier.to_dict()), STATE),
                 )
+            note = None
             if force or self._due(frontier.size):
-                return self._sign(frontier, position)
-        return None
+                note = self._sign(frontier, position, proven)
+        if proven or note is not None:
+            self._known = (position, merkle.Frontier.from_dict(frontier.to_dict()))
+        return note
 
     def _due(self, size: int) -> bool:
         last = audit_tree.latest_checkpoint(self.db)
@@ -213,11 +222,13 @@ class CheckpointLog:
             return True
         return self.clock() - datetime.fromisoformat(last.signed_at) >= self.every
 
-    def _sign(self, frontier: merkle.Frontier, position: int) -> str | None:
+    def _sign(self, frontier: merkle.Frontier, position: int, proven: bool) -> str | None:
+        """Sign a head over `frontier` unless the newest head covers it. A tree not `proven`
+        (this writer's own since it last proved it) is proved first."""
         last = audit_tree.latest_checkpoint(self.db)
         if last is not None and last.tree_size >= frontier.size:
             return None
-        if self._proven(last, position) != frontier:
+        if not proven and self._proven(last, position) != frontier:
             raise SealError(
                 "audit log: its stored tree is not the one its newest signed head and the "
                 "records after it make, so no head signed: its tables were edited "

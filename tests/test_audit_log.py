@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 
@@ -150,6 +151,24 @@ def test_the_log_stops_at_a_record_whose_seal_fails(people: People, tmp_path: Pa
     registry.close()
 
 
+def edit_audit_tables(db: Database, edited: str) -> None:
+    other = merkle.Frontier()
+    other.extend([bytes(32)] * audit_tree.tree_size(db))
+    with db.transaction():
+        if edited == "frontier":
+            db.execute("UPDATE audit_log_state SET frontier = ?", (json.dumps(other.to_dict()),))
+        elif edited == "tile":
+            db.execute("UPDATE audit_nodes SET hash = ? WHERE level = 8", ("0" * 64,))
+        else:
+            db.execute("UPDATE audit_checkpoints SET position = position - 4")
+
+
+def records_root(registry: Registry) -> bytes:
+    tree = merkle.Frontier()
+    tree.extend(merkle.leaf_hash(stated_hash(r)) for r in rows(registry))
+    return tree.root()
+
+
 @pytest.mark.parametrize("edited", ["frontier", "tile", "head position"])
 def test_the_log_signs_no_head_over_a_tree_its_tables_were_edited_into(
     registry: Registry,
@@ -161,28 +180,67 @@ def test_the_log_signs_no_head_over_a_tree_its_tables_were_edited_into(
 ) -> None:
     """Only the signed heads and the records are believed: a tree row, a tile or a head's
     position edited would have the seal key sign (and the witness keep) a head over a tree
-    that is not the records'."""
+    that is not the records'. A writer started after the edit cannot prove the tree, and
+    signs nothing; the writer that made the tree signs over it, the records' own, unless
+    its stored state is no longer that tree."""
+    witness = tmp_path / "witness.txt"
+    with new_log(registry, settings, every_records=1, witness_file=witness) as log:
+        issue(registry, people, 70)
+        log.catch_up()
+    signed = witness.read_text()
+    edit_audit_tables(db, edited)
+    issue(registry, people, 1)
+    with (
+        new_log(registry, settings, every_records=1, witness_file=witness) as log,
+        pytest.raises(SealError, match="no head signed"),
+    ):
+        log.run_once()
+    assert witness.read_text() == signed
+    assert audit_tree.tree_size(db) == 70 * 4
+
+
+@pytest.mark.parametrize("edited", ["frontier", "tile", "head position"])
+def test_the_writer_that_made_the_tree_signs_only_the_records_tree_after_an_edit(
+    registry: Registry,
+    people: People,
+    settings: Settings,
+    db: Database,
+    tmp_path: Path,
+    edited: str,
+) -> None:
     witness = tmp_path / "witness.txt"
     with new_log(registry, settings, every_records=1, witness_file=witness) as log:
         issue(registry, people, 70)
         log.catch_up()
         signed = witness.read_text()
-        other = merkle.Frontier()
-        other.extend([bytes(32)] * audit_tree.tree_size(db))
-        with db.transaction():
-            if edited == "frontier":
-                db.execute(
-                    "UPDATE audit_log_state SET frontier = ?", (json.dumps(other.to_dict()),)
-                )
-            elif edited == "tile":
-                db.execute("UPDATE audit_nodes SET hash = ? WHERE level = 8", ("0" * 64,))
-            else:
-                db.execute("UPDATE audit_checkpoints SET position = position - 4")
+        edit_audit_tables(db, edited)
         issue(registry, people, 1)
-        with pytest.raises(SealError, match="no head signed"):
-            log.run_once()
-    assert witness.read_text() == signed
-    assert audit_tree.tree_size(db) == 70 * 4
+        if edited == "frontier":
+            with pytest.raises(SealError, match="no head signed"):
+                log.run_once()
+            assert witness.read_text() == signed
+            return
+        log.catch_up()
+    keys = {ORIGIN: list(registry.sealed_mapper.public_keys.values())}
+    newest = verify_checkpoint(split_notes(witness.read_text())[-1], keys, origin=ORIGIN)
+    assert newest.size == 71 * 4 and newest.root == records_root(registry)
+
+
+def test_a_writer_signs_heads_over_its_own_tree_without_reading_the_records_again(
+    registry: Registry, people: People, settings: Settings, tmp_path: Path
+) -> None:
+    """Proving the tree reads every record since the newest head again: the writer does it
+    once, not for each head, while the stored tree is still the one it made."""
+    witness = tmp_path / "witness.txt"
+    with new_log(registry, settings, every_records=4, witness_file=witness) as log:
+        issue(registry, people, 2)
+        log.catch_up()
+        with patch.object(log, "_proven", wraps=log._proven) as proving:
+            for _ in range(5):
+                issue(registry, people, 1)
+                log.catch_up()
+    assert len(split_notes(witness.read_text())) == 1 + 5  # 8 records at first, then 4 each
+    assert proving.call_count == 0
 
 
 def test_stored_tiles_give_the_same_proofs_as_every_leaf(tmp_path: Path) -> None:
