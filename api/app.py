@@ -96,6 +96,9 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # A path with a slash too many is no resource (404), never a redirect: Starlette's
+        # would name whatever `Host` the request gave, before the key is checked.
+        redirect_slashes=False,
     )
     docs_ui.install(app)
     problems.install(app)

@@ -286,6 +286,29 @@ def test_an_unknown_route_is_not_found(client: TestClient) -> None:
     )
 
 
+def test_a_path_with_a_trailing_slash_is_not_found_never_redirected_to_the_host_it_names(
+    client: TestClient, people: People
+) -> None:
+    """A redirect would be built from the request's `Host` (any host, over plain http), given
+    before the key is checked, and followed by clients with the key and the signed body."""
+    poa = issue(client, people)
+    revoke = people.act("epoa.revoke", poa_id_of(poa), people.principal)
+    forged = {"Host": "elsewhere.example"}
+    for path in (f"{POAS}/", f"{POAS}/{poa['poa_id']}/", "/v1/rights/", "/v1/authority/"):
+        response = client.get(path, headers={**COURT, **forged}, follow_redirects=False)
+        assert_problem(response, 404, "not-found", path)
+        assert "location" not in response.headers
+    with unchanged(client):
+        response = client.post(
+            f"{POAS}/{poa['poa_id']}/revocation/",
+            json=body(revoke),
+            headers={**PORTAL, **forged},
+            follow_redirects=False,
+        )
+    assert_problem(response, 404, "not-found", "revocation/")
+    assert "location" not in response.headers
+
+
 def test_a_method_the_path_lacks_is_405_naming_every_method_it_has(client: TestClient) -> None:
     response = client.delete(POAS, headers=PORTAL)
     assert_problem(response, 405, "validation", "method")
