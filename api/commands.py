@@ -8,6 +8,7 @@ from typing import Any, Protocol, TypeVar
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from api.deps import Services, verified
@@ -68,16 +69,24 @@ async def run_signed(
 
 async def read_body(request: Request) -> bytes:
     """The request body, refused (413) as soon as it is known to exceed `MAX_BODY_BYTES`:
-    by its `Content-Length`, else while it arrives, so a huge body is never held whole."""
+    by its `Content-Length`, else while it arrives, so a huge body is never held whole; a
+    400 if the client leaves before it has all arrived."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise _too_large()
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _too_large()
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise _too_large()
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # No whole request arrived: the client's doing, not an internal error (no one
+        # reads the answer, but the log and the metrics record it as the client's).
+        raise ProblemError(
+            "validation", 400, "the connection closed before the whole body arrived"
+        ) from None
     return b"".join(chunks)
 
 

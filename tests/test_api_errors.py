@@ -5,7 +5,9 @@ are in `test_api_refusals.py`)."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -175,6 +177,56 @@ def test_a_body_over_one_mebibyte_is_a_413_whether_its_length_is_declared_or_not
                 path, content=iter([too_big[:4096], too_big[4096:]]), headers=headers
             )
             assert_problem(streamed, 413, "validation", f"exceeds {MAX_BODY_BYTES} bytes")
+
+
+def test_a_client_gone_before_its_body_arrived_is_a_400_not_an_internal_error(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A portal that drops its connection mid-upload (a timeout, a network lost) sent no
+    whole request: that is the client's, never a 500 counted against the service, whose
+    5xx rate the runbook alerts on, nor an error logged with a traceback."""
+    sent: list[dict[str, Any]] = []
+
+    async def upload_then_leave(path: str, key: dict[str, str]) -> None:
+        arriving = [
+            {"type": "http.request", "body": b'{"document": {"type"', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+
+        async def receive() -> dict[str, Any]:
+            return arriving.pop(0) if arriving else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"4096")]
+        headers += [(k.lower().encode(), v.encode()) for k, v in key.items()]
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+        await client.app(scope, receive, send)
+
+    with unchanged(client), caplog.at_level(logging.INFO):
+        for path, key in ((POAS, PORTAL), ("/v1/case-events", COURT)):
+            sent.clear()
+            assert client.portal is not None
+            client.portal.call(upload_then_leave, path, key)
+            started = [m for m in sent if m["type"] == "http.response.start"]
+            assert [m["status"] for m in started] == [400]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    metrics = client.get("/metrics").text
+    assert 'status="500"' not in metrics
 
 
 def test_a_body_of_exactly_one_mebibyte_is_read(client: TestClient, people: People) -> None:
