@@ -3,6 +3,7 @@ they return is verified offline with the keys of `/v1/audit/keys` only."""
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,6 +73,15 @@ def test_the_latest_checkpoint_is_public_and_signed_by_the_seal_key(
     assert head["tree_size"] == 4 and len(head["root_hash"]) == 64
     assert head["note"].startswith(f"{ORIGIN}\n4\n")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", head["signed_at"])
+    # The signature on its own, by the key /v1/audit/keys names, over the note's text.
+    (key,) = [
+        k for k in client.get("/v1/audit/keys").json()["keys"] if k["key_id"] == head["key_id"]
+    ]
+    assert key["current"]
+    text = head["note"].split("\n\n", 1)[0] + "\n"
+    public_key_from_pem(key["public_key_pem"]).verify(
+        base64.b64decode(head["signature"]), text.encode()
+    )
 
 
 def test_a_receipted_record_is_proven_included_for_a_court_offline(
@@ -174,6 +184,8 @@ def test_a_position_the_log_skipped_is_a_404_saying_no_record_will_come_there(
         ("UPDATE audit_checkpoints SET root_hash = 'not hex'", (LATEST, INCLUSION, CONSISTENCY)),
         ("UPDATE audit_leaves SET record_hash = 'not hex' WHERE leaf_index = 1", (INCLUSION,)),
         ("DELETE FROM audit_leaves WHERE leaf_index = 1", (INCLUSION, CONSISTENCY)),
+        ("UPDATE audit_checkpoints SET tree_size = tree_size + 1", (LATEST,)),
+        ("UPDATE audit_checkpoints SET note = replace(note, E'\\n4\\n', E'\\n3\\n')", (LATEST,)),
     ],
 )
 def test_an_audit_log_row_edited_is_an_integrity_problem_naming_it_not_an_internal_error(

@@ -18,6 +18,8 @@ from pydantic import BaseModel, Field
 
 from api import problem_docs
 from api.deps import DECIMAL, ServicesDep, role
+from domain.checkpoint import CheckpointError, parse_checkpoint, verify_checkpoint
+from domain.checkpoint import key_id as checkpoint_key_id
 from domain.errors import NotFoundError
 from domain.history import sealed_record
 from domain.seal import SealError
@@ -37,6 +39,13 @@ class CheckpointPublic(BaseModel):
     position: int = Field(description="the position of the last record covered (not in the note)")
     signed_at: datetime = Field(description="when the service signed it (not covered by the note)")
     note: str = Field(description="the C2SP checkpoint: a signed note, the seal key's signature")
+    signature: str = Field(
+        description="the note's Ed25519 signature, base64 (64 bytes): over the note's text, "
+        "its lines before the blank line, each ending in a newline"
+    )
+    key_id: str = Field(
+        description="the seal key that made `signature`, as /v1/audit/keys names it"
+    )
 
 
 class InclusionProofPublic(BaseModel):
@@ -80,7 +89,33 @@ def latest_checkpoint(services: ServicesDep) -> CheckpointPublic:
         found = audit_tree.latest_checkpoint(services.read_models.db())
     if found is None:
         raise NotFoundError("no checkpoint has been signed yet")
-    return CheckpointPublic(**found.as_public())
+    key_id, signature = _seal_signature(services, found)
+    return CheckpointPublic(**found.as_public(), signature=signature, key_id=key_id)
+
+
+def _seal_signature(services: ServicesDep, found: audit_tree.StoredCheckpoint) -> tuple[str, str]:
+    """The seal key's id and its signature in a stored head, once that signature verifies
+    and the note signs the size and root stored beside it: a head no seal key signed, or
+    one its row says otherwise of (edited), is never served as the service's."""
+    keys = services.registry.sealed_mapper.public_keys
+    try:
+        origin = parse_checkpoint(found.note).origin
+        head = verify_checkpoint(found.note, {origin: list(keys.values())})
+    except CheckpointError as error:
+        raise SealError(
+            f"the audit log's tables were edited: its newest checkpoint does not verify: {error}"
+        ) from None
+    if (head.size, head.root) != (found.tree_size, found.root_hash):
+        raise SealError(
+            "the audit log's tables were edited: its newest checkpoint's row says tree size "
+            f"{found.tree_size}, root {found.root_hash.hex()}; its note signs {head.size}, "
+            f"{head.root.hex()}"
+        )
+    for seal_id, key in keys.items():
+        for line in head.signatures:
+            if line.key_name == origin and line.key_id == checkpoint_key_id(origin, key):
+                return seal_id.hex(), base64.b64encode(line.signature).decode()
+    raise SealError("the audit log's newest checkpoint names no seal key")  # it verified
 
 
 @router.get("/proofs/inclusion", responses=problem_docs.responses(404))
