@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from api.deps import Services, verified
 from api.problems import ProblemError
-from api.schemas import PowerOfAttorneyPublic, SignedRequest
+from api.schemas import PowerOfAttorneyPublic, Receipt, SignedRequest
 from domain.errors import DomainError, StoreUnavailableError
 from domain.evidence import SignedDocument
 from domain.outcomes import Outcome
@@ -105,7 +105,7 @@ def poa_response(outcome: Outcome, services: Services, status_code: int = 200) -
     """The POA after a command, with its receipt, as FastAPI renders the route's
     `response_model` (the model's JSON), without validating again what was just built."""
     public = PowerOfAttorneyPublic.of(outcome.poa, services.clock())
-    public.receipt = outcome.receipt
+    public.receipt = None if outcome.receipt is None else Receipt.model_validate(outcome.receipt)
     return Response(
         public.model_dump_json().encode(), status_code=status_code, media_type="application/json"
     )

@@ -75,6 +75,22 @@ Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 a bare number as seconds since 1970 (`at=20261125` meaning 1970-08-23)."""
 
 
+class ReceiptRecord(BaseModel):
+    position: int = Field(description="the record's position in the global log")
+    originator_id: str = Field(description="the stream (POA, case, document) it belongs to")
+    version: int = Field(description="its version in that stream")
+    record_hash: str = Field(description="its seal hash, hex: the leaf of the audit log")
+
+
+class Receipt(BaseModel):
+    key_id: str = Field(description="the seal key that signed it, as /v1/audit/keys names it")
+    issued_at: str = Field(description="when the service signed it (RFC 3339, UTC)")
+    records: list[ReceiptRecord]
+    signature: str = Field(
+        description="Ed25519, base64, over the RFC 8785 bytes of the receipt without it"
+    )
+
+
 RECEIPT = (
     "The service's receipt for what a command recorded (null in reads; for the same "
     "document again, the records its first acceptance made, signed again): "
@@ -141,7 +157,7 @@ class PowerOfAttorneyPublic(_PoaFields):
     status: Status
     termination: TerminationPublic | None
     version: int
-    receipt: dict[str, Any] | None = Field(default=None, description=RECEIPT)
+    receipt: Receipt | None = Field(default=None, description=RECEIPT)
 
     @classmethod
     def of(cls, poa: PowerOfAttorney, at: datetime) -> PowerOfAttorneyPublic:
@@ -199,7 +215,7 @@ class CaseEventAccepted(BaseModel):
     applied: bool
     concluded: bool
     terminated: list[UUID]
-    receipt: dict[str, Any] | None = Field(default=None, description=RECEIPT)
+    receipt: Receipt | None = Field(default=None, description=RECEIPT)
 
 
 class PersonPublic(BaseModel):

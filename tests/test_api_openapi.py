@@ -4,16 +4,18 @@ contract's values of each closed set."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.api import api_settings, auth, running
+from tests.support.api import api_settings, auth, body, running
 from tests.support.people import People
 
 COURT = auth("court")
+PORTAL = auth("portal")
 BOUNDS = {
     ("/v1/powers-of-attorney", "limit"): (1, 200),
     ("/v1/audit/proofs/inclusion", "position"): (1, 2**63 - 1),
@@ -120,3 +122,29 @@ def test_the_list_documents_its_status_filter_as_the_contracts_four_values(
         refused = client.get("/v1/powers-of-attorney", params={"status": status}, headers=COURT)
         assert refused.status_code == 422, refused.text
         assert refused.json()["type"] == "urn:epoa:problem:validation"
+
+
+def test_a_commands_receipt_documents_its_fields_and_answers_match_them(
+    client: TestClient, document: dict[str, Any], people: People
+) -> None:
+    """The receipt was a free-form object: a client generated from the document saw none of
+    the fields it must check the signature with."""
+    schemas = document["components"]["schemas"]
+    receipt = schemas["Receipt"]
+    assert sorted(receipt["required"]) == ["issued_at", "key_id", "records", "signature"]
+    assert sorted(schemas["ReceiptRecord"]["required"]) == [
+        "originator_id",
+        "position",
+        "record_hash",
+        "version",
+    ]
+    for name in ("PowerOfAttorneyPublic", "CaseEventAccepted"):
+        refs = json.dumps(schemas[name]["properties"]["receipt"])
+        assert "#/components/schemas/Receipt" in refs, name
+    issued = client.post(
+        "/v1/powers-of-attorney", json=body(people.issue()), headers=PORTAL
+    ).json()["receipt"]
+    assert sorted(issued) == sorted(receipt["properties"])
+    assert all(
+        sorted(r) == sorted(schemas["ReceiptRecord"]["properties"]) for r in issued["records"]
+    )

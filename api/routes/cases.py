@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import commands, problem_docs
 from api.deps import ServicesDep, role
-from api.schemas import CaseEventAccepted, CasePublic, PowerOfAttorneyPublic
+from api.schemas import CaseEventAccepted, CasePublic, PowerOfAttorneyPublic, Receipt
 from domain.case_events import parse_case_event
 from domain.court_case import parse_case_number
 from domain.outcomes import CaseEvent, CaseEventOutcome
@@ -101,5 +101,5 @@ async def case_event(
         applied=outcome.applied,
         concluded=outcome.case.concluded,
         terminated=outcome.terminated,
-        receipt=outcome.receipt,
+        receipt=None if outcome.receipt is None else Receipt.model_validate(outcome.receipt),
     )
