@@ -132,6 +132,11 @@ class _App(FastAPI):
         return Observe(HeadAsGet(super().build_middleware_stack()), self)
 
 
+NO_STORE = (b"cache-control", b"no-store")
+"""Every answer but one that says otherwise: an authority answer or a POA's state kept by a
+cache would be shown after it changed, and a person's name is personal data."""
+
+
 class Observe:
     """Request id, latency and status per route template; one structured log line each,
     at INFO (at DEBUG for a successful request to a `QUIET` route).
@@ -139,7 +144,8 @@ class Observe:
     The caller's `X-Request-Id` is kept when it is a plain token (so a trace spans the
     portal and this service), otherwise one is made; every line logged while serving the
     request carries it (`epoa.logging_setup.request_id`). A plain ASGI middleware: the
-    request and the response pass through untouched but for that one header."""
+    request and the response pass through untouched but for that header and, where the
+    route set none, `Cache-Control: no-store`."""
 
     def __init__(self, app: ASGIApp, owner: FastAPI) -> None:
         self.app, self.owner = app, owner
@@ -163,7 +169,10 @@ class Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                headers = [*message.get("headers", ()), header]
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append(NO_STORE)
+                message["headers"] = headers
             await send(message)
 
         token = request_id_var.set(request_id)

@@ -141,3 +141,42 @@ def test_a_signed_body_is_read_as_json_whatever_its_content_type(
     assert response.status_code == 201, response.text
     poa = client.get(response.headers["Location"], headers=PORTAL).json()
     assert poa["status"] == "active"
+
+
+def test_no_answer_may_be_kept_by_a_cache(client: TestClient, people: People) -> None:
+    """An authority answer or a POA's state kept by a browser or a proxy would be shown
+    after a revocation; a person's name is personal data. Every answer, a problem's too,
+    says `no-store`."""
+    poa = issue(client, people)
+    answers = [
+        client.post(
+            f"/v1/powers-of-attorney/{poa['poa_id']}/attorneys",
+            json=body(
+                people.act(
+                    "epoa.add-attorney",
+                    uuid.UUID(str(poa["poa_id"])),
+                    people.principal,
+                    attorney={"iin": people.second_attorney.iin},
+                )
+            ),
+            headers=PORTAL,
+        ),
+        client.get(f"/v1/powers-of-attorney/{poa['poa_id']}", headers=COURT),
+        client.get(
+            "/v1/authority",
+            params={
+                "case_number": CASE,
+                "attorney_iin": people.attorney.iin,
+                "right": "represent_first_instance",
+            },
+            headers=COURT,
+        ),
+        client.get(f"/v1/persons/{people.attorney.iin}", headers=PORTAL),
+        client.get("/v1/rights"),
+        client.get("/v1/powers-of-attorney", headers=COURT, params={"limit": 0}),
+        client.get("/v1/cases/NO-SUCH-CASE", headers=COURT),
+        client.get("/healthz"),
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 404, 200, 422, 404, 200]
+    for answer in answers:
+        assert answer.headers["Cache-Control"] == "no-store", answer.request.url
