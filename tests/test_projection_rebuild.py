@@ -4,6 +4,7 @@ what is recorded meanwhile is kept, and a rebuild that fails changes nothing."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -32,16 +33,23 @@ def rebuilds(db: Database) -> int:
     return 0 if row is None else int(row[0])
 
 
-def rebuild_while(runner: ProjectionRunner, work: Callable[[threading.Event], None]) -> None:
-    """`runner.rebuild()`, with `work(done)` running beside it until the rebuild is over."""
+def rebuild_while(runner: ProjectionRunner, work: Callable[[threading.Event], None]) -> float:
+    """`runner.rebuild()`, with `work(done)` running beside it until the rebuild is over;
+    when it was over (`time.monotonic()`). The runner then follows the log, as it does in
+    service, until `work` has stopped: a record `work` made as the rebuild ended is
+    applied after it."""
     done = threading.Event()
     beside = threading.Thread(target=work, args=(done,))
     beside.start()
     try:
         runner.rebuild()
+        ended = time.monotonic()
     finally:
         done.set()
-        beside.join()
+        while beside.is_alive():
+            runner.catch_up()
+            beside.join(0.02)
+    return ended
 
 
 def test_readers_see_every_active_poa_all_through_a_rebuild(
@@ -74,6 +82,7 @@ def test_what_is_recorded_during_a_rebuild_is_in_the_tables_it_leaves(
     many_poas(registry, people, 30)
     recorded: list[str] = []
     shown_in_time: list[bool] = []
+    shown_at: list[float] = []
 
     def record(done: threading.Event) -> None:
         while not done.is_set() and len(recorded) < 20:
@@ -81,10 +90,13 @@ def test_what_is_recorded_during_a_rebuild_is_in_the_tables_it_leaves(
             recorded.append(str(outcome.poa.id))
             # read-your-writes: the live tables follow the log during the rebuild
             shown_in_time.append(runner.wait_for(max(outcome.positions), 2.0))
+            shown_at.append(time.monotonic())
 
     with ProjectionRunner(registry, database_url, batch_size=2) as runner:
         runner.catch_up()
-        rebuild_while(runner, record)
+        ended = rebuild_while(runner, record)
+        # One at a time: only the last can have waited past the rebuild's end.
+        assert any(at < ended for at in shown_at), "nothing was shown during the rebuild"
         runner.catch_up()
         after = dump(runner.db)
         runner.rebuild()  # a quiet log: the same tables again
