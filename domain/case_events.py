@@ -26,6 +26,11 @@ REQUIRED = ("specversion", "id", "source", "type", "subject", "time", "data", "s
 OPTIONAL = ("datacontenttype", "dataschema")
 URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]+")
 """An absolute URI (RFC 3986: a scheme, then something), as `dataschema` must be."""
+JSON_MEDIA_TYPE = re.compile(
+    r'application/json[ \t]*(;[ \t]*charset[ \t]*=[ \t]*("utf-8"|utf-8)[ \t]*)?', re.IGNORECASE
+)
+"""`data`'s media type (RFC 9110: names in any case, a `charset` parameter): JSON, and the
+structured event is UTF-8, so no other charset."""
 EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
 """CloudEvents 1.0: an extension attribute's name."""
 MAX_ATTRIBUTE = 1024
@@ -98,8 +103,11 @@ def _check_envelope(event: dict[str, Any]) -> None:
     if event["type"] not in CASE_EVENT_TYPES:
         raise InvalidInputError(f"type: unknown case event type {event['type']!r}")
     content_type = event.get("datacontenttype", "application/json")
-    if content_type != "application/json":
-        raise InvalidInputError("datacontenttype: application/json expected")
+    if not isinstance(content_type, str) or not JSON_MEDIA_TYPE.fullmatch(content_type):
+        raise InvalidInputError(
+            "datacontenttype: application/json expected (with charset=utf-8 at most), "
+            f"got {str(content_type)[:80]!r}"
+        )
     schema = event.get("dataschema", "urn:x")
     if not isinstance(schema, str) or len(schema) > MAX_ATTRIBUTE or not URI.fullmatch(schema):
         raise InvalidInputError(

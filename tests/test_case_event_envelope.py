@@ -149,3 +149,29 @@ def test_a_data_member_at_is_refused_and_other_members_of_a_court_s_own_are_kept
     data = {**event_data(kind, "EXT-8"), "court_name": "x", "Case_number": "y"}
     parsed = parse_case_event(signed_case_event(people, kind, "EXT-8", data=data), people.verifier)
     assert parsed.data == data
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", 'Application/JSON;charset="UTF-8"'],
+)
+def test_data_said_to_be_json_in_any_spelling_rfc_9110_allows_is_accepted(
+    people: People, content_type: str
+) -> None:
+    """`application/json; charset=utf-8`, which HTTP libraries write, was refused."""
+    raw = judgment(people, "TYPE-1", datacontenttype=content_type)
+    assert parse_case_event(raw, people.verifier).evidence.document["datacontenttype"] == (
+        content_type
+    )
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/json; charset=utf-16", "application/jsonx", "", 7, None],
+)
+def test_data_said_to_be_other_than_utf_8_json_is_refused(
+    people: People, content_type: object
+) -> None:
+    raw = judgment(people, "TYPE-2", datacontenttype=content_type)
+    with pytest.raises(InvalidInputError, match="datacontenttype: application/json expected"):
+        parse_case_event(raw, people.verifier)
