@@ -131,7 +131,7 @@ def verify_consistency_proof(
         path = [bytes.fromhex(h) for h in proof["consistency_path"]]
     except (KeyError, TypeError, ValueError) as error:
         raise ProofError(f"malformed consistency proof: {error}") from None
-    if (int(proof.get("first", -1)), int(proof.get("second", -1))) != (first.size, second.size):
+    if (proof.get("first"), proof.get("second")) != (first.size, second.size):
         raise ProofError("the proof is for other tree sizes than the checkpoints")
     if not merkle.verify_consistency(first.size, second.size, first.root, second.root, path):
         raise ProofError("the newer tree does not extend the older one")

@@ -96,6 +96,10 @@ def test_the_latest_checkpoint_provably_extends_an_older_one(
     swapped = {**proof, "consistency_path": list(reversed(proof["consistency_path"]))}
     with pytest.raises(ProofError, match="does not extend"):
         verify_consistency_proof(swapped, keys, first_note=first.note)
+    # Sizes that are no numbers are a proof that does not hold, not a ValueError.
+    for first_size in ("four", None, [4]):
+        with pytest.raises(ProofError, match="other tree sizes"):
+            verify_consistency_proof({**proof, "first": first_size}, keys, first_note=first.note)
 
 
 def test_a_proof_of_something_the_log_does_not_hold_is_refused(
