@@ -98,6 +98,9 @@ class ProjectionRunner:
         self._reached = 0
         """The highest position every read model was seen at (committed)."""
         self._last_read = 0
+        self._start: int | None = None
+        """Where the next batch begins: the position this runner's last batch left every
+        read model at, while it stays the writer; None: read the positions first."""
         self._wake = threading.Event()
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="epoa-projections-read")
         self._batches = BatchReader(registry, database_url, batch_size, self.read_models)
@@ -172,14 +175,17 @@ class ProjectionRunner:
         if not self._lock.acquire():
             return False
         if not was_writer:  # another writer may have rebuilt the tables meanwhile
+            self._start = None
             with self._advanced:
                 self._reached = 0
         return True
 
     def read_batch(self, after: int | None = None) -> Batch:
-        """Read and decode outside the write transaction, which on SQLite blocks commands."""
-        start = self.position() if after is None else after
-        return self._batches.read(start)
+        """Read and decode outside the write transaction, which on SQLite blocks commands.
+        By default the batch after the positions this runner's last batch left (read from
+        the table if it does not know them): `apply` checks them again, locked."""
+        start = after if after is not None else self._start
+        return self._batches.read(self.position() if start is None else start)
 
     def apply(self, batch: Batch) -> int:
         """Apply what each read model has not applied yet, and move the positions, at once.
@@ -194,6 +200,7 @@ class ProjectionRunner:
             return 0
         last = numbers[-1]
         began = time.monotonic()
+        self._start = None
         with self.db.transaction():
             positions = self.positions(for_update=True)
             if min(positions.values()) < batch.after:
@@ -202,12 +209,15 @@ class ProjectionRunner:
             for model in self.read_models:
                 after = positions[model.name]
                 model.apply(self.db, [(n, event) for n, event in batch.events if n > after])
-            self.db.executemany(
-                "UPDATE projection_tracking SET position = ? WHERE name = ? AND position < ?",
-                [(last, name, last) for name in positions],
+            marks = ", ".join("?" * len(positions))
+            self.db.execute(
+                f"UPDATE projection_tracking SET position = ? WHERE name IN ({marks}) "
+                "AND position < ?",
+                (last, *positions, last),
             )
             if self._projected is not None:
                 tell(self.db, self._projected, last)  # every read model is at `last` or past it
+        self._start = last
         self.committed(last, began)
         return applied
 
@@ -226,6 +236,7 @@ class ProjectionRunner:
         ahead: Future[Batch] | None = None
         try:
             while self._writing():
+                known = ahead is None and self._start is not None
                 batch = ahead.result() if ahead is not None else self.read_batch()
                 self._last_read = len(batch.read)
                 ahead = None
@@ -233,6 +244,8 @@ class ProjectionRunner:
                     ahead = self._reader.submit(self.read_batch, batch.read[-1])
                 applied = self.apply(batch)
                 total += applied
+                if not applied and known and self._start is None:
+                    continue  # the positions were not where it left them: read them
                 if not applied or self._last_read < self.batch_size:
                     break
         finally:
@@ -260,7 +273,10 @@ class ProjectionRunner:
         deadline = time.monotonic() + poll_interval
         while not stop.is_set() and not self._wake.is_set():
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._appended.wait(min(remaining, 0.05), self._wake):
+            if remaining <= 0:
+                self._start = None  # the poll reads the positions, whoever moved them
+                break
+            if self._appended.wait(min(remaining, 0.05), self._wake):
                 break
         self._wake.clear()
 
@@ -285,6 +301,7 @@ class ProjectionRunner:
                 builder.close()
         finally:
             shadow.close()
+        self._start = None
         self._seen(position)
         self.catch_up()
         return total
