@@ -10,6 +10,7 @@ topic holds it (`settle`); failures of the store are not poison and propagate, t
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from uuid import UUID
@@ -67,6 +68,18 @@ class Decision:
         }
 
 
+Headers = Iterable[tuple[str, bytes | None]]
+"""A Kafka message's headers, as kafka-python gives them."""
+BINARY_MODE = "ce_specversion"
+"""The header of a message in CloudEvents binary content mode (its Kafka binding)."""
+
+
+def binary_mode_header(headers: Headers) -> str | None:
+    """The header by which a message says it is in binary content mode, if it has one."""
+    names = [str(name) for name, _ in headers]
+    return next((name for name in names if name.lower() == BINARY_MODE), None)
+
+
 REFUSALS = (DuplicateDocumentError, InvalidInputError, SignerMismatchError)
 """What the registry refuses of a verified event by the rules, given what the store holds
 (e.g. its id recorded before with other content): poison, like a bad signature."""
@@ -78,9 +91,9 @@ class CaseEventHandler:
         self.verifier = verifier
         self.recorder = registry.process_recorder
 
-    def handle(self, value: bytes | None, tracking: Tracking) -> Decision:
+    def handle(self, value: bytes | None, tracking: Tracking, headers: Headers = ()) -> Decision:
         """Apply the message, or say why it is poison; store failures raise."""
-        parsed = self.parse(value)
+        parsed = self.parse(value, headers)
         if isinstance(parsed, Decision):
             if self._tracked(tracking):
                 return Decision(Outcome.DUPLICATE, reason=parsed.reason, detail=parsed.detail)
@@ -96,12 +109,14 @@ class CaseEventHandler:
             terminated=tuple(outcome.terminated),
         )
 
-    def parse(self, value: bytes | None) -> CaseEvent | Decision:
+    def parse(self, value: bytes | None, headers: Headers = ()) -> CaseEvent | Decision:
         """The verified event, or the poison decision. Pure: it reads no store."""
         if value is None:
             return Decision.poison("validation", "a message without a value")
         try:
-            return parse_case_event(value, self.verifier)
+            return parse_case_event(
+                value, self.verifier, binary_mode_header=binary_mode_header(headers)
+            )
         except DomainError as error:
             return Decision.poison(error.kind, error.detail)
         except Exception as error:

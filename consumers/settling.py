@@ -153,7 +153,7 @@ class Settler:
         tracking = tracking_for(record.topic, record.partition, record.offset)
 
         def attempt() -> Decision:
-            decision = self.handler.handle(record.value, tracking)
+            decision = self.handler.handle(record.value, tracking, _headers(record))
             if decision.outcome is Outcome.POISON:
                 self._dead_letter(work, record, decision)
                 self.handler.settle(tracking)
@@ -182,6 +182,10 @@ def _keys(records: Iterable[Any]) -> Iterator[str]:
             yield key
 
 
+def _headers(record: Any) -> list[tuple[str, bytes | None]]:
+    return list(getattr(record, "headers", None) or [])
+
+
 class _Work:
     """The records being settled, what parsing made of each, and which were dead-lettered."""
 
@@ -194,5 +198,5 @@ class _Work:
         """Verified once: checking a signature costs more than the rest of a message."""
         found = self._parsed.get(record.offset)
         if found is None:
-            found = self._parsed[record.offset] = handler.parse(record.value)
+            found = self._parsed[record.offset] = handler.parse(record.value, _headers(record))
         return found

@@ -59,8 +59,28 @@ class CaseEventVerifier(Protocol):
     ) -> SignedDocument: ...
 
 
-def parse_case_event(raw: bytes | str, verifier: CaseEventVerifier) -> CaseEvent:
-    """Parse, validate and verify one message; raise a `DomainError` naming what is wrong."""
+def parse_case_event(
+    raw: bytes | str, verifier: CaseEventVerifier, *, binary_mode_header: str | None = None
+) -> CaseEvent:
+    """Parse, validate and verify one message; raise a `DomainError` naming what is wrong.
+
+    `binary_mode_header` is the header (`ce_specversion` on Kafka, `ce-specversion` over
+    HTTP) by which the message says it is in CloudEvents binary content mode, the default
+    of several SDKs: a value that is then no event is refused saying so, since it lacks
+    the attributes that the signature must cover."""
+    try:
+        return _parse_case_event(raw, verifier)
+    except InvalidInputError as error:
+        if binary_mode_header is None:
+            raise
+        raise type(error)(
+            f"the {binary_mode_header} header marks CloudEvents binary content mode; only "
+            "structured mode is taken (the whole signed event as one JSON object, "
+            f"application/cloudevents+json): {error.detail}"
+        ) from None
+
+
+def _parse_case_event(raw: bytes | str, verifier: CaseEventVerifier) -> CaseEvent:
     size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
     if size > MAX_EVENT_BYTES:
         raise InvalidInputError(f"the event is {size} bytes, more than {MAX_EVENT_BYTES}")

@@ -17,7 +17,7 @@ from domain.court_case import EXECUTION_DOCUMENTS_ISSUED, JUDGMENT_IN_FORCE
 from domain.seal import SealKey
 from epoa.audit_proofs import pem_of
 from tests.support.api import api_settings, body, cloud_event, issue, running, signed
-from tests.support.court_events import tls_server_of_the_court
+from tests.support.court_events import in_binary_mode, tls_server_of_the_court
 from tests.support.people import CASE, People
 from tests.support.pki import b64, common_name, complete_id, make_cert, person, sign_cms
 from tests.support.problems import (
@@ -158,6 +158,18 @@ def test_an_accepted_document_signed_again_by_someone_else_is_a_signer_mismatch(
         with unchanged(client):
             again = client.post(url, json=signed(people, document, other), headers=PORTAL)
         assert_problem(again, 403, "signer-mismatch", actor.iin)
+
+
+def test_a_case_event_in_binary_content_mode_is_refused_saying_so(
+    client: TestClient, people: People
+) -> None:
+    """The HTTP binding's binary mode (`ce-*` headers, `data` as the body) is named as such,
+    as on Kafka, not only by the attributes the body lacks."""
+    value, kafka_headers = in_binary_mode(CASE)
+    headers = {key.replace("_", "-"): raw.decode() for key, raw in kafka_headers}
+    with unchanged(client):
+        response = client.post("/v1/case-events", content=value, headers={**COURT, **headers})
+    assert_problem(response, 422, "validation", "binary content mode", "structured", "missing")
 
 
 def test_a_case_event_signed_by_a_person_is_a_signer_mismatch(

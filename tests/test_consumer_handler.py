@@ -9,7 +9,7 @@ from api.commands import MAX_BODY_BYTES
 from consumers.case_events import CaseEventHandler, Outcome
 from consumers.positions import resume_offset, stream_name, tracking_for
 from domain.registry import Registry
-from tests.support.court_events import POISON, execution, judgment
+from tests.support.court_events import POISON, execution, in_binary_mode, judgment
 from tests.support.people import People
 
 TOPIC = "court.case-events"
@@ -112,3 +112,19 @@ def test_an_event_over_the_http_body_limit_is_poison_on_kafka_too(
     handler.handle(judgment(people, "H-9"), at(1))
     handler.handle(execution(people, "H-9"), at(2))
     assert registry.get_poa(poa.id).status == "terminated"
+
+
+def test_a_message_in_binary_content_mode_is_poison_that_says_so(
+    handler: CaseEventHandler, registry: Registry
+) -> None:
+    """A court system whose CloudEvents SDK sends binary mode (`ce_*` headers) learns that
+    structured mode is expected, not only which attributes its value lacks."""
+    value, headers = in_binary_mode("H-10")
+    decision = handler.handle(value, at(0), headers)
+    assert (decision.outcome, decision.reason) == (Outcome.POISON, "validation")
+    assert "binary content mode" in (decision.detail or ""), decision.detail
+    assert "structured" in (decision.detail or ""), decision.detail
+    assert "missing" in (decision.detail or ""), decision.detail  # and what the value lacks
+    plain = handler.handle(value, at(0))
+    assert "binary" not in (plain.detail or ""), plain.detail
+    assert registry.recorder.max_notification_id() in (None, 0)

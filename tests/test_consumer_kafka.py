@@ -25,7 +25,7 @@ from domain.errors import NotFoundError
 from domain.registry import Registry
 from epoa.settings import Settings
 from epoa.wiring import build_registry
-from tests.support.court_events import POISON, execution, judgment, publish
+from tests.support.court_events import POISON, execution, in_binary_mode, judgment, publish
 from tests.support.kafka_endpoint import KafkaEndpoint
 from tests.support.kafka_fixtures import TOPIC_PARTITIONS
 from tests.support.people import People
@@ -251,6 +251,31 @@ def test_each_poison_message_lands_in_the_dead_letter_topic_and_the_next_one_is_
         assert headers["epoa.source.offset"] == str(offset)
     assert store.get_case("K-6").judgment is not None
     assert position(store, settings.case_events_topic, placed[-1][0]) == len(messages)
+
+
+def test_an_event_in_binary_content_mode_is_dead_lettered_saying_so_and_kept_as_sent(
+    settings: Settings, store: Registry, people: People
+) -> None:
+    bootstrap = settings.kafka_bootstrap or ""
+    value, headers = in_binary_mode("K-9")
+    [(partition, offset)] = publish(
+        bootstrap, settings.case_events_topic, [(b"K-9", value)], headers=headers
+    )
+    publish(bootstrap, settings.case_events_topic, [(b"K-9", judgment(people, "K-9"))])
+    with consuming(settings, people) as metrics:
+        eventually(lambda: counted(metrics, "applied") == 1, "the structured event is applied")
+        assert counted(metrics, "poison") == 1
+    [dead] = read_topic(bootstrap, settings.case_events_dlq_topic)
+    assert (dead.key, dead.value) == (b"K-9", value)
+    assert dead.headers[: len(headers)] == headers  # as sent, for a replay
+    said = {key: raw.decode() for key, raw in dead.headers}
+    assert said["epoa.reason"] == "validation"
+    assert "binary content mode" in said["epoa.detail"], said["epoa.detail"]
+    assert (said["epoa.source.partition"], said["epoa.source.offset"]) == (
+        str(partition),
+        str(offset),
+    )
+    assert store.get_case("K-9").judgment is not None
 
 
 def test_an_id_reused_with_other_content_goes_to_the_dead_letter_topic_and_the_rest_applies(

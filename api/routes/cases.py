@@ -88,7 +88,8 @@ async def case_event(
     def verify_and_record() -> tuple[CaseEvent, CaseEventOutcome]:
         # On a worker thread: the event loop goes on serving while the signature is
         # checked, the command commits and its read-your-writes wait runs.
-        event = parse_case_event(raw, services.verifier)
+        binary_mode = "ce-specversion" if "ce-specversion" in request.headers else None
+        event = parse_case_event(raw, services.verifier, binary_mode_header=binary_mode)
         return event, commands.run(
             services, "case_event", lambda: services.registry.record_case_event(event)
         )

@@ -178,6 +178,20 @@ def data_with_a_member_at(people: People, case_number: str) -> bytes:
     return judgment(people, case_number, data=data)
 
 
+def in_binary_mode(case_number: str) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """A judgment as a CloudEvents SDK sends it by default on Kafka (binary content mode):
+    its attributes in `ce_*` headers, only `data` in the value, so no signature over them."""
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", str(uuid.uuid4()).encode()),
+        ("ce_source", SOURCE.encode()),
+        ("ce_type", JUDGMENT_IN_FORCE.encode()),
+        ("ce_subject", case_number.encode()),
+        ("content-type", b"application/json"),
+    ]
+    return json.dumps(event_data(JUDGMENT_IN_FORCE, case_number)).encode(), headers
+
+
 POISON: Final[dict[str, tuple[Callable[[People, str], bytes], str]]] = {
     "bad JSON": (not_json, "validation"),
     "not a CloudEvent": (not_a_cloud_event, "validation"),
