@@ -155,6 +155,13 @@ class Settings(BaseSettings):
     def _dead_letters_beside_their_topic(self) -> Settings:
         if not self.case_events_dlq_topic:
             self.case_events_dlq_topic = f"{self.case_events_topic}.dlq"
+        if self.case_events_dlq_topic == self.case_events_topic:
+            # Each dead letter would come back as a case event, to be dead-lettered again.
+            raise ValueError(
+                f"EPOA_CASE_EVENTS_DLQ_TOPIC: {self.case_events_dlq_topic!r} is the topic the "
+                "consumer reads (EPOA_CASE_EVENTS_TOPIC): every dead letter would be read "
+                "again and dead-lettered again, without end"
+            )
         return self
 
     @model_validator(mode="after")

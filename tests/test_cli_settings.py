@@ -97,6 +97,25 @@ def test_a_topic_or_broker_address_kafka_would_refuse_exits_2_naming_it(
 
 
 @pytest.mark.parametrize(
+    "topics",
+    [
+        {"EPOA_CASE_EVENTS_DLQ_TOPIC": "court.case-events"},
+        {"EPOA_CASE_EVENTS_TOPIC": "courts.events", "EPOA_CASE_EVENTS_DLQ_TOPIC": "courts.events"},
+    ],
+)
+def test_dead_letters_sent_to_the_case_events_topic_itself_exit_2_naming_both(
+    tmp_path: Path, topics: dict[str, str]
+) -> None:
+    """Each dead letter would be read again as a case event and dead-lettered again, without
+    end: the topic grows by thousands of copies a second while no one is told."""
+    done = run_epoa("consume", env={"EPOA_KAFKA_BOOTSTRAP": "127.0.0.1:1", **topics}, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("epoa: bad settings: EPOA_CASE_EVENTS_DLQ_TOPIC"), done.stderr
+    assert "EPOA_CASE_EVENTS_TOPIC" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "garbage",
