@@ -32,7 +32,8 @@ TITLES = {
     "conflict": "The request conflicts with the current state",
     "case-concluded": "The case has concluded",
     "poa-not-active": "The power of attorney is not active",
-    "duplicate-document": "The document_id was accepted before with other content",
+    "duplicate-document": "The document_id, or the case event's source and id, was accepted "
+    "before with other content",
     "unauthenticated": "A valid API key is required",
     "forbidden": "This API key's role may not call this endpoint",
     "unavailable": "The service cannot reach its store; nothing was changed, try again",

@@ -238,6 +238,7 @@ def test_a_case_event_id_reused_with_other_content_is_a_duplicate_document(
         response = client.post("/v1/case-events", json=reused, headers=COURT)
         again = client.post("/v1/case-events", json=first, headers=COURT)
     assert_problem(response, 409, "duplicate-document", event_id)
+    assert "case event" in response.json()["title"]  # which has no document_id
     assert again.status_code == 200 and again.json()["applied"] is False
     elsewhere = cloud_event(people, JUDGMENT_IN_FORCE, "REUSED-2", event_id)
     with unchanged(client):
