@@ -101,7 +101,9 @@ class CaseEventHandler:
         try:
             outcome = self.registry.record_case_event(parsed, tracking)
         except REFUSALS as error:  # what the case holds refuses it: it never will pass
-            return Decision.poison(error.kind, error.detail)
+            return Decision(
+                Outcome.POISON, parsed.case_number, reason=error.kind, detail=error.detail
+            )
         return Decision(
             Outcome.APPLIED if outcome.applied else Outcome.DUPLICATE,
             case_number=parsed.case_number,

@@ -128,3 +128,17 @@ def test_a_message_in_binary_content_mode_is_poison_that_says_so(
     plain = handler.handle(value, at(0))
     assert "binary" not in (plain.detail or ""), plain.detail
     assert registry.recorder.max_notification_id() in (None, 0)
+
+
+def test_an_id_reused_with_other_content_is_poison_naming_its_case(
+    handler: CaseEventHandler, registry: Registry, people: People
+) -> None:
+    """The event verified, so its case is known: the log line of its refusal names it, as
+    an operator looking into that case searches the logs for it."""
+    handler.handle(judgment(people, "H-11", id="court-reused"), at(0))
+    stored = registry.recorder.max_notification_id()
+    decision = handler.handle(execution(people, "H-11", id="court-reused"), at(1))
+    assert (decision.outcome, decision.reason) == (Outcome.POISON, "duplicate-document")
+    assert decision.case_number == "H-11"
+    assert decision.log_fields()["case_number"] == "H-11"
+    assert registry.recorder.max_notification_id() == stored
