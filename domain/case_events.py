@@ -67,17 +67,27 @@ def parse_case_event(
     `binary_mode_header` is the header (`ce_specversion` on Kafka, `ce-specversion` over
     HTTP) by which the message says it is in CloudEvents binary content mode, the default
     of several SDKs: a value that is then no event is refused saying so, since it lacks
-    the attributes that the signature must cover."""
+    the attributes that the signature must cover. A structured event with such a header
+    is read as structured."""
     try:
         return _parse_case_event(raw, verifier)
     except InvalidInputError as error:
-        if binary_mode_header is None:
+        if binary_mode_header is None or _structured(raw):
             raise
         raise type(error)(
             f"the {binary_mode_header} header marks CloudEvents binary content mode; only "
             "structured mode is taken (the whole signed event as one JSON object, "
             f"application/cloudevents+json): {error.detail}"
         ) from None
+
+
+def _structured(raw: bytes | str) -> bool:
+    """Whether the value is a structured-mode event (which a stray `ce_*` header beside it
+    does not make a binary-mode one): a JSON object with `specversion`."""
+    try:
+        return "specversion" in parse_json_object(raw)
+    except InvalidInputError:
+        return False
 
 
 def _parse_case_event(raw: bytes | str, verifier: CaseEventVerifier) -> CaseEvent:

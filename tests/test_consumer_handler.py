@@ -9,7 +9,13 @@ from api.commands import MAX_BODY_BYTES
 from consumers.case_events import CaseEventHandler, Outcome
 from consumers.positions import resume_offset, stream_name, tracking_for
 from domain.registry import Registry
-from tests.support.court_events import POISON, execution, in_binary_mode, judgment
+from tests.support.court_events import (
+    POISON,
+    execution,
+    in_binary_mode,
+    judgment,
+    unknown_type,
+)
 from tests.support.people import People
 
 TOPIC = "court.case-events"
@@ -115,7 +121,7 @@ def test_an_event_over_the_http_body_limit_is_poison_on_kafka_too(
 
 
 def test_a_message_in_binary_content_mode_is_poison_that_says_so(
-    handler: CaseEventHandler, registry: Registry
+    handler: CaseEventHandler, registry: Registry, people: People
 ) -> None:
     """A court system whose CloudEvents SDK sends binary mode (`ce_*` headers) learns that
     structured mode is expected, not only which attributes its value lacks."""
@@ -127,6 +133,8 @@ def test_a_message_in_binary_content_mode_is_poison_that_says_so(
     assert "missing" in (decision.detail or ""), decision.detail  # and what the value lacks
     plain = handler.handle(value, at(0))
     assert "binary" not in (plain.detail or ""), plain.detail
+    structured = handler.handle(unknown_type(people, "H-10"), at(0), headers)
+    assert "binary" not in (structured.detail or ""), structured.detail
     assert registry.recorder.max_notification_id() in (None, 0)
 
 
