@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from epoa.settings import Settings, redacted
 
 if TYPE_CHECKING:
+    import uvicorn
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from domain.eds import Verifier
@@ -56,7 +57,7 @@ def serve(settings: Settings, host: str, port: int, run_projections: bool) -> in
             access_log=False,
         )
         server = uvicorn.Server(config)
-        with _stopping_signals_end_cleanly():
+        with _stopping_signals_end_cleanly(server):
             server.run(sockets=[listener])
     finally:
         listener.close()
@@ -64,14 +65,17 @@ def serve(settings: Settings, host: str, port: int, run_projections: bool) -> in
 
 
 @contextmanager
-def _stopping_signals_end_cleanly() -> Iterator[None]:
+def _stopping_signals_end_cleanly(server: uvicorn.Server) -> Iterator[None]:
     """Once shut down, uvicorn raises the SIGTERM or SIGINT it stopped on again, for the
     handler it found: the default one would end the process by that signal (exit 143 or
-    130) after a clean shutdown. It finds one that ignores it, so `epoa serve` exits 0 as
-    `epoa consume` and `epoa project` do."""
-    previous = {
-        signum: signal.signal(signum, lambda *_: None) for signum in (signal.SIGTERM, signal.SIGINT)
-    }
+    130) after a clean shutdown. It finds one that only asks the server to stop (nothing,
+    by then), so `epoa serve` exits 0 as `epoa consume` and `epoa project` do; a signal
+    come before uvicorn's own handlers are in place stops it as soon as it has started."""
+
+    def stop(*_: object) -> None:
+        server.should_exit = True
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
