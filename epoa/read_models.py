@@ -97,7 +97,7 @@ class ReadModels:
         (PostgreSQL) hear the positions the other process's runner commits."""
         self.runner = _Runner(registry, self.database_url, self.authority_cache)
         if not run and channel_of(self.database_url) is not None:
-            self._told = ProjectedListener(self.database_url, self._polled.heard)
+            self._told = ProjectedListener(self.database_url, self._heard)
         if run:
             self._thread = threading.Thread(
                 target=self.runner.run_forever,
@@ -130,6 +130,13 @@ class ReadModels:
         rows = self._db.fetch(TRACKING_SQL)
         self.authority_cache.observe_rows(rows, since)
         return min((int(position) for name, position in rows if name != REBUILDS), default=0)
+
+    def _heard(self, position: int) -> None:
+        """The other process's runner committed `position`: the authority cache lets go of
+        what it held before it (claiming nothing about what it has seen, so its bound still
+        asks the table), then the commands waiting for it go on, and their checks read it."""
+        self.authority_cache.observe(position, float("-inf"))
+        self._polled.heard(position)
 
     @property
     def hears_positions(self) -> bool:
