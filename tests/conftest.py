@@ -37,6 +37,9 @@ class Clock:
         return self.now
 
 
+pytest_plugins = ["tests.support.audit_story"]  # the audit tests' `audited` and `story`
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     with fresh_schema() as url:

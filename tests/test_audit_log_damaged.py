@@ -6,7 +6,6 @@ traceback."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,19 +39,6 @@ def edit(url: str, statement: str) -> None:
     else:
         with connect(url) as conn:
             conn.execute(statement)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def audited(settings: Settings, tmp_path: Path) -> Iterator[Audited]:
-    with opened(settings, tmp_path) as audited:
-        yield audited
-
-
-@pytest.fixture
-def story(audited: Audited, people: People) -> Story:
-    told = tell(audited, people)
-    audited.log.catch_up()
-    return told
 
 
 @pytest.mark.parametrize("change", EDITS.values(), ids=EDITS.keys())

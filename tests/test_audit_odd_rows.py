@@ -5,7 +5,6 @@ instead of ending with a traceback, or with 'cannot be read', at the first one."
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -33,20 +32,6 @@ def edit(url: str, assignment: str, position: int) -> None:
     else:
         postgres = assignment.replace("X'58'", "'\\x58'::bytea")
         tamper(url, f"UPDATE epoa_events SET {postgres} WHERE notification_id = %s", position)
-
-
-@pytest.fixture
-def audited(settings: Settings, tmp_path: Path) -> Iterator[Audited]:
-    with opened(settings, tmp_path) as audited:
-        yield audited
-
-
-@pytest.fixture
-def story(audited: Audited, people: People) -> Story:
-    """The history, every record of it covered by a signed checkpoint."""
-    told = tell(audited, people)
-    audited.log.catch_up()
-    return told
 
 
 def position_of(audited: Audited, story: Story) -> int:

@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -29,7 +28,7 @@ from epoa.settings import Settings
 from projections import audit_tree
 from tests.support.people import People
 from tests.support.postgres import connect, tamper
-from tests.test_audit_verify import ORIGIN, Audited, Story, opened, tell, verify
+from tests.test_audit_verify import ORIGIN, Audited, Story, verify
 
 pytestmark = pytest.mark.postgres
 
@@ -37,20 +36,6 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def settings(postgres_url: str, tmp_path: Path) -> Settings:
     return Settings(database_url=postgres_url, var_dir=tmp_path / "var")
-
-
-@pytest.fixture
-def audited(settings: Settings, tmp_path: Path) -> Iterator[Audited]:
-    with opened(settings, tmp_path) as audited:
-        yield audited
-
-
-@pytest.fixture
-def story(audited: Audited, people: People) -> Story:
-    """The history, every record of it covered by a signed checkpoint."""
-    told = tell(audited, people)
-    audited.log.catch_up()
-    return told
 
 
 def position(url: str, originator_id: UUID | str, version: int) -> int:
